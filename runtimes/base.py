@@ -1,0 +1,116 @@
+"""The one small interface every agent CLI is driven through.
+
+Everything that differs between Claude Code and Codex (argv, first-run dialogs, where the
+transcript lives, how a transcript line reads) lives behind :class:`Runtime`, so the daemon never
+branches on a runtime name. Inputs and outputs are small frozen dataclasses, in the manner of
+libtmux's agent driver, so a plan can be logged, compared and tested without side effects.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from runtimes.events import LineResult
+
+#: Fixed namespace for agent identities: ``KANBAN_SESSION_ID = uuid5(NAMESPACE, slug)``.
+#: Never change it: a new namespace would orphan every agent's Claude transcript.
+AGENT_NAMESPACE = uuid.UUID("6f2b1c3e-8d4a-5b7f-9e0d-2a1c3b4d5e6f")
+
+
+def agent_session_id(slug: str) -> str:
+    """The stable identity of an agent, exported as KANBAN_SESSION_ID."""
+    return str(uuid.uuid5(AGENT_NAMESPACE, slug))
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchContext:
+    """Everything a runtime needs to know to start one agent."""
+
+    slug: str
+    workdir: Path
+    bin: str
+    env: Mapping[str, str]
+    """The full environment the agent will see (runner env overlaid with the agent's ``env``);
+    runtimes read ``CLAUDE_CONFIG_DIR`` / ``CODEX_HOME`` / API keys from it."""
+    model: str | None = None
+    extra_args: tuple[str, ...] = ()
+    resume: bool = True
+    known_session_id: str | None = None
+    """The runtime's own session id recorded at an earlier launch (Codex mints its own)."""
+    hook_command: str | None = None
+    """Absolute command prefix the agent's hooks should run (``/abs/agentbridge hook``)."""
+
+    @property
+    def agent_id(self) -> str:
+        return agent_session_id(self.slug)
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchPlan:
+    """The exact process a runtime wants started in the agent's pane."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Variables to export into the pane on top of the agent's own ``env``."""
+    session_id: str | None = None
+    """The runtime session id this launch will write to, when known in advance."""
+    resumed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptRef:
+    """A located transcript file and the runtime session it belongs to."""
+
+    path: Path
+    session_id: str
+
+
+class Runtime(Protocol):
+    """What the daemon needs from an agent CLI."""
+
+    name: str
+    default_bin: str
+    self_compacts: bool
+    """True when the CLI compacts on its own, so the runner's guard is off by default."""
+
+    def probe_version(self, bin: str) -> str:
+        """Run ``bin --version`` and return the version string; raise RuntimeError if unusable."""
+        ...
+
+    def prepare(self, ctx: LaunchContext) -> None:
+        """Pre-answer first-run dialogs (config files outside the work tree). Idempotent."""
+        ...
+
+    def plan_launch(self, ctx: LaunchContext) -> LaunchPlan:
+        """Build the argv for a fresh launch or a resume."""
+        ...
+
+    def is_agent_process(self, cmdline: list[str], bin: str) -> bool:
+        """Whether a process command line is this runtime's CLI (for liveness checks)."""
+        ...
+
+    def find_transcript(
+        self, ctx: LaunchContext, session_id: str | None, launched_at: datetime
+    ) -> TranscriptRef | None:
+        """Locate the transcript of the current launch, cheaply; None if not there yet."""
+        ...
+
+    def parse_line(self, line: bytes, offset: int, source: str) -> LineResult:
+        """Turn one transcript line (no trailing newline) into events.
+
+        ``offset`` is the byte offset of the line in its file and ``source`` a short name of the
+        file; ids built from them stay stable when tailing resumes at a stored offset.
+        Never raises: malformed input gives ``LineResult(bad=True)``.
+        """
+        ...
+
+
+def merged_env(base: Mapping[str, str], overlay: Mapping[str, str]) -> dict[str, str]:
+    env = dict(base)
+    env.update(overlay)
+    return env

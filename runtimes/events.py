@@ -1,0 +1,74 @@
+"""The common event vocabulary every runtime parser produces.
+
+Transcripts differ wildly between CLIs (and between versions of one CLI); the mirror, the
+activity machine and the compaction guard only ever see these small frozen records. Each event
+carries a stable ``id`` that depends only on the transcript line it came from (never on parser
+state built from earlier lines), so a tailer that resumes at a stored byte offset produces the
+very same ids, and the ledger can dedupe across crashes and across two transcript shapes that
+describe the same thing (e.g. a Codex tool call seen as ``function_call`` and as
+``CommandExecution`` shares the id ``tool:<call_id>``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class EventKind(StrEnum):
+    USER_PROMPT = "user_prompt"
+    ASSISTANT_TEXT = "assistant_text"
+    THINKING = "thinking"
+    TOOL_CALL = "tool_call"
+    TOOL_RESULT = "tool_result"
+    COMPACTION = "compaction"
+    CONTEXT_SIZE = "context_size"
+    TURN_START = "turn_start"
+    TURN_END = "turn_end"
+
+
+#: Kinds that become chat messages; the rest are signals (activity, context size).
+MIRRORED_KINDS = frozenset(
+    {
+        EventKind.USER_PROMPT,
+        EventKind.ASSISTANT_TEXT,
+        EventKind.THINKING,
+        EventKind.TOOL_CALL,
+        EventKind.TOOL_RESULT,
+        EventKind.COMPACTION,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing an agent said or did, or one signal about its state."""
+
+    kind: EventKind
+    id: str
+    text: str = ""
+    tool: str | None = None
+    tool_input: dict[str, Any] | None = None
+    call_id: str | None = None
+    is_error: bool = False
+    tokens: int | None = None
+    context_window: int | None = None
+    timestamp: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mirrored(self) -> bool:
+        return self.kind in MIRRORED_KINDS
+
+
+@dataclass(frozen=True, slots=True)
+class LineResult:
+    """What parsing one transcript line gave: its events, or that it was bad.
+
+    ``bad`` is set for lines that are not valid JSON objects; unknown but well-formed
+    record types are not bad, they simply yield no events.
+    """
+
+    events: tuple[Event, ...] = ()
+    bad: bool = False
