@@ -8,6 +8,7 @@ libtmux's agent driver, so a plan can be logged, compared and tested without sid
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -114,3 +115,16 @@ def merged_env(base: Mapping[str, str], overlay: Mapping[str, str]) -> dict[str,
     env = dict(base)
     env.update(overlay)
     return env
+
+
+def cmdline_matches(cmdline: list[str], bin: str, name: str) -> bool:
+    """Whether a command line runs the CLI: its binary or script (argv[0] or a node script)."""
+    wanted = {os.path.basename(bin), name}
+    real_bin = os.path.realpath(bin) if os.path.sep in bin else None
+    for arg in cmdline[:2]:
+        base = os.path.basename(arg)
+        if base in wanted or name in arg.split(os.path.sep)[-3:-1] or base.startswith(name):
+            return True
+        if real_bin and os.path.realpath(arg) == real_bin:
+            return True
+    return False

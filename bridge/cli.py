@@ -1,0 +1,219 @@
+"""The ``agentbridge`` command line (the contract external scripts rely on).
+
+Subcommands stay thin: each parses its arguments and calls one module that does the work.
+Exit codes: 0 ok, 1 a check failed (validate, unknown slug), 2 bad config or usage, 3 the
+runner is already running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from bridge import paths
+from bridge.config import Config, ConfigError, load_config
+from bridge.tmux import TmuxServer
+
+DEFAULT_CONFIG = "agents.yaml"
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    return paths.state_dir(getattr(args, "state_dir", None))
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    """--config, else AGENTBRIDGE_CONFIG, else the running runner's config, else ./agents.yaml."""
+    if getattr(args, "config", None):
+        return Path(args.config)
+    if os.environ.get("AGENTBRIDGE_CONFIG"):
+        return Path(os.environ["AGENTBRIDGE_CONFIG"])
+    from bridge.daemon import read_runner_info
+
+    running = read_runner_info(_state_dir(args)).get("config")
+    return Path(running) if running else Path(DEFAULT_CONFIG)
+
+
+def _load(args: argparse.Namespace) -> Config:
+    try:
+        return load_config(_config_path(args))
+    except ConfigError as err:
+        for line in err.errors:
+            print(line, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _tmux(args: argparse.Namespace, config: Config) -> TmuxServer:
+    from bridge.daemon import read_runner_info
+
+    socket = paths.tmux_socket(config.tmux_socket)
+    if socket is None:
+        socket = read_runner_info(_state_dir(args)).get("tmux_socket")
+    return TmuxServer(socket)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bridge.daemon import Daemon, setup_logging
+
+    setup_logging(args.verbose)
+    daemon = Daemon(Path(args.config), _state_dir(args), stop_agents=args.stop_agents)
+    return asyncio.run(daemon.run())
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    try:
+        load_config(_config_path(args))
+    except ConfigError as err:
+        for line in err.errors:
+            print(line)
+        return 1
+    print("OK")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from bridge.state import Store
+    from bridge.status import as_json, collect, print_table
+
+    config = _load(args)
+    db = paths.db_path(_state_dir(args))
+    store = Store(db, readonly=True) if db.exists() else None
+    tmux = _tmux(args, config)
+    statuses = collect(config, store, tmux)
+    if args.json:
+        print(json.dumps(as_json(statuses), indent=2))
+    else:
+        print_table(statuses)
+    return 0
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from bridge.steer import EmptyPrompt, lock_file_for, steer
+
+    config = _load(args)
+    agent = config.agent(args.slug)
+    if agent is None:
+        known = ", ".join(a.slug for a in config.agents) or "none"
+        print(f"agentbridge: unknown agent {args.slug!r} (known: {known})", file=sys.stderr)
+        return 1
+    tmux = _tmux(args, config)
+    if not tmux.has_session(agent.slug):
+        print(f"agentbridge: {agent.slug}: no tmux session (is the runner up?)", file=sys.stderr)
+        return 1
+    text = " ".join(args.text) if args.text != ["-"] else sys.stdin.read()
+    pane = tmux.pane(agent.slug, lock_file_for(paths.locks_dir(_state_dir(args)), agent.slug))
+    try:
+        result = steer(pane, text)
+    except EmptyPrompt as err:
+        print(f"agentbridge: {agent.slug}: {err}", file=sys.stderr)
+        return 1
+    print(f"{agent.slug}: sent {result.chars} characters")
+    return 0
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config.agent(args.slug) is None:
+        print(f"agentbridge: unknown agent {args.slug!r}", file=sys.stderr)
+        return 1
+    tmux = _tmux(args, config)
+    socket = tmux.socket
+    argv = ["tmux", *(["-L", socket] if socket else []), "attach-session", "-t", f"={args.slug}"]
+    os.execvp("tmux", argv)
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from bridge.daemon import hook_command, setup_logging
+    from bridge.reconcile import Reconciler, runner_mark
+    from bridge.state import Store
+
+    setup_logging(args.verbose)
+    config = _load(args)
+    state = _state_dir(args)
+    tmux = _tmux(args, config)
+    store = Store(paths.db_path(state))
+    reconciler = Reconciler(
+        config,
+        store,
+        tmux,
+        mark=runner_mark(state),
+        hook_command=hook_command() if args.hooks else None,
+    )
+    for action in reconciler.reconcile_once():
+        print(f"{action.slug}: {action.kind} {action.detail}".rstrip())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bridge.demo import run_demo
+
+    return run_demo(
+        state_dir=Path(args.state_dir) if args.state_dir else None, verbose=args.verbose
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agentbridge", description=__doc__)
+    parser.add_argument(
+        "--state-dir", help="state dir (default $AGENTBRIDGE_HOME or ~/.agentbridge)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help: str, config: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        if config:
+            p.add_argument(
+                "--config", help="agents.yaml (default: the running runner's, or ./agents.yaml)"
+            )
+        p.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        return p
+
+    p = add("run", "run the fleet in the foreground")
+    p.add_argument("--stop-agents", action="store_true", help="stop agents when the runner stops")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_run, config_required=True)
+
+    p = add("validate", "check a config file")
+    p.set_defaults(func=cmd_validate)
+
+    p = add("status", "show each agent")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = add("send", "paste a prompt into an agent")
+    p.add_argument("slug")
+    p.add_argument("text", nargs="+", help="the prompt ('-' reads stdin)")
+    p.set_defaults(func=cmd_send)
+
+    p = add("attach", "attach to an agent's tmux session")
+    p.add_argument("slug")
+    p.set_defaults(func=cmd_attach)
+
+    p = add("reconcile", "one reconcile pass, then exit")
+    p.add_argument("--once", action="store_true", default=True)
+    p.add_argument("--hooks", action="store_true", help="configure agent hooks")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_reconcile)
+
+    p = add("demo", "run a demo fleet on fake model servers and the real CLIs", config=False)
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "config_required", False) and not args.config:
+        parser.error("run needs --config FILE")
+    logging.getLogger().handlers.clear()
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,148 @@
+"""``agentbridge run``: one asyncio process that supervises, watches and mirrors.
+
+SIGTERM and SIGINT stop the runner, never the agents (unless ``--stop-agents``): the fleet keeps
+working while the runner is upgraded or restarted, and the next runner adopts it. One runner per
+state dir, enforced with a lock file, because two would double-post every message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import IO
+
+from bridge import paths
+from bridge.config import Config, ConfigError, load_config
+from bridge.reconcile import PRIVATE_ENV, Reconciler, runner_mark
+from bridge.state import Store
+from bridge.tmux import TmuxServer
+from bridge.watch import watch_config
+
+log = logging.getLogger("agentbridge")
+
+
+class AlreadyRunning(RuntimeError):
+    pass
+
+
+def acquire_runner_lock(state_dir: Path) -> IO[str]:
+    handle = (state_dir / "runner.lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        other = handle.read().strip() or "?"
+        handle.close()
+        raise AlreadyRunning(
+            f"another agentbridge run (pid {other}) is using {state_dir}"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def write_runner_info(state_dir: Path, config_path: Path, socket: str | None) -> None:
+    """What ``status`` / ``send`` need to find this fleet without the runner's environment."""
+    info = {"pid": os.getpid(), "config": str(config_path.resolve()), "tmux_socket": socket}
+    tmp = state_dir / "runner.json.tmp"
+    tmp.write_text(json.dumps(info))
+    tmp.replace(state_dir / "runner.json")
+
+
+def read_runner_info(state_dir: Path) -> dict[str, str | None]:
+    try:
+        data = json.loads((state_dir / "runner.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def hook_command() -> str:
+    """The absolute path of this runner's own executable, so agents' hooks reach this runner."""
+    exe = Path(sys.argv[0])
+    if exe.name == "agentbridge" and exe.exists():
+        return f"{exe.resolve()} hook"
+    return f"{Path(sys.executable).resolve()} -m bridge.cli hook"
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+
+
+class Daemon:
+    def __init__(self, config_path: Path, state_dir: Path, *, stop_agents: bool = False) -> None:
+        self.config_path = config_path
+        self.state_dir = state_dir
+        self.stop_agents = stop_agents
+        self.stop = asyncio.Event()
+
+    async def run(self) -> int:
+        try:
+            config = load_config(self.config_path)
+        except ConfigError as err:
+            for line in err.errors:
+                print(line, file=sys.stderr)
+            return 2
+        try:
+            lock = acquire_runner_lock(self.state_dir)
+        except AlreadyRunning as err:
+            print(f"agentbridge: {err}", file=sys.stderr)
+            return 3
+        # The runner's Slack credentials must never reach an agent's environment, including
+        # through the tmux server's global environment when this process starts the server.
+        for key in PRIVATE_ENV:
+            os.environ.pop(key, None)
+        socket = paths.tmux_socket(config.tmux_socket)
+        store = Store(paths.db_path(self.state_dir))
+        tmux = TmuxServer(socket)
+        write_runner_info(self.state_dir, self.config_path, socket)
+        reconciler = Reconciler(
+            config, store, tmux, mark=runner_mark(self.state_dir), hook_command=hook_command()
+        )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop.set)
+        log.info(
+            "runner: started with %d agents (config %s, state %s, tmux %s)",
+            len(config.agents),
+            self.config_path,
+            self.state_dir,
+            socket or "default server",
+        )
+
+        def reload(new: Config) -> None:
+            reconciler.update_config(new)
+
+        tasks = [
+            asyncio.create_task(reconciler.run(self.stop), name="reconcile"),
+            asyncio.create_task(watch_config(self.config_path, reload, self.stop), name="watch"),
+        ]
+        await self.stop.wait()
+        log.info("runner: stopping%s", " and stopping agents" if self.stop_agents else "")
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.stop_agents:
+            await asyncio.to_thread(reconciler.stop_all)
+        store.close()
+        lock.close()
+        log.info(
+            "runner: stopped; agents left running" if not self.stop_agents else "runner: stopped"
+        )
+        return 0

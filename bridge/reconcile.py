@@ -1,0 +1,282 @@
+"""Keep the fleet described by the config running in tmux, continuously.
+
+Every pass (about once a second) takes one ``list-panes -a`` snapshot and, per agent, decides:
+adopt what is already running (a runner restart never relaunches a live agent), relaunch what
+died (the session is gone, the pane is dead, or the pane survived but the CLI inside it did
+not), and stop sessions this runner created for agents that were removed or disabled.
+
+Relaunches back off exponentially after the first (which is immediate, so one crash costs
+seconds); ``max_failures`` exits within ``window_minutes`` mark the agent ``crash_loop``, after
+which it is retried only every ``crash_loop_retry_seconds``. Launches are staggered so a boot
+does not start every CLI (and its auth refresh) in the same second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bridge import liveness
+from bridge.config import AgentConfig, Config
+from bridge.state import Store
+from bridge.tmux import PaneState, TmuxServer
+from runtimes import LaunchContext, agent_session_id, get_runtime
+
+log = logging.getLogger("agentbridge.reconcile")
+
+#: Variables never passed into an agent's pane: the runner's own Slack credentials, and tmux's
+#: variables from a runner that was itself started inside tmux.
+PRIVATE_ENV = frozenset({"SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "TMUX", "TMUX_PANE"})
+
+
+def runner_mark(state_dir: Path) -> str:
+    return "ab-" + hashlib.sha256(str(state_dir).encode()).hexdigest()[:10]
+
+
+@dataclass
+class AgentTrack:
+    """What the reconciler remembers about one agent between passes (not persisted)."""
+
+    next_attempt: float = 0.0
+    seen: bool = False
+    spec_warned: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    slug: str
+    kind: str  # launched | relaunched | adopted | stopped | crash_loop | waiting
+    detail: str = ""
+
+
+def agent_env(config: Config, agent: AgentConfig, environ: Mapping[str, str]) -> dict[str, str]:
+    """The whole environment an agent runs with: runner env, runtime defaults, agent env."""
+    env = {k: v for k, v in environ.items() if k not in PRIVATE_ENV}
+    env.update(agent.effective_env(config))
+    return env
+
+
+def launch_context(
+    config: Config,
+    agent: AgentConfig,
+    environ: Mapping[str, str],
+    *,
+    known_session_id: str | None = None,
+    hook_command: str | None = None,
+) -> LaunchContext:
+    runtime = get_runtime(agent.runtime)
+    env = agent_env(config, agent, environ)
+    bin = agent.effective_bin(config) or runtime.default_bin
+    resolved = shutil.which(bin, path=env.get("PATH")) if os.path.sep not in bin else bin
+    return LaunchContext(
+        slug=agent.slug,
+        workdir=Path(agent.workdir),
+        bin=resolved or bin,
+        env=env,
+        model=agent.effective_model(config),
+        extra_args=tuple(agent.effective_args(config)),
+        resume=agent.resume,
+        known_session_id=known_session_id,
+        hook_command=hook_command,
+    )
+
+
+class Reconciler:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        tmux: TmuxServer,
+        *,
+        mark: str,
+        environ: Mapping[str, str] | None = None,
+        hook_command: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.tmux = tmux
+        self.mark = mark
+        self.environ = dict(os.environ if environ is None else environ)
+        self.hook_command = hook_command
+        self.clock = clock
+        self.tracks: dict[str, AgentTrack] = {}
+        self.next_launch_allowed = 0.0
+
+    def update_config(self, config: Config) -> None:
+        self.config = config
+
+    def context(self, agent: AgentConfig) -> LaunchContext:
+        row = self.store.agent(agent.slug)
+        return launch_context(
+            self.config,
+            agent,
+            self.environ,
+            known_session_id=row.runtime_session_id if row else None,
+            hook_command=self.hook_command,
+        )
+
+    # -- one pass ------------------------------------------------------------------------
+
+    def reconcile_once(self) -> list[Action]:
+        snapshot = self.tmux.snapshot()
+        actions: list[Action] = []
+        wanted = {a.slug for a in self.config.enabled_agents()}
+        for agent in self.config.enabled_agents():
+            action = self._reconcile_agent(agent, snapshot.get(agent.slug))
+            if action:
+                actions.append(action)
+        for name, pane in snapshot.items():
+            if name not in wanted and pane.mark == self.mark:
+                self.tmux.kill_session(name)
+                self.store.end_launch(name, "removed")
+                self.store.forget_agent(name)
+                self.tracks.pop(name, None)
+                log.info("%s: stopped (no longer an enabled agent in the config)", name)
+                actions.append(Action(name, "stopped", "removed from config"))
+        return actions
+
+    def _reconcile_agent(self, agent: AgentConfig, pane: PaneState | None) -> Action | None:
+        slug = agent.slug
+        runtime = get_runtime(agent.runtime)
+        track = self.tracks.setdefault(slug, AgentTrack())
+        self.store.upsert_agent(
+            slug, agent.runtime, agent_session_id(slug), agent.spec_hash(self.config)
+        )
+        ctx = self.context(agent)
+        live = liveness.check(pane, runtime, ctx.bin)
+        now = self.clock()
+        launch = self.store.current_launch(slug)
+        open_launch = launch is not None and launch.exited_at is None
+        if live.alive:
+            row = self.store.agent(slug)
+            if row and row.state in ("starting", "crash_loop", "exited"):
+                self.store.set_state(slug, "running")
+            if not track.seen or launch is None or not open_launch:
+                # A live agent this runner did not launch (the runner restarted, or the state
+                # dir is new): adopt it rather than relaunch.
+                track.seen = True
+                if launch is None or not open_launch:
+                    self.store.record_launch(slug, live.pid, ctx.known_session_id, True, "adopted")
+                log.info("%s: adopted running %s (pid %s)", slug, runtime.name, live.pid)
+                return Action(slug, "adopted", f"pid {live.pid}")
+            if launch.pid != live.pid and live.pid is not None:
+                self.store.update_launch(launch.id, pid=live.pid)
+            self._discover_session(agent, ctx, launch.started_at)
+            if (
+                pane
+                and pane.spec_hash != agent.spec_hash(self.config)
+                and track.spec_warned != pane.spec_hash
+            ):
+                track.spec_warned = pane.spec_hash
+                log.info("%s: launch settings changed; they apply at the next restart", slug)
+            return None
+        # Not alive.
+        if open_launch:
+            self.store.end_launch(slug, live.reason)
+            log.info("%s: agent down: %s", slug, live.reason)
+            self._schedule_retry(slug, track, now)
+        if now < track.next_attempt:
+            return None
+        if now < self.next_launch_allowed:
+            return Action(slug, "waiting", "launch stagger")
+        return self._launch(agent, ctx, relaunch=launch is not None)
+
+    def _schedule_retry(self, slug: str, track: AgentTrack, now: float) -> None:
+        policy = self.config.restart
+        count = self.store.launch_failures_since(slug, now - policy.window_minutes * 60)
+        if count >= policy.max_failures:
+            track.next_attempt = now + policy.crash_loop_retry_seconds
+            self.store.set_state(slug, "crash_loop", crash_loop_since=now)
+            log.warning(
+                "%s: crash_loop: %d exits in %.0f min; next try in %.0f s",
+                slug,
+                count,
+                policy.window_minutes,
+                policy.crash_loop_retry_seconds,
+            )
+            return
+        delay = (
+            0.0
+            if count <= 1
+            else min(policy.backoff_initial_seconds * 2 ** (count - 2), policy.backoff_max_seconds)
+        )
+        track.next_attempt = now + delay
+        self.store.set_state(slug, "exited")
+        if delay:
+            log.info("%s: restart in %.1f s (exit %d in the window)", slug, delay, count)
+
+    def _launch(self, agent: AgentConfig, ctx: LaunchContext, *, relaunch: bool) -> Action:
+        slug = agent.slug
+        runtime = get_runtime(agent.runtime)
+        runtime.prepare(ctx)
+        plan = runtime.plan_launch(ctx)
+        env = {k: v for k, v in ctx.env.items()}
+        env.update(plan.env)
+        env["KANBAN_SESSION_ID"] = ctx.agent_id
+        env["AGENTBRIDGE_SLUG"] = slug
+        pane = self.tmux.launch(
+            slug,
+            ctx.workdir,
+            plan.argv,
+            env,
+            mark=self.mark,
+            spec_hash=agent.spec_hash(self.config),
+        )
+        now = self.clock()
+        self.next_launch_allowed = now + self.config.launch_stagger_seconds
+        self.tracks.setdefault(slug, AgentTrack()).seen = True
+        self.store.record_launch(
+            slug, pane.pid, plan.session_id, plan.resumed, json.dumps(list(plan.argv))
+        )
+        self.store.set_runtime_session(slug, plan.session_id)
+        row = self.store.agent(slug)
+        if relaunch:
+            self.store.count_restart(slug)
+        if row and row.state != "crash_loop":
+            self.store.set_state(slug, "starting")
+        how = f"resume {plan.session_id}" if plan.resumed else "fresh"
+        verb = "relaunched" if relaunch else "launched"
+        log.info("%s: %s %s (%s), pid %s", slug, verb, runtime.name, how, pane.pid)
+        return Action(slug, verb, how)
+
+    def _discover_session(self, agent: AgentConfig, ctx: LaunchContext, started: float) -> None:
+        """Record the session id a runtime minted itself (Codex), once its transcript exists."""
+        if ctx.known_session_id:
+            return
+        runtime = get_runtime(agent.runtime)
+        found = runtime.find_transcript(ctx, None, datetime.fromtimestamp(started, UTC))
+        if found:
+            self.store.set_runtime_session(agent.slug, found.session_id)
+            launch = self.store.current_launch(agent.slug)
+            if launch:
+                self.store.update_launch(launch.id, session_id=found.session_id)
+            log.info("%s: session %s (%s)", agent.slug, found.session_id, found.path)
+
+    # -- loop -----------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event, interval: float = 1.0) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(self.reconcile_once)
+            except Exception:  # one bad pass must not end supervision of the whole fleet
+                log.exception("reconcile pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+
+    def stop_all(self) -> None:
+        for name, pane in self.tmux.snapshot().items():
+            if pane.mark == self.mark:
+                self.tmux.kill_session(name)
+                self.store.end_launch(name, "stopped")
+                log.info("%s: stopped (runner shutting down with --stop-agents)", name)

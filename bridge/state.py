@@ -1,0 +1,242 @@
+"""The durable memory of the runner: one SQLite file (WAL) under the state dir.
+
+Why SQLite: the runner must survive SIGKILL at any instant without losing or duplicating a
+message, and a single-file transactional store gives that with no server. WAL lets the CLI
+(``status``) read while the daemon writes. Schema changes are numbered migrations keyed on
+``PRAGMA user_version`` so an upgraded runner opens an older state dir in place.
+
+All methods are synchronous and serialised by one lock; the asyncio daemon calls them through
+``asyncio.to_thread`` so the event loop never blocks on disk.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: agents and their launches
+    """
+    CREATE TABLE agents (
+        slug TEXT PRIMARY KEY,
+        runtime TEXT NOT NULL,
+        agent_id TEXT NOT NULL,
+        runtime_session_id TEXT,
+        state TEXT NOT NULL DEFAULT 'starting',
+        restarts INTEGER NOT NULL DEFAULT 0,
+        spec_hash TEXT,
+        crash_loop_since REAL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE launches (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        slug TEXT NOT NULL,
+        pid INTEGER,
+        session_id TEXT,
+        resumed INTEGER NOT NULL DEFAULT 0,
+        argv TEXT,
+        started_at REAL NOT NULL,
+        exited_at REAL,
+        exit_reason TEXT
+    );
+    CREATE INDEX launches_slug ON launches(slug, started_at);
+    """,
+    # 2: transcript offsets, the delivery ledger, parse counters
+    """
+    CREATE TABLE transcripts (
+        slug TEXT NOT NULL,
+        path TEXT NOT NULL,
+        session_id TEXT,
+        offset INTEGER NOT NULL DEFAULT 0,
+        inode INTEGER,
+        finished INTEGER NOT NULL DEFAULT 0,
+        bad_lines INTEGER NOT NULL DEFAULT 0,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (slug, path)
+    );
+    CREATE TABLE ledger (
+        slug TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        chat_ref TEXT,
+        payload TEXT,
+        created_at REAL NOT NULL,
+        posted_at REAL,
+        PRIMARY KEY (slug, event_id)
+    );
+    CREATE INDEX ledger_pending ON ledger(status) WHERE status = 'pending';
+    """,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRow:
+    slug: str
+    runtime: str
+    agent_id: str
+    runtime_session_id: str | None
+    state: str
+    restarts: int
+    spec_hash: str | None
+    crash_loop_since: float | None
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchRow:
+    id: int
+    slug: str
+    pid: int | None
+    session_id: str | None
+    resumed: bool
+    argv: str | None
+    started_at: float
+    exited_at: float | None
+    exit_reason: str | None
+
+
+class Store:
+    """One connection, one lock, short transactions."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        if readonly:
+            uri = f"file:{path}?mode=ro"
+            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=10)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, timeout=10)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        self._db.row_factory = sqlite3.Row
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction; everything inside commits together or not at all."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return list(self._db.execute(sql, params))
+
+    def _migrate(self) -> None:
+        with self._lock:
+            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                self._db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.query("PRAGMA user_version")[0][0])
+
+    # -- agents --------------------------------------------------------------------------
+
+    def upsert_agent(self, slug: str, runtime: str, agent_id: str, spec_hash: str) -> None:
+        with self.tx() as db:
+            db.execute(
+                """INSERT INTO agents (slug, runtime, agent_id, spec_hash, updated_at)
+                   VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT(slug) DO UPDATE SET runtime = excluded.runtime,
+                       agent_id = excluded.agent_id, spec_hash = excluded.spec_hash""",
+                (slug, runtime, agent_id, spec_hash, time.time()),
+            )
+
+    def agent(self, slug: str) -> AgentRow | None:
+        rows = self.query("SELECT * FROM agents WHERE slug = ?", (slug,))
+        return AgentRow(**dict(rows[0])) if rows else None
+
+    def agents(self) -> list[AgentRow]:
+        return [AgentRow(**dict(r)) for r in self.query("SELECT * FROM agents ORDER BY slug")]
+
+    def set_state(self, slug: str, state: str, *, crash_loop_since: float | None = None) -> None:
+        with self.tx() as db:
+            db.execute(
+                "UPDATE agents SET state = ?, crash_loop_since = ?, updated_at = ? WHERE slug = ?",
+                (state, crash_loop_since, time.time(), slug),
+            )
+
+    def set_runtime_session(self, slug: str, session_id: str | None) -> None:
+        with self.tx() as db:
+            db.execute(
+                "UPDATE agents SET runtime_session_id = ?, updated_at = ? WHERE slug = ?",
+                (session_id, time.time(), slug),
+            )
+
+    def count_restart(self, slug: str) -> None:
+        with self.tx() as db:
+            db.execute("UPDATE agents SET restarts = restarts + 1 WHERE slug = ?", (slug,))
+
+    def forget_agent(self, slug: str) -> None:
+        with self.tx() as db:
+            db.execute(
+                "UPDATE agents SET state = 'removed', updated_at = ? WHERE slug = ?",
+                (time.time(), slug),
+            )
+
+    # -- launches ------------------------------------------------------------------------
+
+    def record_launch(
+        self, slug: str, pid: int | None, session_id: str | None, resumed: bool, argv: str
+    ) -> int:
+        with self.tx() as db:
+            cur = db.execute(
+                """INSERT INTO launches (slug, pid, session_id, resumed, argv, started_at)
+                   VALUES (?, ?, ?, ?, ?, ?)""",
+                (slug, pid, session_id, int(resumed), argv, time.time()),
+            )
+            return int(cur.lastrowid or 0)
+
+    def update_launch(
+        self, launch_id: int, *, pid: int | None = None, session_id: str | None = None
+    ) -> None:
+        with self.tx() as db:
+            if pid is not None:
+                db.execute("UPDATE launches SET pid = ? WHERE id = ?", (pid, launch_id))
+            if session_id is not None:
+                db.execute(
+                    "UPDATE launches SET session_id = ? WHERE id = ?", (session_id, launch_id)
+                )
+
+    def end_launch(self, slug: str, reason: str) -> None:
+        """Close the open launch of an agent, if any (idempotent)."""
+        with self.tx() as db:
+            db.execute(
+                """UPDATE launches SET exited_at = ?, exit_reason = ?
+                   WHERE slug = ? AND exited_at IS NULL""",
+                (time.time(), reason, slug),
+            )
+
+    def current_launch(self, slug: str) -> LaunchRow | None:
+        rows = self.query("SELECT * FROM launches WHERE slug = ? ORDER BY id DESC LIMIT 1", (slug,))
+        if not rows:
+            return None
+        data = dict(rows[0])
+        data["resumed"] = bool(data["resumed"])
+        return LaunchRow(**data)
+
+    def launch_failures_since(self, slug: str, since: float) -> int:
+        rows = self.query(
+            """SELECT COUNT(*) FROM launches WHERE slug = ? AND exited_at IS NOT NULL
+               AND exit_reason NOT IN ('stopped', 'removed', 'runner') AND exited_at >= ?""",
+            (slug, since),
+        )
+        return int(rows[0][0])

@@ -1,0 +1,101 @@
+"""``agentbridge status``: what each agent is doing, from the state store and a live tmux look.
+
+It works whether or not the runner is up: liveness is checked on tmux directly, so a status
+taken while the runner is down still tells the truth about the agents.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+
+from rich.console import Console
+from rich.table import Table
+
+from bridge import liveness
+from bridge.config import Config
+from bridge.reconcile import launch_context
+from bridge.state import Store
+from bridge.tmux import TmuxServer
+from runtimes import get_runtime
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStatus:
+    slug: str
+    runtime: str
+    alive: bool
+    pid: int | None
+    session_id: str | None
+    restarts: int
+    uptime_s: float | None
+    state: str
+    enabled: bool
+    detail: str
+
+
+def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[AgentStatus]:
+    snapshot = tmux.snapshot()
+    rows = {r.slug: r for r in store.agents()} if store else {}
+    out: list[AgentStatus] = []
+    now = time.time()
+    for agent in config.agents:
+        row = rows.get(agent.slug)
+        runtime = get_runtime(agent.runtime)
+        ctx = launch_context(config, agent, os.environ)
+        live = liveness.check(snapshot.get(agent.slug), runtime, ctx.bin)
+        launch = store.current_launch(agent.slug) if store else None
+        uptime = now - launch.started_at if live.alive and launch and not launch.exited_at else None
+        state = row.state if row else "unknown"
+        if not agent.enabled:
+            state = "disabled"
+        elif not live.alive and state not in ("crash_loop",):
+            state = "exited" if row else "not started"
+        elif live.alive and state in ("exited", "unknown"):
+            state = "running"
+        out.append(
+            AgentStatus(
+                slug=agent.slug,
+                runtime=agent.runtime,
+                alive=live.alive,
+                pid=live.pid,
+                session_id=row.runtime_session_id if row else None,
+                restarts=row.restarts if row else 0,
+                uptime_s=round(uptime, 1) if uptime is not None else None,
+                state=state,
+                enabled=agent.enabled,
+                detail=live.reason,
+            )
+        )
+    return out
+
+
+def as_json(statuses: list[AgentStatus]) -> list[dict[str, object]]:
+    return [asdict(s) for s in statuses]
+
+
+def print_table(statuses: list[AgentStatus], console: Console | None = None) -> None:
+    table = Table(title="agentbridge")
+    for column in ("slug", "runtime", "state", "alive", "pid", "restarts", "uptime", "session"):
+        table.add_column(column)
+    for s in statuses:
+        table.add_row(
+            s.slug,
+            s.runtime,
+            s.state,
+            "yes" if s.alive else "no",
+            str(s.pid or "-"),
+            str(s.restarts),
+            _duration(s.uptime_s),
+            s.session_id or "-",
+        )
+    (console or Console()).print(table)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"

@@ -1,0 +1,157 @@
+"""Claude Code: launch flags, first-run pre-answers, transcript location.
+
+Identity is fixed before launch: ``--session-id <KANBAN_SESSION_ID>`` names the transcript file,
+so the runner knows where to tail before Claude writes a byte, and a relaunch is
+``--resume <id>`` on that same file. Hooks and the permission-warning skip go in ``--settings``
+(a JSON string) so nothing is written into the work tree or the user's settings files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from runtimes.base import LaunchContext, LaunchPlan, TranscriptRef, cmdline_matches
+from runtimes.claude_parse import parse_claude_line
+from runtimes.events import LineResult
+from runtimes.jsonfile import merge_json
+
+#: Hook events the runner subscribes to (issue: agent lifecycle).
+HOOK_EVENTS = (
+    "SessionStart",
+    "UserPromptSubmit",
+    "PreToolUse",
+    "PostToolUse",
+    "Notification",
+    "Stop",
+    "PreCompact",
+    "SessionEnd",
+)
+
+
+class ClaudeRuntime:
+    name = "claude"
+    default_bin = "claude"
+    self_compacts = False
+
+    # -- files -------------------------------------------------------------------------
+
+    @staticmethod
+    def config_dir(env: dict[str, str] | Any) -> Path:
+        configured = env.get("CLAUDE_CONFIG_DIR")
+        return Path(configured).expanduser() if configured else Path("~/.claude").expanduser()
+
+    @staticmethod
+    def global_config(env: dict[str, str] | Any) -> Path:
+        """``$CLAUDE_CONFIG_DIR/.claude.json``, or ``~/.claude.json`` when unset."""
+        configured = env.get("CLAUDE_CONFIG_DIR")
+        if configured:
+            return Path(configured).expanduser() / ".claude.json"
+        return Path("~/.claude.json").expanduser()
+
+    def transcript_path(self, ctx: LaunchContext, session_id: str) -> Path | None:
+        """The transcript for ``session_id``, wherever Claude's cwd munging put it."""
+        projects = self.config_dir(ctx.env) / "projects"
+        hits = sorted(projects.glob(f"*/{session_id}.jsonl"))
+        return hits[0] if hits else None
+
+    # -- launch -------------------------------------------------------------------------
+
+    def probe_version(self, bin: str) -> str:
+        out = subprocess.run(
+            [bin, "--version"], capture_output=True, text=True, timeout=60, check=False
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"{bin} --version exited {out.returncode}: {out.stderr.strip()}")
+        return out.stdout.strip().split()[0] if out.stdout.strip() else ""
+
+    def prepare(self, ctx: LaunchContext) -> None:
+        workdir = str(Path(os.path.realpath(ctx.workdir)))
+        key = ctx.env.get("ANTHROPIC_API_KEY", "")
+
+        def update(data: dict[str, Any]) -> bool:
+            changed = False
+            if data.get("hasCompletedOnboarding") is not True:
+                data["hasCompletedOnboarding"] = True
+                changed = True
+            if "theme" not in data:
+                data["theme"] = "dark"
+                changed = True
+            if key:
+                responses = data.setdefault("customApiKeyResponses", {})
+                approved = responses.setdefault("approved", [])
+                responses.setdefault("rejected", [])
+                if key[-20:] not in approved:
+                    approved.append(key[-20:])
+                    changed = True
+            projects = data.setdefault("projects", {})
+            project = projects.setdefault(workdir, {})
+            if project.get("hasTrustDialogAccepted") is not True:
+                project["hasTrustDialogAccepted"] = True
+                changed = True
+            return changed
+
+        merge_json(self.global_config(ctx.env), update)
+
+    def settings(self, ctx: LaunchContext) -> dict[str, Any]:
+        settings: dict[str, Any] = {"skipDangerousModePermissionPrompt": True}
+        if ctx.hook_command:
+            settings["hooks"] = {
+                event: [
+                    {
+                        "hooks": [
+                            {
+                                "type": "command",
+                                "command": f"{ctx.hook_command} {event}",
+                                "timeout": 10,
+                            }
+                        ]
+                    }
+                ]
+                for event in HOOK_EVENTS
+            }
+            settings["statusLine"] = {
+                "type": "command",
+                "command": f"{ctx.hook_command} statusline",
+            }
+        return settings
+
+    def plan_launch(self, ctx: LaunchContext) -> LaunchPlan:
+        session_id = ctx.known_session_id or ctx.agent_id
+        exists = self.transcript_path(ctx, session_id) is not None
+        if exists and ctx.resume:
+            session_args = ["--resume", session_id]
+            resumed = True
+        else:
+            if exists:  # resume: false, but that id's file is taken: start a new session
+                session_id = str(uuid.uuid4())
+            session_args = ["--session-id", session_id]
+            resumed = False
+        argv = [ctx.bin, *session_args]
+        if ctx.model:
+            argv += ["--model", ctx.model]
+        argv += [
+            "--dangerously-skip-permissions",
+            "--settings",
+            json.dumps(self.settings(ctx), separators=(",", ":")),
+            *ctx.extra_args,
+        ]
+        return LaunchPlan(argv=tuple(argv), session_id=session_id, resumed=resumed)
+
+    def is_agent_process(self, cmdline: list[str], bin: str) -> bool:
+        return cmdline_matches(cmdline, bin, "claude")
+
+    def find_transcript(
+        self, ctx: LaunchContext, session_id: str | None, launched_at: datetime
+    ) -> TranscriptRef | None:
+        sid = session_id or ctx.agent_id
+        path = self.transcript_path(ctx, sid)
+        return TranscriptRef(path, sid) if path else None
+
+    def parse_line(self, line: bytes, offset: int, source: str) -> LineResult:
+        return parse_claude_line(line, offset, source)

@@ -1,0 +1,174 @@
+"""Codex CLI: launch flags, session-id discovery, rollout location.
+
+Codex mints its own session id and only creates the rollout when the first prompt arrives, so
+the runner cannot know the transcript in advance. It finds it cheaply instead: the hook's
+``transcript_path`` when hooks report, else a bounded scan of today's and yesterday's
+``sessions/YYYY/MM/DD`` dirs for files newer than the launch whose ``session_meta`` names the
+agent's cwd (read from a bounded prefix: line 1 embeds the instructions and is often > 20 KB).
+A relaunch is ``codex resume <id>``, never ``--last``, which would pick another agent's session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import subprocess
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from runtimes.base import LaunchContext, LaunchPlan, TranscriptRef, cmdline_matches
+from runtimes.codex_parse import parse_codex_line
+from runtimes.events import LineResult
+
+HOOK_EVENTS = (
+    "SessionStart",
+    "UserPromptSubmit",
+    "PreToolUse",
+    "PostToolUse",
+    "Stop",
+    "PermissionRequest",
+)
+_PREFIX_BYTES = 64 * 1024
+_CWD = re.compile(rb'"cwd"\s*:\s*"((?:[^"\\]|\\.)*)"')
+_ID = re.compile(rb'"id"\s*:\s*"([0-9a-fA-F-]{36})"')
+_FILE_ID = re.compile(r"rollout-.*-([0-9a-fA-F]{8}-[0-9a-fA-F-]{27})\.jsonl$")
+
+
+def toml_str(value: str) -> str:
+    """A TOML basic string (JSON's escaping is a valid subset for these characters)."""
+    return json.dumps(value)
+
+
+class CodexRuntime:
+    name = "codex"
+    default_bin = "codex"
+    self_compacts = True
+
+    @staticmethod
+    def home(env: Mapping[str, str]) -> Path:
+        configured = env.get("CODEX_HOME")
+        return Path(configured).expanduser() if configured else Path("~/.codex").expanduser()
+
+    def probe_version(self, bin: str) -> str:
+        out = subprocess.run(
+            [bin, "--version"], capture_output=True, text=True, timeout=60, check=False
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"{bin} --version exited {out.returncode}: {out.stderr.strip()}")
+        return out.stdout.strip().split()[-1] if out.stdout.strip() else ""
+
+    def prepare(self, ctx: LaunchContext) -> None:
+        self.home(ctx.env).mkdir(parents=True, exist_ok=True)
+
+    def flags(self, ctx: LaunchContext) -> list[str]:
+        workdir = os.path.realpath(ctx.workdir)
+        flags = [
+            "--no-alt-screen",
+            "--dangerously-bypass-approvals-and-sandbox",
+            "--dangerously-bypass-hook-trust",
+            "-c",
+            f'projects={{{toml_str(workdir)}={{trust_level="trusted"}}}}',
+            "-c",
+            "notice.hide_rate_limit_model_nudge=true",
+        ]
+        if ctx.hook_command:
+            for event in HOOK_EVENTS:
+                command = toml_str(f"{ctx.hook_command} {event}")
+                flags += [
+                    "-c",
+                    f'hooks.{event}=[{{hooks=[{{type="command",command={command},timeout=5}}]}}]',
+                ]
+        if ctx.model:
+            flags += ["-m", ctx.model]
+        return flags
+
+    def plan_launch(self, ctx: LaunchContext) -> LaunchPlan:
+        flags = [*self.flags(ctx), *ctx.extra_args]
+        sid = ctx.known_session_id
+        if ctx.resume and sid and self.rollout_for(ctx.env, sid) is not None:
+            return LaunchPlan(argv=(ctx.bin, "resume", sid, *flags), session_id=sid, resumed=True)
+        return LaunchPlan(argv=(ctx.bin, *flags), session_id=None, resumed=False)
+
+    def is_agent_process(self, cmdline: list[str], bin: str) -> bool:
+        return cmdline_matches(cmdline, bin, "codex")
+
+    # -- discovery ----------------------------------------------------------------------
+
+    def rollout_for(self, env: Mapping[str, str], session_id: str) -> Path | None:
+        """The rollout of a known session: Codex's own thread index first, then a glob."""
+        home = self.home(env)
+        for db in sorted(home.glob("state_*.sqlite"), reverse=True):
+            try:
+                with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+                    row = conn.execute(
+                        "SELECT rollout_path FROM threads WHERE id = ?", (session_id,)
+                    ).fetchone()
+            except sqlite3.Error:
+                continue
+            if row and row[0] and Path(row[0]).exists():
+                return Path(row[0])
+        hits = sorted((home / "sessions").glob(f"*/*/*/rollout-*-{session_id}.jsonl"))
+        return hits[-1] if hits else None
+
+    def find_transcript(
+        self, ctx: LaunchContext, session_id: str | None, launched_at: datetime
+    ) -> TranscriptRef | None:
+        if session_id:
+            path = self.rollout_for(ctx.env, session_id)
+            return TranscriptRef(path, session_id) if path else None
+        return scan_rollouts(self.home(ctx.env), Path(os.path.realpath(ctx.workdir)), launched_at)
+
+    def parse_line(self, line: bytes, offset: int, source: str) -> LineResult:
+        return parse_codex_line(line, offset, source)
+
+
+def _day_dirs(sessions: Path, launched_at: datetime) -> Iterable[Path]:
+    local = launched_at.astimezone()
+    for day in (local, local - timedelta(days=1), local + timedelta(days=1)):
+        yield sessions / f"{day:%Y}" / f"{day:%m}" / f"{day:%d}"
+
+
+def read_meta_prefix(path: Path) -> tuple[str | None, str | None]:
+    """(cwd, session id) from a bounded prefix of line 1, without parsing the whole line."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(_PREFIX_BYTES)
+    except OSError:
+        return None, None
+    cwd_match = _CWD.search(head)
+    id_match = _ID.search(head)
+    cwd = json.loads(b'"' + cwd_match.group(1) + b'"') if cwd_match else None
+    return cwd, id_match.group(1).decode() if id_match else None
+
+
+def scan_rollouts(home: Path, workdir: Path, launched_at: datetime) -> TranscriptRef | None:
+    """The earliest rollout created since ``launched_at`` for ``workdir``; bounded work."""
+    threshold = launched_at.timestamp() - 2
+    candidates: list[tuple[float, Path]] = []
+    for day in _day_dirs(home / "sessions", launched_at):
+        try:
+            entries = list(os.scandir(day))
+        except OSError:
+            continue
+        for entry in entries:
+            if not entry.name.endswith(".jsonl"):
+                continue
+            try:
+                mtime = entry.stat().st_mtime
+            except OSError:
+                continue
+            if mtime >= threshold:
+                candidates.append((mtime, Path(entry.path)))
+    want = str(workdir)
+    for _, path in sorted(candidates):
+        cwd, sid = read_meta_prefix(path)
+        if cwd is None or os.path.realpath(cwd) != want:
+            continue
+        match = _FILE_ID.search(path.name)
+        sid = sid or (match.group(1) if match else None)
+        if sid:
+            return TranscriptRef(path, sid)
+    return None

@@ -1,0 +1,58 @@
+"""Merging a few keys into a JSON file someone else also writes, without clobbering it."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    lock = path.with_name(path.name + ".agentbridge.lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def merge_json(path: Path, update: Callable[[dict[str, Any]], bool]) -> bool:
+    """Read ``path`` (missing = ``{}``), let ``update`` mutate it, write it back atomically.
+
+    ``update`` returns whether it changed anything; nothing is written otherwise, so an
+    already-prepared file is never touched. A file that is not a JSON object is left alone and
+    reported, because overwriting a user's broken config would lose their settings.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(path):
+        data: dict[str, Any] = {}
+        if path.exists():
+            raw = path.read_text(encoding="utf-8")
+            if raw.strip():
+                loaded = json.loads(raw)
+                if not isinstance(loaded, dict):
+                    raise ValueError(f"{path}: expected a JSON object")
+                data = loaded
+        if not update(data):
+            return False
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(data, fh, indent=2)
+                fh.write("\n")
+            os.chmod(tmp, mode)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return True
