@@ -19,7 +19,10 @@ from pathlib import Path
 from typing import IO
 
 from bridge import paths
+from bridge.chat import ChatBackend
 from bridge.config import Config, ConfigError, load_config
+from bridge.console import ConsoleBackend
+from bridge.mirrors import Mirrors
 from bridge.reconcile import PRIVATE_ENV, Reconciler, runner_mark
 from bridge.state import Store
 from bridge.tmux import TmuxServer
@@ -81,6 +84,13 @@ def setup_logging(verbose: bool = False) -> None:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    # watchfiles logs every batch of changes at INFO: far too chatty for a runner's log.
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)
+
+
+def make_backend(state_dir: Path) -> ChatBackend:
+    """The console backend: the embedded default when no Slack tokens are configured."""
+    return ConsoleBackend(outbox=state_dir / "console.jsonl")
 
 
 class Daemon:
@@ -124,11 +134,18 @@ class Daemon:
             socket or "default server",
         )
 
+        backend = make_backend(self.state_dir)
+        await backend.start()
+        mirrors = Mirrors(store, backend)
+        mirrors.sync(config)
+
         def reload(new: Config) -> None:
             reconciler.update_config(new)
+            mirrors.sync(new)
 
         tasks = [
             asyncio.create_task(reconciler.run(self.stop), name="reconcile"),
+            asyncio.create_task(mirrors.run(self.stop), name="mirror"),
             asyncio.create_task(watch_config(self.config_path, reload, self.stop), name="watch"),
         ]
         await self.stop.wait()
@@ -140,6 +157,7 @@ class Daemon:
                 await task
         if self.stop_agents:
             await asyncio.to_thread(reconciler.stop_all)
+        await backend.close()
         store.close()
         lock.close()
         log.info(

@@ -49,6 +49,8 @@ def demo_config(root: Path, anthropic_url: str, openai_url: str) -> dict[str, An
                 "ANTHROPIC_API_KEY": "sk-ant-demo-0000000000000000000000",
                 "IS_SANDBOX": "1",
                 "DISABLE_AUTOUPDATER": "1",
+                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+                "XDG_DATA_HOME": str(home / "xdg-data"),
             }
         else:
             agent["env"] = {"CODEX_HOME": str(home / "codex"), "FAKE_KEY": "demo"}

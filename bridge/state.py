@@ -55,6 +55,7 @@ MIGRATIONS: tuple[str, ...] = (
         session_id TEXT,
         offset INTEGER NOT NULL DEFAULT 0,
         inode INTEGER,
+        generation INTEGER NOT NULL DEFAULT 0,
         finished INTEGER NOT NULL DEFAULT 0,
         bad_lines INTEGER NOT NULL DEFAULT 0,
         updated_at REAL NOT NULL,

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from bridge import liveness
 from bridge.config import Config
+from bridge.ledger import Ledger
 from bridge.reconcile import launch_context
 from bridge.state import Store
 from bridge.tmux import TmuxServer
@@ -33,11 +34,14 @@ class AgentStatus:
     state: str
     enabled: bool
     detail: str
+    mirrored: int
+    bad_lines: int
 
 
 def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[AgentStatus]:
     snapshot = tmux.snapshot()
     rows = {r.slug: r for r in store.agents()} if store else {}
+    ledger = Ledger(store) if store else None
     out: list[AgentStatus] = []
     now = time.time()
     for agent in config.agents:
@@ -66,6 +70,8 @@ def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[Agent
                 state=state,
                 enabled=agent.enabled,
                 detail=live.reason,
+                mirrored=ledger.posted_count(agent.slug) if ledger else 0,
+                bad_lines=ledger.bad_lines(agent.slug) if ledger else 0,
             )
         )
     return out
@@ -77,7 +83,19 @@ def as_json(statuses: list[AgentStatus]) -> list[dict[str, object]]:
 
 def print_table(statuses: list[AgentStatus], console: Console | None = None) -> None:
     table = Table(title="agentbridge")
-    for column in ("slug", "runtime", "state", "alive", "pid", "restarts", "uptime", "session"):
+    columns = (
+        "slug",
+        "runtime",
+        "state",
+        "alive",
+        "pid",
+        "restarts",
+        "uptime",
+        "mirrored",
+        "bad lines",
+        "session",
+    )
+    for column in columns:
         table.add_column(column)
     for s in statuses:
         table.add_row(
@@ -88,6 +106,8 @@ def print_table(statuses: list[AgentStatus], console: Console | None = None) -> 
             str(s.pid or "-"),
             str(s.restarts),
             _duration(s.uptime_s),
+            str(s.mirrored),
+            str(s.bad_lines),
             s.session_id or "-",
         )
     (console or Console()).print(table)

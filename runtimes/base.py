@@ -101,6 +101,10 @@ class Runtime(Protocol):
         """Locate the transcript of the current launch, cheaply; None if not there yet."""
         ...
 
+    def transcript_roots(self, ctx: LaunchContext) -> list[Path]:
+        """Directories under which this agent's transcripts appear (watched for changes)."""
+        ...
+
     def parse_line(self, line: bytes, offset: int, source: str) -> LineResult:
         """Turn one transcript line (no trailing newline) into events.
 

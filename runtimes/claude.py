@@ -153,5 +153,8 @@ class ClaudeRuntime:
         path = self.transcript_path(ctx, sid)
         return TranscriptRef(path, sid) if path else None
 
+    def transcript_roots(self, ctx: LaunchContext) -> list[Path]:
+        return [self.config_dir(ctx.env) / "projects"]
+
     def parse_line(self, line: bytes, offset: int, source: str) -> LineResult:
         return parse_claude_line(line, offset, source)

@@ -73,6 +73,9 @@ class CodexRuntime:
             f'projects={{{toml_str(workdir)}={{trust_level="trusted"}}}}',
             "-c",
             "notice.hide_rate_limit_model_nudge=true",
+            # An "update available" screen would block a headless pane after a release.
+            "-c",
+            "check_for_update_on_startup=false",
         ]
         if ctx.hook_command:
             for event in HOOK_EVENTS:
@@ -120,6 +123,9 @@ class CodexRuntime:
             path = self.rollout_for(ctx.env, session_id)
             return TranscriptRef(path, session_id) if path else None
         return scan_rollouts(self.home(ctx.env), Path(os.path.realpath(ctx.workdir)), launched_at)
+
+    def transcript_roots(self, ctx: LaunchContext) -> list[Path]:
+        return [self.home(ctx.env) / "sessions"]
 
     def parse_line(self, line: bytes, offset: int, source: str) -> LineResult:
         return parse_codex_line(line, offset, source)

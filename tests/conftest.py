@@ -121,6 +121,8 @@ class Fleet:
                 "ANTHROPIC_API_KEY": "sk-ant-test-" + "x" * 24,
                 "IS_SANDBOX": "1",
                 "DISABLE_AUTOUPDATER": "1",
+                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+                "XDG_DATA_HOME": str(home / "xdg-data"),
             }
             bin_ = self.bins["claude"]
         else:

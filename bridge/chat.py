@@ -1,0 +1,66 @@
+"""The chat side of the bridge, as one small protocol every backend implements.
+
+The mirror speaks only this protocol, so Slack and the console are interchangeable. Every post
+carries the ledger's event id: a backend that can look posts up by it (Slack message metadata,
+the console's outbox file) lets the runner settle a post whose answer was lost in a crash,
+instead of guessing between a loss and a duplicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    slug: str
+    channel: str
+    text: str
+    event_id: str
+    thread: str | None = None
+    as_file: bool = False
+    filename: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    ref: str
+    """The backend's handle for the message (a Slack ``ts``, a console sequence number)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    channel: str
+    user: str
+    text: str
+    ref: str
+    thread: str | None = None
+
+
+class ChatBackend(Protocol):
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def post(self, msg: Outgoing) -> Posted:
+        """Post a message (or upload it as a file when ``msg.as_file``)."""
+        ...
+
+    async def update(self, channel: str, ref: str, text: str) -> None: ...
+
+    async def react(self, channel: str, ref: str, emoji: str) -> None: ...
+
+    async def find_posted(self, channel: str, event_ids: Sequence[str]) -> dict[str, str]:
+        """Refs of messages already posted for these event ids (for settling crash leftovers).
+
+        A backend that cannot tell returns ``{}``, and those events are posted again.
+        """
+        ...
+
+    def receive(self) -> AsyncIterator[Incoming]:
+        """Human messages addressed to agents, as they arrive."""
+        ...
