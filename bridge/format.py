@@ -19,6 +19,8 @@ from bridge.redact import redact
 from runtimes.events import Event, EventKind
 
 FENCE = "```"
+# Where a zero-width space splits a run of 3+ backticks: Slack opens a block at any ```.
+_FENCE_BREAK = re.compile(r"(?<=``)(?=`)")
 # Stand-ins for rendered code spans and links; emphasis rules see them as punctuation.
 _PH_OPEN, _PH_CLOSE = "\ue000", "\ue001"
 _PH = re.compile(f"{_PH_OPEN}(\\d+){_PH_CLOSE}")
@@ -31,12 +33,13 @@ def escape_mrkdwn(text: str) -> str:
 
 def _code_text(text: str) -> str:
     """Escape text shown inside a code block; a literal ``` would end the block early."""
-    return escape_mrkdwn(text).replace(FENCE, "``\u200b`")
+    return _FENCE_BREAK.sub("\u200b", escape_mrkdwn(text))
 
 
 _BACKTICKS = re.compile(r"`+")
+_ENTITY_AT = re.compile(r"&(?:[A-Za-z]{1,8}|#[0-9]{1,7});")
 _LINK = re.compile(r"!?\[([^\[\]\n]*)\]\(([^()\s]+(?:\([^()\s]*\)[^()\s]*)*)(?:\s+\"[^\"\n]*\")?\)")
-_AUTOLINK = re.compile(r"<((?:https?|mailto|ftp):[^\s<>]+)>")
+_AUTOLINK = re.compile(r"<((?:https?|mailto|ftp):[^\s<>|\ue000\ue001]+)>")
 _BARE_URL = re.compile(r"\b(?:https?|ftp)://[^\s<>`]*[^\s<>`.,;:!?)'\"*_~\]]")
 _BACKSLASH = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|~])")
 # Content classes stop at the next closing marker, so an unclosed marker costs one scan to
@@ -92,14 +95,14 @@ def _inline(text: str) -> str:
         url = url.replace("|", "%7C").replace("<", "%3C").replace(">", "%3E")
         return stash(f"<{url}|{plain(label)}>" if label and label != url else f"<{url}>")
 
-    text = _LINK.sub(link, _code_spans(text, stash))  # code first: no links inside code
-    text = _AUTOLINK.sub(lambda m: stash(f"<{m.group(1)}>"), text)
+    text = _AUTOLINK.sub(lambda m: stash(f"<{m.group(1)}>"), _code_spans(text, stash))
+    text = _LINK.sub(link, text)
     text = _BARE_URL.sub(lambda m: stash(escape_mrkdwn(m.group(0))), text)
     text = _BACKSLASH.sub(lambda m: stash(escape_mrkdwn(m.group(1))), text)
     text = plain(text)
     while _PH.search(text):  # link labels may hold stashed code spans: restore until none left
         text = _PH.sub(lambda m: saved[int(m.group(1))], text)
-    return text
+    return _FENCE_BREAK.sub("\u200b", text)  # unpaired, or made by an escaped \`
 
 
 _FENCE_OPEN = re.compile(r"^( {0,3})(`{3,}|~{3,})(.*)$")
@@ -213,13 +216,10 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _patch_files(args: Mapping[str, Any], meta: Mapping[str, Any]) -> int:
-    """Files an apply_patch touches: the parser's count, else the patch's file headers."""
-    files = meta.get("files")
-    if files is None:
-        patch = args.get("input") or args.get("patch")
-        return len(_PATCH_FILE.findall(patch)) if isinstance(patch, str) else 0
-    return files if isinstance(files, int) else len(files)
+def _size(value: Any) -> int:
+    """How many items a parser-supplied count or collection stands for (0 if neither)."""
+    sized = isinstance(value, list | tuple | set | frozenset | dict)
+    return len(value) if sized else value if isinstance(value, int) else 0
 
 
 def tool_one_liner(
@@ -240,18 +240,19 @@ def tool_one_liner(
         return f"{name} {arg(*_ARG_TOOLS[name].split())}{where}".rstrip()
     if name in _COUNT_TOOLS:
         key, noun = _COUNT_TOOLS[name]
-        return f"{name} {_count(len(args.get(key) or ()), noun)}"
-    if name == "apply_patch":
-        return f"{name} {_count(_patch_files(args, meta), 'file')}"
+        return f"{name} {_count(_size(args.get(key)), noun)}"
+    if name == "apply_patch":  # the parser's file list or count, else the patch's file headers
+        patch = args.get("input") or args.get("patch")
+        headers = _PATCH_FILE.findall(patch) if isinstance(patch, str) else []
+        return f"{name} {_count(_size(meta.get('files', headers)), 'file')}"
     shown = (f"{k}={_clip(v if isinstance(v, str) else repr(v), 40)}" for k, v in args.items())
     return _clip(f"{name}({', '.join(shown)})")
 
 
 def _take(lines: list[str], count: int, budget: int) -> list[str]:
     """Up to ``count`` lines within ``budget`` chars; a first over-long line is cut to fit."""
-    taken: list[str] = []
-    used = 0
-    for line in lines[:count]:
+    taken, used = list[str](), 0
+    for line in lines[: max(count, 0)]:
         if (used := used + len(line) + 1) > budget:
             return taken or ([line[: budget - 1] + "…"] if budget > 1 else [])
         taken.append(line)
@@ -273,9 +274,6 @@ def shorten_output(text: str, max_lines: int = 15, max_chars: int = 1500) -> str
     omitted = len(lines) - len(head) - len(tail)
     marker = [f"… {_count(omitted, 'line')} omitted …"] if omitted else []
     return "\n".join(head + marker + tail)
-
-
-_ENTITY_AT = re.compile(r"&(?:[A-Za-z]{1,8}|#[0-9]{1,7});")
 
 
 def _safe_cut(text: str, start: int, cut: int) -> int:

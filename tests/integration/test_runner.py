@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -68,6 +69,25 @@ def test_agent_reaches_ready_prompt_and_send_makes_a_real_turn(
     assert status["alive"] and status["pid"] and status["state"] in ("running", "starting")
     if runtime == "codex":  # the minted session id is discovered from the rollout
         wait_until(lambda: fleet.status()[slug]["session_id"], 30, "codex session id")
+    # Golden check on what the real CLI wrote: each thing mirrored once, in order.
+    expected = [
+        ":bust_in_silhouette: hello from the test",
+        "ack: hello from the test",
+        ":bust_in_silhouette: RUN: echo tool-$((6*7))",
+        "`$ echo tool-$((6*7))`",
+        "```\ntool-42\n```",
+        "ran: echo tool-$((6*7)) -&gt; tool-42",
+    ]
+    wait_until(lambda: len(mirrored(fleet, slug)) >= len(expected), 30, "mirrored turn")
+    assert mirrored(fleet, slug) == expected
+
+
+def mirrored(fleet: Fleet, slug: str) -> list[str]:
+    outbox = fleet.state_dir / "console.jsonl"
+    if not outbox.exists():
+        return []
+    records = [json.loads(line) for line in outbox.read_text().splitlines()]
+    return [r["text"] for r in records if r["slug"] == slug]
 
 
 def test_killed_cli_is_restarted_and_claude_resumes_its_session(fleet: Fleet) -> None:
