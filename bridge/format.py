@@ -388,7 +388,7 @@ def render_event(
         body = f"{FENCE}\n{_code_text(shorten_output(raw))}\n{FENCE}" if raw else ""
         text = "\n".join(part for part in (":x: Error" if event.is_error else "", body) if part)
     elif kind is EventKind.THINKING:
-        quoted = "\n".join(f"> {escape_mrkdwn(line)}".rstrip() for line in raw.split("\n"))
+        quoted = "\n".join(f"> {_code_text(line)}".rstrip() for line in raw.split("\n"))
         text = f":thought_balloon: _thinking_\n{quoted}"
     else:
         text = gfm_to_mrkdwn(raw)

@@ -109,6 +109,8 @@ _PLACEHOLDER_START = ("$", "{", "%", "<", "[REDACTED", "*", "os.environ", "proce
 _CODE_CHARS = frozenset("([")
 _IDENT_PATH = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 _SECRETISH = re.compile(r"[0-9\W_]")
+_SECRET_WORD = re.compile(r"pass|secret|token|key")
+_LITERALS = frozenset({"none", "null", "nil", "true", "false", "undefined"})
 
 
 def _key_name(text: str, start: int) -> str:
@@ -125,12 +127,14 @@ def _skip_value(value: str, *, colon: bool, quoted: bool, key: str) -> bool:
         return True
     if quoted:
         return False
-    if _CODE_CHARS & set(value):  # token=get_token(), password=os.environ["X"]
+    if _CODE_CHARS & set(value) or value.lower() in _LITERALS:  # token=get_token(), =None
         return True
-    if _IDENT_PATH.fullmatch(value) and ("." in value or value.lstrip("_").lower() == key.lower()):
-        return True  # token=self.token, api_key=api_key
-    if value.lower() in {"none", "null", "nil", "true", "false", "undefined"}:
-        return True
+    if _IDENT_PATH.fullmatch(value):  # a variable passed on: token=token, key=self.api_key
+        last = value.rsplit(".", 1)[-1].lstrip("_").lower()
+        if last == key.rsplit(".", 1)[-1].lstrip("_").lower():
+            return True
+        if "." in value and _SECRET_WORD.search(last):
+            return True
     # "password: str", "the secret: it is..." — colon values must look like a secret.
     return colon and len(value) < 12 and not _SECRETISH.search(value)
 
