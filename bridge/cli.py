@@ -8,16 +8,19 @@ runner is already running.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
 import sys
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from bridge import paths
-from bridge.config import Config, ConfigError, load_config
-from bridge.tmux import TmuxServer
+
+if TYPE_CHECKING:  # keep `agentbridge hook`, run on every agent hook, free of heavy imports
+    from bridge.config import Config
+    from bridge.tmux import TmuxServer
 
 DEFAULT_CONFIG = "agents.yaml"
 
@@ -39,6 +42,8 @@ def _config_path(args: argparse.Namespace) -> Path:
 
 
 def _load(args: argparse.Namespace) -> Config:
+    from bridge.config import ConfigError, load_config
+
     try:
         return load_config(_config_path(args))
     except ConfigError as err:
@@ -49,6 +54,7 @@ def _load(args: argparse.Namespace) -> Config:
 
 def _tmux(args: argparse.Namespace, config: Config) -> TmuxServer:
     from bridge.daemon import read_runner_info
+    from bridge.tmux import TmuxServer
 
     socket = paths.tmux_socket(config.tmux_socket)
     if socket is None:
@@ -59,12 +65,16 @@ def _tmux(args: argparse.Namespace, config: Config) -> TmuxServer:
 def cmd_run(args: argparse.Namespace) -> int:
     from bridge.daemon import Daemon, setup_logging
 
+    import asyncio
+
     setup_logging(args.verbose)
     daemon = Daemon(Path(args.config), _state_dir(args), stop_agents=args.stop_agents)
     return asyncio.run(daemon.run())
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from bridge.config import ConfigError, load_config
+
     try:
         load_config(_config_path(args))
     except ConfigError as err:
@@ -206,6 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["hook"]:  # the hot path: no argparse tree, no third-party imports
+        from bridge.hookclient import main as hook_main
+
+        return hook_main(argv[1] if len(argv) > 1 else "unknown")
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "config_required", False) and not args.config:

@@ -20,7 +20,7 @@ from runtimes.events import Event, EventKind, LineResult
 Parser = Callable[[bytes, int, str], LineResult]
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO.parent / "shared" / "fixtures"
+FIXTURES = REPO / "tests" / "fixtures"  # copies of ../shared/fixtures (real CLI output)
 GOLDEN_DIR = REPO / "tests" / "golden"
 TEXT_LIMIT = 80
 

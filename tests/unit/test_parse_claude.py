@@ -28,8 +28,6 @@ from tests.unit.parse_support import (
     read_lines,
 )
 
-pytestmark = pytest.mark.skipif(not CLAUDE_FIXTURE.exists(), reason="shared fixtures missing")
-
 MSG = "msg_0123"
 
 

@@ -30,10 +30,6 @@ from tests.unit.parse_support import (
     read_lines,
 )
 
-pytestmark = pytest.mark.skipif(
-    not (CODEX_136.exists() and CODEX_169.exists()), reason="shared fixtures missing"
-)
-
 
 def line(kind: str, payload: Any, ordinal: int | None = None) -> bytes:
     record: dict[str, Any] = {"timestamp": "T", "type": kind, "payload": payload}
