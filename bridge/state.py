@@ -73,6 +73,34 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX ledger_pending ON ledger(status) WHERE status = 'pending';
     """,
+    # 3: hook tokens, the durable prompt queue, activity
+    """
+    CREATE TABLE hook_tokens (
+        slug TEXT PRIMARY KEY,
+        token TEXT NOT NULL,
+        issued_at REAL NOT NULL
+    );
+    CREATE TABLE prompt_queue (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        slug TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        text TEXT NOT NULL,
+        source TEXT,
+        dedupe_key TEXT,
+        status TEXT NOT NULL DEFAULT 'queued',
+        outcome TEXT,
+        created_at REAL NOT NULL,
+        delivered_at REAL,
+        confirmed_at REAL
+    );
+    CREATE INDEX prompt_queue_open ON prompt_queue(slug, status);
+    CREATE UNIQUE INDEX prompt_queue_dedupe ON prompt_queue(slug, dedupe_key)
+        WHERE dedupe_key IS NOT NULL;
+    ALTER TABLE agents ADD COLUMN activity TEXT NOT NULL DEFAULT 'starting';
+    ALTER TABLE agents ADD COLUMN activity_since REAL;
+    ALTER TABLE agents ADD COLUMN context_tokens INTEGER;
+    ALTER TABLE agents ADD COLUMN context_window INTEGER;
+    """,
 )
 
 
@@ -87,6 +115,10 @@ class AgentRow:
     spec_hash: str | None
     crash_loop_since: float | None
     updated_at: float
+    activity: str = "starting"
+    activity_since: float | None = None
+    context_tokens: int | None = None
+    context_window: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

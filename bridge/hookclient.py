@@ -1,0 +1,92 @@
+"""``agentbridge hook EVENT``: relay one CLI hook payload to the runner, never blocking the agent.
+
+Agents run this on every hook, so it imports only the standard library and gives up after a
+short timeout. It always exits 0 and prints nothing for hook events (a Codex Stop hook must
+print JSON or nothing); for Claude's status line it prints the short status the runner
+returns. Anything that goes wrong is appended to ``hooks.log`` in the state dir, where
+``agentbridge doctor`` looks for it.
+
+The agent's identity and its per-launch token come from the pane environment
+(``KANBAN_SESSION_ID``, ``AGENTBRIDGE_SLUG``, ``AGENTBRIDGE_HOOK_TOKEN``), the socket path from
+``AGENTBRIDGE_HOOK_SOCKET``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+TIMEOUT_S = 2.0
+MAX_PAYLOAD = 4 << 20
+STATUSLINE = "statusline"
+
+
+def _log_failure(sock_path: str | None, slug: str, event: str, error: str) -> None:
+    if not sock_path:
+        return
+    log = Path(sock_path).parent / "hooks.log"
+    line = json.dumps({"ts": time.time(), "slug": slug, "event": event, "error": error})
+    try:
+        with log.open("a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+    except OSError:
+        pass
+
+
+def relay(event: str, raw: str, environ: Mapping[str, str]) -> dict[str, Any]:
+    """Send one hook to the runner; return its reply (raises OSError/ValueError on failure)."""
+    try:
+        payload: Any = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        payload = {"raw": raw[:10000]}
+    message = {
+        "v": 1,
+        "event": event,
+        "slug": environ.get("AGENTBRIDGE_SLUG", ""),
+        "agent_id": environ.get("KANBAN_SESSION_ID", ""),
+        "token": environ.get("AGENTBRIDGE_HOOK_TOKEN", ""),
+        "payload": payload,
+        "sent_at": time.time(),
+    }
+    path = environ.get("AGENTBRIDGE_HOOK_SOCKET")
+    if not path:
+        raise OSError("AGENTBRIDGE_HOOK_SOCKET is not set in the agent's environment")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(TIMEOUT_S)
+        conn.connect(path)
+        conn.sendall(json.dumps(message).encode() + b"\n")
+        reply = b""
+        while not reply.endswith(b"\n"):
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    answer = json.loads(reply or b"{}")
+    if not isinstance(answer, dict):
+        raise ValueError("runner sent a reply that is not an object")
+    return answer
+
+
+def main(event: str, stdin: IO[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    env = os.environ if environ is None else environ
+    raw = (stdin or sys.stdin).read(MAX_PAYLOAD)
+    slug = env.get("AGENTBRIDGE_SLUG", "?")
+    status = "agentbridge"
+    try:
+        answer = relay(event, raw, env)
+        if not answer.get("ok"):
+            _log_failure(env.get("AGENTBRIDGE_HOOK_SOCKET"), slug, event,
+                         f"rejected: {answer.get('error', 'no reason')}")
+        status = str(answer.get("status") or status)
+    except (OSError, ValueError) as err:
+        _log_failure(env.get("AGENTBRIDGE_HOOK_SOCKET"), slug, event,
+                     f"{type(err).__name__}: {err}")
+    if event == STATUSLINE:
+        print(status)
+    return 0
