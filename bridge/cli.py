@@ -13,7 +13,6 @@ import logging
 import os
 import sys
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from bridge import paths
@@ -63,9 +62,9 @@ def _tmux(args: argparse.Namespace, config: Config) -> TmuxServer:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bridge.daemon import Daemon, setup_logging
-
     import asyncio
+
+    from bridge.daemon import Daemon, setup_logging
 
     setup_logging(args.verbose)
     daemon = Daemon(Path(args.config), _state_dir(args), stop_agents=args.stop_agents)
@@ -102,7 +101,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from bridge.steer import EmptyPrompt, lock_file_for, steer
+    """Through the runner's durable queue when a runner is up, else straight into the pane."""
+    from bridge.daemon import runner_alive
 
     config = _load(args)
     agent = config.agent(args.slug)
@@ -110,18 +110,61 @@ def cmd_send(args: argparse.Namespace) -> int:
         known = ", ".join(a.slug for a in config.agents) or "none"
         print(f"agentbridge: unknown agent {args.slug!r} (known: {known})", file=sys.stderr)
         return 1
-    tmux = _tmux(args, config)
-    if not tmux.has_session(agent.slug):
-        print(f"agentbridge: {agent.slug}: no tmux session (is the runner up?)", file=sys.stderr)
-        return 1
     text = " ".join(args.text) if args.text != ["-"] else sys.stdin.read()
-    pane = tmux.pane(agent.slug, lock_file_for(paths.locks_dir(_state_dir(args)), agent.slug))
+    state = _state_dir(args)
+    if runner_alive(state):
+        return _send_queued(state, agent.slug, text, args.wait)
+    return _send_direct(args, config, agent.slug, text)
+
+
+def _send_queued(state: Path, slug: str, text: str, wait: float) -> int:
+    import time
+
+    from bridge.queue import Kind, PromptQueue
+    from bridge.state import Store
+    from bridge.steer import sanitize
+
+    if not sanitize(text).text.strip():
+        print(
+            f"agentbridge: {slug}: nothing to send after removing control characters",
+            file=sys.stderr,
+        )
+        return 1
+    store = Store(paths.db_path(state))
+    queue = PromptQueue(store)
+    item_id = queue.enqueue(slug, Kind.STEER, text, source={"via": "cli"})
+    assert item_id is not None
+    deadline = time.monotonic() + wait
+    while True:
+        item = queue.get(item_id)
+        status = item.status if item else "missing"
+        if status in ("delivered", "confirmed"):
+            print(f"{slug}: sent ({len(text)} characters, #{item_id})")
+            return 0
+        if status in ("failed", "dropped"):
+            rows = store.query("SELECT outcome FROM prompt_queue WHERE id = ?", (item_id,))
+            print(f"agentbridge: {slug}: not delivered: {rows[0][0]}", file=sys.stderr)
+            return 1
+        if time.monotonic() >= deadline:
+            print(f"{slug}: queued (#{item_id}); delivered when the agent is ready")
+            return 0
+        time.sleep(0.1)
+
+
+def _send_direct(args: argparse.Namespace, config: Config, slug: str, text: str) -> int:
+    from bridge.steer import EmptyPrompt, lock_file_for, steer
+
+    tmux = _tmux(args, config)
+    if not tmux.has_session(slug):
+        print(f"agentbridge: {slug}: no tmux session (is the runner up?)", file=sys.stderr)
+        return 1
+    pane = tmux.pane(slug, lock_file_for(paths.locks_dir(_state_dir(args)), slug))
     try:
         result = steer(pane, text)
     except EmptyPrompt as err:
-        print(f"agentbridge: {agent.slug}: {err}", file=sys.stderr)
+        print(f"agentbridge: {slug}: {err}", file=sys.stderr)
         return 1
-    print(f"{agent.slug}: sent {result.chars} characters")
+    print(f"{slug}: sent {result.chars} characters (no runner: pasted directly)")
     return 0
 
 
@@ -197,6 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("send", "paste a prompt into an agent")
     p.add_argument("slug")
     p.add_argument("text", nargs="+", help="the prompt ('-' reads stdin)")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=30.0,
+        help="seconds to wait for delivery before reporting 'queued' (default 30)",
+    )
     p.set_defaults(func=cmd_send)
 
     p = add("attach", "attach to an agent's tmux session")

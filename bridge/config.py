@@ -156,6 +156,8 @@ class ScheduleConfig(_Model):
     cron: str
     prompt: NonBlank
     timezone: str = "UTC"
+    grace_minutes: Annotated[float, Field(ge=0)] = 60
+    """A run missed while the runner was down is still sent if it is back within this long."""
 
     @field_validator("cron")
     @classmethod
@@ -340,6 +342,8 @@ class Config(_Model):
     launch_stagger_seconds: float = Field(default=3.0, ge=0)
     allowed_users: UserList = Field(default_factory=list)
     restart: Annotated[RestartPolicy, BeforeValidator(_dict_if_none)] = RestartPolicy()
+    signal_grace_seconds: float = Field(default=60.0, gt=0)
+    """An agent silent this long after a launch or a prompt is flagged ``no_signal``."""
     path: Path = Path("agents.yaml")
     """The file this came from (absolute when loaded from a file)."""
 

@@ -15,18 +15,21 @@ import logging
 import os
 import signal
 import sys
+import uuid
 from pathlib import Path
 from typing import IO
 
 from bridge import paths
-from bridge.chat import ChatBackend
+from bridge.chat import ChatBackend, Outgoing
 from bridge.config import Config, ConfigError, load_config
 from bridge.console import ConsoleBackend
-from bridge.mirrors import Mirrors
+from bridge.lifecycle import Lifecycle
+from bridge.mirrors import Mirrors, channel_for
 from bridge.reconcile import PRIVATE_ENV, Reconciler, runner_mark
 from bridge.state import Store
 from bridge.tmux import TmuxServer
 from bridge.watch import watch_config
+from runtimes import Runtime
 
 log = logging.getLogger("agentbridge")
 
@@ -86,6 +89,7 @@ def setup_logging(verbose: bool = False) -> None:
     )
     # watchfiles logs every batch of changes at INFO: far too chatty for a runner's log.
     logging.getLogger("watchfiles").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def make_backend(state_dir: Path) -> ChatBackend:
@@ -99,6 +103,7 @@ class Daemon:
         self.state_dir = state_dir
         self.stop_agents = stop_agents
         self.stop = asyncio.Event()
+        self._background: set[asyncio.Task[object]] = set()
 
     async def run(self) -> int:
         try:
@@ -116,14 +121,54 @@ class Daemon:
         # through the tmux server's global environment when this process starts the server.
         for key in PRIVATE_ENV:
             os.environ.pop(key, None)
+        try:
+            return await self._serve(config)
+        finally:
+            lock.close()
+
+    async def _serve(self, config: Config) -> int:
+        loop = asyncio.get_running_loop()
         socket = paths.tmux_socket(config.tmux_socket)
         store = Store(paths.db_path(self.state_dir))
         tmux = TmuxServer(socket)
         write_runner_info(self.state_dir, self.config_path, socket)
-        reconciler = Reconciler(
-            config, store, tmux, mark=runner_mark(self.state_dir), hook_command=hook_command()
+        backend = make_backend(self.state_dir)
+        await backend.start()
+        channels = {a.slug: channel_for(a) for a in config.agents}
+
+        def note(slug: str, text: str) -> None:
+            """A short status note in the agent's channel (at most once; not ledgered)."""
+            msg = Outgoing(slug, channels.get(slug, f"#{slug}"), text, f"note:{uuid.uuid4()}")
+
+            def send() -> None:
+                task = loop.create_task(backend.post(msg))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+
+            loop.call_soon_threadsafe(send)
+
+        lifecycle = Lifecycle(
+            config, store, tmux, self.state_dir, paths.locks_dir(self.state_dir), note
         )
-        loop = asyncio.get_running_loop()
+        reconciler = Reconciler(
+            config,
+            store,
+            tmux,
+            mark=runner_mark(self.state_dir),
+            hook_command=hook_command(),
+            hook_socket=lifecycle.hooks.path,
+            tokens=lifecycle.tokens,
+            listener=LoopListener(lifecycle, loop),
+        )
+        mirrors = Mirrors(store, backend, listeners=[lifecycle.on_event])
+        mirrors.sync(config)
+
+        def reload(new: Config) -> None:
+            channels.update({a.slug: channel_for(a) for a in new.agents})
+            reconciler.update_config(new)
+            mirrors.sync(new)
+            lifecycle.update_config(new)
+
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
         log.info(
@@ -133,17 +178,8 @@ class Daemon:
             self.state_dir,
             socket or "default server",
         )
-
-        backend = make_backend(self.state_dir)
-        await backend.start()
-        mirrors = Mirrors(store, backend)
-        mirrors.sync(config)
-
-        def reload(new: Config) -> None:
-            reconciler.update_config(new)
-            mirrors.sync(new)
-
         tasks = [
+            asyncio.create_task(lifecycle.run(self.stop), name="lifecycle"),
             asyncio.create_task(reconciler.run(self.stop), name="reconcile"),
             asyncio.create_task(mirrors.run(self.stop), name="mirror"),
             asyncio.create_task(watch_config(self.config_path, reload, self.stop), name="watch"),
@@ -159,8 +195,38 @@ class Daemon:
             await asyncio.to_thread(reconciler.stop_all)
         await backend.close()
         store.close()
-        lock.close()
         log.info(
             "runner: stopped; agents left running" if not self.stop_agents else "runner: stopped"
         )
         return 0
+
+
+class LoopListener:
+    """Hands the reconciler's (worker-thread) news to the lifecycle on the event loop."""
+
+    def __init__(self, lifecycle: Lifecycle, loop: asyncio.AbstractEventLoop) -> None:
+        self.lifecycle = lifecycle
+        self.loop = loop
+
+    def launched(self, slug: str, runtime: Runtime) -> None:
+        self.loop.call_soon_threadsafe(self.lifecycle.launched, slug, runtime)
+
+    def adopted(self, slug: str) -> None:
+        self.loop.call_soon_threadsafe(self.lifecycle.adopted, slug)
+
+    def down(self, slug: str, crash_loop: bool) -> None:
+        self.loop.call_soon_threadsafe(self.lifecycle.down, slug, crash_loop)
+
+
+def runner_alive(state_dir: Path) -> bool:
+    """Whether a runner holds this state dir's lock right now."""
+    path = state_dir / "runner.lock"
+    if not path.exists():
+        return False
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False

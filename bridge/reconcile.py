@@ -25,12 +25,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from bridge import liveness
 from bridge.config import AgentConfig, Config
 from bridge.state import Store
 from bridge.tmux import PaneState, TmuxServer
-from runtimes import LaunchContext, agent_session_id, get_runtime
+from runtimes import LaunchContext, Runtime, agent_session_id, get_runtime
 
 log = logging.getLogger("agentbridge.reconcile")
 
@@ -50,6 +51,22 @@ class AgentTrack:
     next_attempt: float = 0.0
     seen: bool = False
     spec_warned: str | None = None
+
+
+class FleetListener(Protocol):
+    """Who wants to know about launches, adoptions and deaths (the lifecycle)."""
+
+    def launched(self, slug: str, runtime: Runtime) -> None: ...
+
+    def adopted(self, slug: str) -> None: ...
+
+    def down(self, slug: str, crash_loop: bool) -> None: ...
+
+
+class HookWiring(Protocol):
+    """Issues the per-launch hook token (the hook server's token book)."""
+
+    def issue(self, slug: str) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +118,9 @@ class Reconciler:
         mark: str,
         environ: Mapping[str, str] | None = None,
         hook_command: str | None = None,
+        hook_socket: Path | None = None,
+        tokens: HookWiring | None = None,
+        listener: FleetListener | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
@@ -109,6 +129,9 @@ class Reconciler:
         self.mark = mark
         self.environ = dict(os.environ if environ is None else environ)
         self.hook_command = hook_command
+        self.hook_socket = hook_socket
+        self.tokens = tokens
+        self.listener = listener
         self.clock = clock
         self.tracks: dict[str, AgentTrack] = {}
         self.next_launch_allowed = 0.0
@@ -169,6 +192,8 @@ class Reconciler:
                 if launch is None or not open_launch:
                     self.store.record_launch(slug, live.pid, ctx.known_session_id, True, "adopted")
                 log.info("%s: adopted running %s (pid %s)", slug, runtime.name, live.pid)
+                if self.listener:
+                    self.listener.adopted(slug)
                 return Action(slug, "adopted", f"pid {live.pid}")
             if launch.pid != live.pid and live.pid is not None:
                 self.store.update_launch(launch.id, pid=live.pid)
@@ -185,14 +210,17 @@ class Reconciler:
         if open_launch:
             self.store.end_launch(slug, live.reason)
             log.info("%s: agent down: %s", slug, live.reason)
-            self._schedule_retry(slug, track, now)
+            crash_loop = self._schedule_retry(slug, track, now)
+            if self.listener:
+                self.listener.down(slug, crash_loop)
         if now < track.next_attempt:
             return None
         if now < self.next_launch_allowed:
             return Action(slug, "waiting", "launch stagger")
         return self._launch(agent, ctx, relaunch=launch is not None)
 
-    def _schedule_retry(self, slug: str, track: AgentTrack, now: float) -> None:
+    def _schedule_retry(self, slug: str, track: AgentTrack, now: float) -> bool:
+        """Set the next attempt; True when the agent is now in a crash loop."""
         policy = self.config.restart
         count = self.store.launch_failures_since(slug, now - policy.window_minutes * 60)
         if count >= policy.max_failures:
@@ -205,7 +233,7 @@ class Reconciler:
                 policy.window_minutes,
                 policy.crash_loop_retry_seconds,
             )
-            return
+            return True
         delay = (
             0.0
             if count <= 1
@@ -215,6 +243,7 @@ class Reconciler:
         self.store.set_state(slug, "exited")
         if delay:
             log.info("%s: restart in %.1f s (exit %d in the window)", slug, delay, count)
+        return False
 
     def _launch(self, agent: AgentConfig, ctx: LaunchContext, *, relaunch: bool) -> Action:
         slug = agent.slug
@@ -225,6 +254,9 @@ class Reconciler:
         env.update(plan.env)
         env["KANBAN_SESSION_ID"] = ctx.agent_id
         env["AGENTBRIDGE_SLUG"] = slug
+        if self.tokens is not None and self.hook_socket is not None:
+            env["AGENTBRIDGE_HOOK_TOKEN"] = self.tokens.issue(slug)
+            env["AGENTBRIDGE_HOOK_SOCKET"] = str(self.hook_socket)
         pane = self.tmux.launch(
             slug,
             ctx.workdir,
@@ -248,6 +280,8 @@ class Reconciler:
         how = f"resume {plan.session_id}" if plan.resumed else "fresh"
         verb = "relaunched" if relaunch else "launched"
         log.info("%s: %s %s (%s), pid %s", slug, verb, runtime.name, how, pane.pid)
+        if self.listener:
+            self.listener.launched(slug, runtime)
         return Action(slug, verb, how)
 
     def _discover_session(self, agent: AgentConfig, ctx: LaunchContext, started: float) -> None:

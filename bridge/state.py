@@ -101,6 +101,16 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE agents ADD COLUMN context_tokens INTEGER;
     ALTER TABLE agents ADD COLUMN context_window INTEGER;
     """,
+    # 4: small per-agent facts (compaction guard arming, ...)
+    """
+    CREATE TABLE agent_meta (
+        slug TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (slug, key)
+    );
+    """,
 )
 
 
@@ -217,6 +227,17 @@ class Store:
     def count_restart(self, slug: str) -> None:
         with self.tx() as db:
             db.execute("UPDATE agents SET restarts = restarts + 1 WHERE slug = ?", (slug,))
+
+    def set_activity(
+        self, slug: str, activity: str, context_tokens: int | None, context_window: int | None
+    ) -> None:
+        with self.tx() as db:
+            db.execute(
+                """UPDATE agents SET activity = ?, activity_since = ?,
+                       context_tokens = COALESCE(?, context_tokens),
+                       context_window = COALESCE(?, context_window) WHERE slug = ?""",
+                (activity, time.time(), context_tokens, context_window, slug),
+            )
 
     def forget_agent(self, slug: str) -> None:
         with self.tx() as db:

@@ -16,6 +16,7 @@ from rich.table import Table
 from bridge import liveness
 from bridge.config import Config
 from bridge.ledger import Ledger
+from bridge.queue import PromptQueue
 from bridge.reconcile import launch_context
 from bridge.state import Store
 from bridge.tmux import TmuxServer
@@ -36,12 +37,16 @@ class AgentStatus:
     detail: str
     mirrored: int
     bad_lines: int
+    activity: str
+    context_tokens: int | None
+    queued: int
 
 
 def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[AgentStatus]:
     snapshot = tmux.snapshot()
     rows = {r.slug: r for r in store.agents()} if store else {}
     ledger = Ledger(store) if store else None
+    queue = PromptQueue(store) if store else None
     out: list[AgentStatus] = []
     now = time.time()
     for agent in config.agents:
@@ -72,6 +77,9 @@ def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[Agent
                 detail=live.reason,
                 mirrored=ledger.posted_count(agent.slug) if ledger else 0,
                 bad_lines=ledger.bad_lines(agent.slug) if ledger else 0,
+                activity=_activity(state, live.alive, row.activity if row else None),
+                context_tokens=row.context_tokens if row else None,
+                queued=queue.counts(agent.slug).get("queued", 0) if queue else 0,
             )
         )
     return out
@@ -102,12 +110,14 @@ def print_table(statuses: list[AgentStatus], console: Console | None = None) -> 
             s.slug,
             s.runtime,
             s.state,
-            "yes" if s.alive else "no",
+            s.activity,
+            f"{s.context_tokens // 1000}k" if s.context_tokens is not None else "-",
             str(s.pid or "-"),
             str(s.restarts),
             _duration(s.uptime_s),
             str(s.mirrored),
             str(s.bad_lines),
+            str(s.queued),
             s.session_id or "-",
         )
     (console or Console()).print(table)
@@ -119,3 +129,12 @@ def _duration(seconds: float | None) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _activity(state: str, alive: bool, recorded: str | None) -> str:
+    """A dead runtime always wins over whatever the last signal said."""
+    if state in ("crash_loop", "disabled"):
+        return state
+    if not alive:
+        return "exited"
+    return recorded or "starting"

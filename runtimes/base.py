@@ -105,6 +105,13 @@ class Runtime(Protocol):
         """Directories under which this agent's transcripts appear (watched for changes)."""
         ...
 
+    announces_launch: bool
+    """True when the CLI fires a hook at launch (so silence after launch means trouble)."""
+
+    def is_ready_screen(self, screen: str) -> bool:
+        """Whether a captured pane shows the CLI idle at its input prompt."""
+        ...
+
     def parse_line(self, line: bytes, offset: int, source: str) -> LineResult:
         """Turn one transcript line (no trailing newline) into events.
 

@@ -38,6 +38,7 @@ class ClaudeRuntime:
     name = "claude"
     default_bin = "claude"
     self_compacts = False
+    announces_launch = True
 
     # -- files -------------------------------------------------------------------------
 
@@ -152,6 +153,10 @@ class ClaudeRuntime:
         sid = session_id or ctx.agent_id
         path = self.transcript_path(ctx, sid)
         return TranscriptRef(path, sid) if path else None
+
+    def is_ready_screen(self, screen: str) -> bool:
+        lowered = screen.lower()
+        return "bypass permissions" in lowered and "esc to interrupt" not in lowered
 
     def transcript_roots(self, ctx: LaunchContext) -> list[Path]:
         return [self.config_dir(ctx.env) / "projects"]

@@ -46,6 +46,8 @@ class CodexRuntime:
     name = "codex"
     default_bin = "codex"
     self_compacts = True
+    #: A fresh Codex fires SessionStart only with the first prompt (FORMATS.md).
+    announces_launch = False
 
     @staticmethod
     def home(env: Mapping[str, str]) -> Path:
@@ -123,6 +125,11 @@ class CodexRuntime:
             path = self.rollout_for(ctx.env, session_id)
             return TranscriptRef(path, session_id) if path else None
         return scan_rollouts(self.home(ctx.env), Path(os.path.realpath(ctx.workdir)), launched_at)
+
+    def is_ready_screen(self, screen: str) -> bool:
+        # The composer line starts with "›"; its placeholder text varies, the glyph does not.
+        has_composer = any(line.lstrip().startswith("›") for line in screen.splitlines())
+        return has_composer and "esc to interrupt" not in screen.lower()
 
     def transcript_roots(self, ctx: LaunchContext) -> list[Path]:
         return [self.home(ctx.env) / "sessions"]

@@ -1,0 +1,219 @@
+"""What each agent is doing right now, from hooks, the transcript and process liveness.
+
+Hooks are the fast signal; the transcript is the source of truth when hooks are missing (an old
+CLI, a broken hook pipeline). Once an agent's hooks have been heard from in a launch, only hooks
+move it between idle and working, because the transcript file lags the screen and would flip a
+finished turn back to "working". Liveness beats everything: a dead runtime is ``exited`` even if
+it was ``waiting_input`` or ``compacting`` when it died.
+
+``no_signal``: alive, but neither a hook nor a transcript line arrived within the grace period
+after a launch that should have announced itself, or after a prompt was pasted. That is how a
+silently broken hook pipeline or a wedged TUI becomes visible instead of looking idle forever.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from runtimes.events import Event, EventKind
+
+
+class Activity(StrEnum):
+    STARTING = "starting"
+    IDLE = "idle"
+    WORKING = "working"
+    WAITING_INPUT = "waiting_input"
+    COMPACTING = "compacting"
+    EXITED = "exited"
+    CRASH_LOOP = "crash_loop"
+    NO_SIGNAL = "no_signal"
+
+
+#: States in which a prompt may be pasted at a turn boundary.
+READY = frozenset({Activity.IDLE})
+DEAD = frozenset({Activity.EXITED, Activity.CRASH_LOOP})
+
+
+@dataclass
+class AgentActivity:
+    state: Activity = Activity.STARTING
+    since: float = 0.0
+    hooks_heard: bool = False
+    deadline: float | None = None
+    """When no signal by this time means ``no_signal``."""
+    turn_ended_at: float | None = None
+    """Transcript-only turn end, waiting out the quiet period before it counts as idle."""
+    context_tokens: int | None = None
+    context_window: int | None = None
+    last_signal: float | None = None
+
+
+ChangeListener = Callable[[str, Activity, Activity], None]
+
+
+class ActivityTracker:
+    def __init__(
+        self,
+        *,
+        grace_seconds: float = 60.0,
+        quiet_seconds: float = 2.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.grace = grace_seconds
+        self.quiet = quiet_seconds
+        self.clock = clock
+        self.agents: dict[str, AgentActivity] = {}
+        self.listeners: list[ChangeListener] = []
+
+    def get(self, slug: str) -> AgentActivity:
+        return self.agents.setdefault(slug, AgentActivity(since=self.clock()))
+
+    def _set(self, slug: str, new: Activity) -> None:
+        agent = self.get(slug)
+        old = agent.state
+        if old == new:
+            return
+        agent.state = new
+        agent.since = self.clock()
+        for listener in self.listeners:
+            listener(slug, old, new)
+
+    def _signal(self, slug: str) -> AgentActivity:
+        agent = self.get(slug)
+        agent.last_signal = self.clock()
+        agent.deadline = None
+        if agent.state is Activity.NO_SIGNAL:
+            self._set(slug, Activity.IDLE)
+        return agent
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    def launched(self, slug: str, *, announces: bool) -> None:
+        """A new launch; ``announces`` = the runtime signals readiness (Claude's SessionStart)."""
+        agent = self.get(slug)
+        agent.hooks_heard = False
+        agent.turn_ended_at = None
+        agent.deadline = self.clock() + self.grace if announces else None
+        self._set(slug, Activity.STARTING)
+
+    def adopted(self, slug: str) -> None:
+        """A live agent found by a restarted runner: assume idle until told otherwise."""
+        if self.get(slug).state in (Activity.STARTING, *DEAD):
+            self._set(slug, Activity.IDLE)
+
+    def screen_ready(self, slug: str) -> None:
+        """The TUI shows its input prompt (the only ready signal a fresh Codex gives)."""
+        if self.get(slug).state is Activity.STARTING:
+            self._set(slug, Activity.IDLE)
+
+    def prompt_pasted(self, slug: str) -> None:
+        agent = self.get(slug)
+        agent.deadline = self.clock() + self.grace
+        if agent.state is Activity.IDLE:
+            self._set(slug, Activity.WORKING)
+
+    def compaction_started(self, slug: str) -> None:
+        """The runner itself sent ``/compact``: compacting until the transcript or a hook says
+        it is done (an agent without hooks would otherwise look idle and get more prompts)."""
+        if self.get(slug).state not in DEAD:
+            self._set(slug, Activity.COMPACTING)
+
+    def liveness(self, slug: str, alive: bool, crash_loop: bool = False) -> None:
+        if crash_loop:
+            self._set(slug, Activity.CRASH_LOOP)
+        elif not alive:
+            agent = self.get(slug)
+            agent.deadline = None
+            self._set(slug, Activity.EXITED)
+
+    def hook(self, slug: str, event: str, payload: dict[str, Any]) -> None:
+        agent = self._signal(slug)
+        if agent.state in DEAD:
+            return  # a straggler from a dying process; the reconciler decides about life
+        if event == "statusline":
+            self._context_from_statusline(agent, payload)
+            return
+        agent.hooks_heard = True
+        target = _hook_target(event, payload)
+        if target is not None:
+            if agent.state is Activity.COMPACTING and target is Activity.WORKING:
+                return  # tool hooks of the summarizer do not end compaction
+            self._set(slug, target)
+
+    def event(self, slug: str, event: Event) -> None:
+        agent = self._signal(slug)
+        if event.kind is EventKind.CONTEXT_SIZE:
+            agent.context_tokens = event.tokens
+            if event.context_window:
+                agent.context_window = event.context_window
+            return
+        if event.kind is EventKind.COMPACTION:
+            if agent.state is Activity.COMPACTING:
+                self._set(slug, Activity.IDLE)
+            return
+        if agent.hooks_heard or agent.state in DEAD:
+            return
+        if event.kind in (EventKind.TURN_START, EventKind.USER_PROMPT, EventKind.TOOL_CALL):
+            agent.turn_ended_at = None
+            if event.context_window:
+                agent.context_window = event.context_window
+            self._set(slug, Activity.WORKING)
+        elif event.kind is EventKind.TURN_END:
+            agent.turn_ended_at = self.clock()
+
+    def tick(self) -> None:
+        """Time-driven transitions: quiet period after a transcript turn end, no_signal."""
+        now = self.clock()
+        for slug, agent in self.agents.items():
+            if agent.turn_ended_at is not None and now - agent.turn_ended_at >= self.quiet:
+                agent.turn_ended_at = None
+                if agent.state in (Activity.WORKING, Activity.STARTING):
+                    self._set(slug, Activity.IDLE)
+            if agent.deadline is not None and now >= agent.deadline:
+                agent.deadline = None
+                if agent.state not in DEAD:
+                    self._set(slug, Activity.NO_SIGNAL)
+
+    @staticmethod
+    def _context_from_statusline(agent: AgentActivity, payload: dict[str, Any]) -> None:
+        window = payload.get("context_window")
+        if not isinstance(window, dict):
+            return
+        size = window.get("context_window_size")
+        if isinstance(size, int) and size > 0:
+            agent.context_window = size
+        usage = window.get("current_usage")
+        if isinstance(usage, dict):
+            total = sum(
+                v
+                for k, v in usage.items()
+                if k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+                and isinstance(v, int)
+            )
+            agent.context_tokens = total
+
+
+def _hook_target(event: str, payload: dict[str, Any]) -> Activity | None:
+    if event == "SessionStart":
+        return Activity.IDLE
+    if event in ("UserPromptSubmit", "PreToolUse", "PostToolUse"):
+        return Activity.WORKING
+    if event == "Stop":
+        return Activity.IDLE
+    if event == "PreCompact":
+        return Activity.COMPACTING
+    if event == "PermissionRequest":
+        return Activity.WAITING_INPUT
+    if event == "Notification":
+        kind = payload.get("notification_type")
+        if kind == "permission_prompt":
+            return Activity.WAITING_INPUT
+        if kind == "idle_prompt":
+            return Activity.IDLE
+    if event == "SessionEnd":
+        return Activity.EXITED
+    return None

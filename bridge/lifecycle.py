@@ -1,0 +1,185 @@
+"""Wiring the agent lifecycle together: signals in, decisions out.
+
+Signals: hook messages (fast), transcript events (the truth), launches and deaths (from the
+reconciler), schedule firings. Decisions: the activity of each agent, prompt deliveries at the
+right moment, compaction nudges, channel notes. Each concern lives in its own module; this one
+only routes between them, so each stays testable alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from bridge.activity import Activity, ActivityTracker
+from bridge.compaction import CompactionGuard, Policy, policy
+from bridge.config import Config
+from bridge.deliver import Deliverer
+from bridge.hookserver import HookMessage, HookServer, TokenBook
+from bridge.queue import Kind, PromptQueue
+from bridge.schedule import Scheduler
+from bridge.state import Store
+from bridge.tmux import TmuxServer
+from runtimes import Runtime, get_runtime
+from runtimes.events import Event, EventKind
+
+log = logging.getLogger("agentbridge.lifecycle")
+
+Note = Callable[[str, str], None]
+
+
+class Lifecycle:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        tmux: TmuxServer,
+        state_dir: Path,
+        locks: Path,
+        note: Note,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.note = note
+        self.tracker = ActivityTracker(grace_seconds=config.signal_grace_seconds)
+        self.queue = PromptQueue(store)
+        self.tokens = TokenBook(store)
+        self.guard = CompactionGuard(store, self.queue, self._policy, note)
+        self.deliverer = Deliverer(
+            self.queue,
+            self.tracker,
+            tmux,
+            locks,
+            self._runtime,
+            still_needed=self.guard.still_needed,
+            escape_before_compact=self._escape_first,
+        )
+        self.hooks = HookServer(state_dir / "hooks.sock", self.tokens, self.on_hook)
+        self.scheduler = Scheduler(state_dir / "schedules.db", self.on_schedule)
+        self.tracker.listeners.append(self._activity_changed)
+        self._no_signal_noted: set[str] = set()
+
+    # -- config ---------------------------------------------------------------------------
+
+    def update_config(self, config: Config) -> None:
+        self.config = config
+        self.tracker.grace = config.signal_grace_seconds
+        if self.scheduler.scheduler.running:
+            self.scheduler.sync(config)
+
+    def _runtime(self, slug: str) -> Runtime | None:
+        agent = self.config.agent(slug)
+        return get_runtime(agent.runtime) if agent else None
+
+    def _policy(self, slug: str, window: int | None) -> Policy | None:
+        agent = self.config.agent(slug)
+        if agent is None:
+            return None
+        return policy(agent.compaction, get_runtime(agent.runtime).self_compacts, window)
+
+    def _escape_first(self, slug: str) -> bool:
+        agent = self.config.agent(slug)
+        return bool(agent and agent.compaction.escape_first)
+
+    # -- signals in ----------------------------------------------------------------------------
+
+    def on_hook(self, msg: HookMessage) -> str | None:
+        self.tracker.hook(msg.slug, msg.event, msg.payload)
+        if msg.event == "UserPromptSubmit":
+            prompt = msg.payload.get("prompt")
+            if isinstance(prompt, str):
+                self.queue.confirm(msg.slug, prompt)
+        agent = self.tracker.get(msg.slug)
+        if msg.event == "statusline":
+            self.guard.context(msg.slug, agent.context_tokens, agent.context_window)
+        self.deliverer.wake.set()
+        return self.status_line(msg.slug)
+
+    def on_event(self, slug: str, event: Event) -> None:
+        """Transcript events, from the mirror (also re-read ones after a restart)."""
+        self.tracker.event(slug, event)
+        if event.kind is EventKind.CONTEXT_SIZE:
+            self.guard.context(slug, event.tokens, event.context_window)
+        elif event.kind is EventKind.COMPACTION:
+            meta = event.meta
+            pre, post = meta.get("pre_tokens"), meta.get("post_tokens")
+            self.guard.compacted(
+                slug,
+                event.id,
+                pre if isinstance(pre, int) else None,
+                post if isinstance(post, int) else None,
+            )
+        elif event.kind is EventKind.USER_PROMPT:
+            self.queue.confirm(slug, event.text)
+        elif event.kind is EventKind.TURN_END:
+            self.deliverer.wake.set()
+
+    def on_schedule(self, slug: str, key: str, prompt: str) -> None:
+        item = self.queue.enqueue(slug, Kind.SCHEDULED, prompt, source={"schedule": key})
+        log.info("%s: scheduled prompt queued (#%s, %s)", slug, item, key)
+        self.deliverer.wake.set()
+
+    def launched(self, slug: str, runtime: Runtime) -> None:
+        self._no_signal_noted.discard(slug)
+        self.tracker.launched(slug, announces=runtime.announces_launch)
+
+    def adopted(self, slug: str) -> None:
+        self.tracker.adopted(slug)
+
+    def down(self, slug: str, crash_loop: bool) -> None:
+        self.tracker.liveness(slug, alive=False, crash_loop=crash_loop)
+
+    def _activity_changed(self, slug: str, old: Activity, new: Activity) -> None:
+        agent = self.tracker.get(slug)
+        self.store.set_activity(slug, str(new), agent.context_tokens, agent.context_window)
+        log.info("%s: %s -> %s", slug, old, new)
+        if new is Activity.NO_SIGNAL and slug not in self._no_signal_noted:
+            self._no_signal_noted.add(slug)
+            self.note(
+                slug,
+                ":warning: No signal from the agent (no hook, no transcript line) "
+                f"within {self.tracker.grace:.0f} s. Its hooks may be broken; "
+                "check `agentbridge doctor` or attach to its tmux session.",
+            )
+        elif new is not Activity.NO_SIGNAL:
+            self._no_signal_noted.discard(slug)
+        self.deliverer.wake.set()
+
+    # -- out ----------------------------------------------------------------------------------
+
+    def status_line(self, slug: str) -> str:
+        agent = self.tracker.get(slug)
+        parts = [f"agentbridge · {slug} · {agent.state}"]
+        if agent.context_tokens is not None:
+            parts.append(f"ctx {agent.context_tokens // 1000}k")
+        queued = self.queue.counts(slug).get("queued", 0)
+        if queued:
+            parts.append(f"{queued} queued")
+        return " · ".join(parts)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.hooks.start()
+        for item in self.queue.recover():
+            log.warning(
+                "%s: %s #%d was being pasted when the runner stopped; not re-sent",
+                item.slug,
+                item.kind,
+                item.id,
+            )
+            self.note(
+                item.slug,
+                f":warning: A {item.kind} prompt was being pasted when the "
+                "runner stopped; it was not re-sent to avoid a duplicate.",
+            )
+        self.scheduler.scheduler.start(paused=True)
+        self.scheduler.sync(self.config)
+        self.scheduler.scheduler.resume()
+        try:
+            await self.deliverer.run(stop)
+        finally:
+            self.scheduler.shutdown()
+            with contextlib.suppress(Exception):
+                await self.hooks.close()
