@@ -101,13 +101,16 @@ class ActivityTracker:
         self._set(slug, Activity.STARTING)
 
     def adopted(self, slug: str) -> None:
-        """A live agent found by a restarted runner: assume idle until told otherwise."""
-        if self.get(slug).state in (Activity.STARTING, *DEAD):
-            self._set(slug, Activity.IDLE)
+        """A live agent found by a restarted runner: its state is unknown until a hook arrives
+        or its screen shows the input prompt, so nothing is pasted into it mid-turn."""
+        agent = self.get(slug)
+        agent.deadline = None
+        self._set(slug, Activity.STARTING)
 
     def screen_ready(self, slug: str) -> None:
-        """The TUI shows its input prompt (the only ready signal a fresh Codex gives)."""
-        if self.get(slug).state is Activity.STARTING:
+        """The TUI shows its input prompt: the only ready signal a fresh Codex gives, and the
+        way out of a ``/compact`` that ended without a hook (nothing to compact, an error)."""
+        if self.get(slug).state in (Activity.STARTING, Activity.COMPACTING):
             self._set(slug, Activity.IDLE)
 
     def prompt_pasted(self, slug: str) -> None:

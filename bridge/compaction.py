@@ -95,7 +95,9 @@ class CompactionGuard:
         armed = self._armed(slug)
         fired = {int(x) for x in armed["fired"]}
         epoch = str(armed["epoch"])
-        if tokens >= pol.hard and not armed["hard"]:
+        if armed["hard"]:
+            return  # /compact is already on its way; nudges would only add noise
+        if tokens >= pol.hard:
             armed["hard"] = True
             self._save(slug, armed)
             key = f"compact:{epoch}:{pol.hard}"

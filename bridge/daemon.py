@@ -13,6 +13,7 @@ import fcntl
 import json
 import logging
 import os
+import shlex
 import signal
 import sys
 import uuid
@@ -73,11 +74,18 @@ def read_runner_info(state_dir: Path) -> dict[str, str | None]:
 
 
 def hook_command() -> str:
-    """The absolute path of this runner's own executable, so agents' hooks reach this runner."""
+    """The absolute path of this runner's own executable, so agents' hooks reach this runner.
+
+    Symlinks are not resolved: a virtualenv's ``python`` is a symlink to the base interpreter,
+    which does not have this package.
+    """
     exe = Path(sys.argv[0])
     if exe.name == "agentbridge" and exe.exists():
-        return f"{exe.resolve()} hook"
-    return f"{Path(sys.executable).resolve()} -m bridge.cli hook"
+        return f"{shlex.quote(str(exe.absolute()))} hook"
+    sibling = Path(sys.executable).absolute().parent / "agentbridge"
+    if sibling.exists():
+        return f"{shlex.quote(str(sibling))} hook"
+    return f"{shlex.quote(str(Path(sys.executable).absolute()))} -m bridge.cli hook"
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -104,6 +112,7 @@ class Daemon:
         self.stop_agents = stop_agents
         self.stop = asyncio.Event()
         self._background: set[asyncio.Task[object]] = set()
+        self.failed = False
 
     async def run(self) -> int:
         try:
@@ -184,6 +193,8 @@ class Daemon:
             asyncio.create_task(mirrors.run(self.stop), name="mirror"),
             asyncio.create_task(watch_config(self.config_path, reload, self.stop), name="watch"),
         ]
+        for task in tasks:
+            task.add_done_callback(self._task_ended)
         await self.stop.wait()
         log.info("runner: stopping%s", " and stopping agents" if self.stop_agents else "")
         for task in tasks:
@@ -198,7 +209,19 @@ class Daemon:
         log.info(
             "runner: stopped; agents left running" if not self.stop_agents else "runner: stopped"
         )
-        return 0
+        return 1 if self.failed else 0
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        """A core loop must never end on its own: if one does, stop loudly (and non-zero, so
+        systemd restarts the runner) instead of running on half-blind."""
+        if self.stop.is_set() or task.cancelled():
+            return
+        self.failed = True
+        error = task.exception()
+        log.error(
+            "runner: %s ended unexpectedly: %r; stopping", task.get_name(), error, exc_info=error
+        )
+        self.stop.set()
 
 
 class LoopListener:

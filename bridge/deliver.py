@@ -36,6 +36,9 @@ BLOCKED = frozenset(
 
 Outcome = Callable[[QueueItem, str], None]
 
+#: Seconds a compaction is left to its own hooks before the screen is consulted.
+COMPACT_SCREEN_AFTER = 5.0
+
 
 class Deliverer:
     def __init__(
@@ -95,10 +98,18 @@ class Deliverer:
                 break  # one paste per agent per pass: the state has changed
 
     async def _check_screens(self) -> None:
-        """Agents still starting: is the CLI at its input prompt yet? (at most once a second)"""
+        """Agents starting, or compacting for a while: is the CLI at its input prompt?
+
+        At most once a second per agent; a compaction gets a few seconds first, since its
+        own hook normally ends it.
+        """
         now = time.monotonic()
+        wall = self.tracker.clock()
         for slug, agent in list(self.tracker.agents.items()):
-            if agent.state is not Activity.STARTING:
+            stale_compaction = (
+                agent.state is Activity.COMPACTING and wall - agent.since >= COMPACT_SCREEN_AFTER
+            )
+            if agent.state is not Activity.STARTING and not stale_compaction:
                 continue
             if now - self._screen_checked.get(slug, 0.0) < 1.0:
                 continue

@@ -73,14 +73,13 @@ class HookServer:
     async def start(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # a stale socket from a killed runner
-        old = os.umask(0o177)
+        old = os.umask(0o177)  # the socket is created 0600: only this user's agents connect
         try:
             self._server = await asyncio.start_unix_server(
                 self._serve, path=str(self.path), limit=MAX_LINE
             )
         finally:
             os.umask(old)
-        os.chmod(self.path, 0o600)
 
     async def close(self) -> None:
         if self._server is not None:

@@ -87,6 +87,8 @@ class Lifecycle:
     # -- signals in ----------------------------------------------------------------------------
 
     def on_hook(self, msg: HookMessage) -> str | None:
+        if msg.event != "statusline" and not self.tracker.get(msg.slug).hooks_heard:
+            log.info("%s: hooks reporting (%s)", msg.slug, msg.event)
         self.tracker.hook(msg.slug, msg.event, msg.payload)
         if msg.event == "UserPromptSubmit":
             prompt = msg.payload.get("prompt")

@@ -199,6 +199,7 @@ class FakeModelServer:
         self._stopping = threading.Event()
         self._released = threading.Event()
         self._released.set()
+        self._held_kinds: set[str] = {"turn", "tool_result"}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._ids = 0
@@ -255,8 +256,10 @@ class FakeModelServer:
         with self._cond:
             self._queue.append(Reply(text=reply) if isinstance(reply, str) else reply)
 
-    def hold(self) -> None:
-        """Park main-turn answers until `release()`: an agent mid-turn without guessing times."""
+    def hold(self, *, compaction: bool = False) -> None:
+        """Park main-turn answers until `release()`: an agent mid-turn without guessing times.
+        With ``compaction``, summarization requests are parked too (an agent mid-compaction)."""
+        self._held_kinds = {"turn", "tool_result"} | ({"compact"} if compaction else set())
         self._released.clear()
 
     def release(self) -> None:
@@ -337,9 +340,9 @@ class FakeModelServer:
 
     def pause(self, reply: Reply, turn: Turn) -> None:
         """Honour `SLOW:` and `hold()` before any byte goes out, so the CLI shows a live turn."""
-        if turn.kind not in ("turn", "tool_result"):
+        if turn.kind not in self._held_kinds:
             return
-        if reply.delay > 0:
+        if reply.delay > 0 and turn.kind != "compact":
             self._stopping.wait(reply.delay)
         while not self._released.wait(0.1) and not self._stopping.is_set():
             pass
