@@ -81,12 +81,17 @@ def main(event: str, stdin: IO[str] | None = None, environ: Mapping[str, str] | 
     try:
         answer = relay(event, raw, env)
         if not answer.get("ok"):
-            _log_failure(env.get("AGENTBRIDGE_HOOK_SOCKET"), slug, event,
-                         f"rejected: {answer.get('error', 'no reason')}")
+            _log_failure(
+                env.get("AGENTBRIDGE_HOOK_SOCKET"),
+                slug,
+                event,
+                f"rejected: {answer.get('error', 'no reason')}",
+            )
         status = str(answer.get("status") or status)
     except (OSError, ValueError) as err:
-        _log_failure(env.get("AGENTBRIDGE_HOOK_SOCKET"), slug, event,
-                     f"{type(err).__name__}: {err}")
+        _log_failure(
+            env.get("AGENTBRIDGE_HOOK_SOCKET"), slug, event, f"{type(err).__name__}: {err}"
+        )
     if event == STATUSLINE:
         print(status)
     return 0
