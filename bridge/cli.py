@@ -201,6 +201,14 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from bridge.doctor import exit_code, render, run_checks
+
+    checks = run_checks(_config_path(args), _state_dir(args), os.environ)
+    print(render(checks, args.json))
+    return exit_code(checks)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from bridge.demo import run_demo
 
@@ -257,6 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hooks", action="store_true", help="configure agent hooks")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=cmd_reconcile)
+
+    p = add("doctor", "check tmux, the CLIs and their launch flags, hooks, state dir, Slack")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_doctor)
 
     p = add("demo", "run a demo fleet on fake model servers and the real CLIs", config=False)
     p.add_argument("-v", "--verbose", action="store_true")

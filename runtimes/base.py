@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from runtimes.canary import Canary
 from runtimes.events import LineResult
 
 #: Fixed namespace for agent identities: ``KANBAN_SESSION_ID = uuid5(NAMESPACE, slug)``.
@@ -110,6 +111,10 @@ class Runtime(Protocol):
 
     def is_ready_screen(self, screen: str) -> bool:
         """Whether a captured pane shows the CLI idle at its input prompt."""
+        ...
+
+    def canary(self, plan: LaunchPlan) -> Canary:
+        """A run of the CLI with ``plan``'s exact flags that exits at once (doctor)."""
         ...
 
     def parse_line(self, line: bytes, offset: int, source: str) -> LineResult:

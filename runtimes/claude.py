@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from runtimes.base import LaunchContext, LaunchPlan, TranscriptRef, cmdline_matches
+from runtimes.canary import Canary, claude_canary
 from runtimes.claude_parse import parse_claude_line
 from runtimes.events import LineResult
 from runtimes.jsonfile import merge_json
@@ -157,6 +158,9 @@ class ClaudeRuntime:
     def is_ready_screen(self, screen: str) -> bool:
         lowered = screen.lower()
         return "bypass permissions" in lowered and "esc to interrupt" not in lowered
+
+    def canary(self, plan: LaunchPlan) -> Canary:
+        return claude_canary(plan.argv)
 
     def transcript_roots(self, ctx: LaunchContext) -> list[Path]:
         return [self.config_dir(ctx.env) / "projects"]

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from runtimes.base import LaunchContext, LaunchPlan, TranscriptRef, cmdline_matches
+from runtimes.canary import Canary, codex_canary
 from runtimes.codex_parse import parse_codex_line
 from runtimes.events import LineResult
 
@@ -130,6 +131,9 @@ class CodexRuntime:
         # The composer line starts with "›"; its placeholder text varies, the glyph does not.
         has_composer = any(line.lstrip().startswith("›") for line in screen.splitlines())
         return has_composer and "esc to interrupt" not in screen.lower()
+
+    def canary(self, plan: LaunchPlan) -> Canary:
+        return codex_canary(plan.argv)
 
     def transcript_roots(self, ctx: LaunchContext) -> list[Path]:
         return [self.home(ctx.env) / "sessions"]

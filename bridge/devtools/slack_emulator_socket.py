@@ -1,0 +1,367 @@
+"""Socket Mode side of the Slack emulator: the websocket endpoint, envelope delivery and acks.
+
+Slack's contract, mirrored here because the bridge's reliability depends on it: a connection
+first receives `hello`; each request arrives as an envelope the client must ack with
+`{"envelope_id": ...}`; an Events API envelope not acked in time is sent again (a new envelope id,
+same `event_id`, `retry_attempt` + 1, up to three retries), while slash commands and interactive
+payloads are never retried. Deliveries go through one queue drained by one task, so envelopes
+reach the client in the order the test produced them, and wait while no socket is connected
+(a test may post before the client has finished connecting).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import logging
+import socket
+import struct
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from bridge.devtools.slack_emulator_state import Channel, Delivery, Json, WorkspaceState
+
+log = logging.getLogger("bridge.devtools.slack_emulator")
+
+
+def abort_with_reset(transport: asyncio.BaseTransport | None) -> None:
+    """Close a TCP connection with RST instead of FIN, like a dropped network path.
+
+    slack_sdk's builtin client only notices an orderly FIN on its next ping (several seconds),
+    but an RST fails its blocking `recv` at once, which is what a real outage looks like.
+    """
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    if isinstance(transport, asyncio.Transport):
+        transport.abort()
+    else:
+        transport.close()
+
+
+@dataclass(eq=False)
+class _Conn:
+    ws: web.WebSocketResponse
+    transport: asyncio.BaseTransport | None
+    ticket: str
+    retiring: bool = False
+    closed: bool = False
+
+
+class SocketHub:
+    """Owns the websocket connections and the delivery queue; lives on the emulator's loop."""
+
+    def __init__(
+        self,
+        state: WorkspaceState,
+        ack_timeout: float = 3.0,
+        max_retries: int = 3,
+        disconnect_grace: float = 1.0,
+    ) -> None:
+        self.state = state
+        self.ack_timeout = ack_timeout
+        self.max_retries = max_retries
+        self.disconnect_grace = disconnect_grace
+        self.ws_base = ""
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue[tuple[int, bool]] | None = None
+        self._cond: asyncio.Condition | None = None
+        self._pump_task: asyncio.Task[None] | None = None
+        self._conns: list[_Conn] = []
+        self._tickets: set[str] = set()
+
+    # -- lifecycle (on the loop) ---------------------------------------------------------
+
+    def bind(self, ws_base: str) -> None:
+        """Attach to the running loop; `ws_base` is `ws://127.0.0.1:PORT/socket`."""
+        self.loop = asyncio.get_running_loop()
+        self.ws_base = ws_base
+        self._queue = asyncio.Queue()
+        self._cond = asyncio.Condition()
+        self._pump_task = self.loop.create_task(self._pump(), name="slack-emulator-pump")
+
+    async def close(self) -> None:
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump_task
+        for conn in list(self._conns):
+            conn.closed = True
+            abort_with_reset(conn.transport)
+        self._conns.clear()
+
+    # -- thread-safe entry points --------------------------------------------------------
+
+    def issue_url(self) -> str:
+        """A fresh `apps.connections.open` URL; the ticket is checked on connect."""
+        ticket = uuid.uuid4().hex
+        with self.state.lock:
+            self._tickets.add(ticket)
+        return f"{self.ws_base}?ticket={ticket}&app_id={self.state.app_id}"
+
+    def submit(self, key: int, forced: bool = False) -> None:
+        """Queue delivery `key` (from any thread); `forced` sends even if already acked."""
+        if self.loop is None or self._queue is None:
+            raise RuntimeError("the Slack emulator is not running")
+        queue = self._queue
+        self.loop.call_soon_threadsafe(queue.put_nowait, (key, forced))
+
+    def emit(self, kind: str, payload: Json, accepts_response_payload: bool = False) -> Delivery:
+        """Record a Socket Mode request and queue it for delivery (any thread)."""
+        delivery = self.state.new_delivery(kind, payload, accepts_response_payload)
+        self.submit(delivery.key)
+        return delivery
+
+    def emit_event(self, event: Json) -> Delivery:
+        """Wrap `event` in the Events API `event_callback` outer payload and deliver it."""
+        st = self.state
+        auth: Json = {"enterprise_id": None, "team_id": st.team_id, "user_id": st.bot_user_id}
+        auth.update(is_bot=True, is_enterprise_install=False)
+        payload: Json = dict(
+            token="emulator-verification-token", team_id=st.team_id, api_app_id=st.app_id,
+            event=event, type="event_callback", event_id=st.new_event_id(),
+            event_time=int(time.time()), authorizations=[auth], is_ext_shared_channel=False,
+            event_context=f"4-emulator-{st.instance}",
+        )  # fmt: skip
+        return self.emit("events_api", payload)
+
+    def run_soon(self, coro: Any) -> None:
+        """Run a hub coroutine on the loop from any thread, without waiting for it."""
+        if self.loop is None:
+            raise RuntimeError("the Slack emulator is not running")
+        asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def open_count(self) -> int:
+        with self.state.lock:
+            return sum(1 for c in self._conns if not c.closed)
+
+    # -- server-initiated disconnects (coroutines; schedule with run_soon) ----------------
+
+    async def send_disconnect(self, reason: str, close_after: float | None) -> None:
+        """Tell every client to reconnect, then close the old sockets after a grace period,
+        as Slack does when it rotates the backend behind a connection."""
+        victims = [c for c in self._conns if not c.closed]
+        message = json.dumps(
+            {"type": "disconnect", "reason": reason, "debug_info": {"host": "slack-emulator"}}
+        )
+        for conn in victims:
+            conn.retiring = True
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await conn.ws.send_str(message)
+        await asyncio.sleep(self.disconnect_grace if close_after is None else close_after)
+        for conn in victims:
+            if not conn.closed:
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await conn.ws.close(code=1000, message=reason.encode())
+
+    async def drop_all(self) -> None:
+        """Abrupt loss of every socket: no close frame, TCP reset."""
+        for conn in list(self._conns):
+            conn.closed = True
+            abort_with_reset(conn.transport)
+        await self._notify()
+
+    # -- websocket endpoint --------------------------------------------------------------
+
+    async def handle_ws(self, request: web.Request) -> web.StreamResponse:
+        ticket = request.query.get("ticket", "")
+        if ticket not in self._tickets:
+            return web.json_response({"ok": False, "error": "invalid_ticket"}, status=401)
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        conn = _Conn(ws, request.transport, ticket)
+        with self.state.lock:
+            self._conns.append(conn)
+            self.state.touch()
+        hello = {
+            "type": "hello",
+            "num_connections": self.open_count(),
+            "debug_info": {"host": "slack-emulator", "approximate_connection_time": 18060},
+            "connection_info": {"app_id": self.state.app_id},
+        }
+        try:
+            await ws.send_str(json.dumps(hello))
+            await self._notify()
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    self._on_text(msg.data)
+                elif msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
+                    break
+        except ConnectionError:
+            pass
+        finally:
+            conn.closed = True
+            with self.state.lock, contextlib.suppress(ValueError):
+                self._conns.remove(conn)
+                self.state.touch()
+            await self._notify()
+        return ws
+
+    def _on_text(self, data: str) -> None:
+        try:
+            message = json.loads(data)
+        except ValueError:
+            log.warning("slack emulator: non-JSON socket message %r", data[:200])
+            return
+        envelope_id = message.get("envelope_id") if isinstance(message, dict) else None
+        if not isinstance(envelope_id, str):
+            log.warning("slack emulator: socket message without envelope_id %r", data[:200])
+            return
+        payload = message.get("payload")
+        delivery = self.state.record_ack(
+            envelope_id, payload if isinstance(payload, dict) else None
+        )
+        if delivery is None:
+            log.warning("slack emulator: ack for unknown envelope %s", envelope_id)
+            return
+        if delivery.kind == "slash_commands" and isinstance(payload, dict) and payload:
+            with self.state.lock:
+                self.state.responses.append(
+                    {"source": "ack", "command": delivery.payload.get("command"), "body": payload}
+                )
+                self.state.touch()
+
+    # -- delivery ------------------------------------------------------------------------
+
+    async def _notify(self) -> None:
+        if self._cond is not None:
+            async with self._cond:
+                self._cond.notify_all()
+
+    def _pick(self) -> _Conn | None:
+        open_ = [c for c in self._conns if not c.closed and not c.ws.closed]
+        fresh = [c for c in open_ if not c.retiring]
+        return (fresh or open_)[-1] if open_ else None
+
+    async def _pump(self) -> None:
+        assert self._queue is not None and self._cond is not None
+        while True:
+            key, forced = await self._queue.get()
+            try:
+                while not await self._send(key, forced):
+                    async with self._cond:
+                        await self._cond.wait_for(lambda: self._pick() is not None)
+            except Exception:  # one bad payload must not stop every later delivery
+                log.exception("slack emulator: delivery %s failed", key)
+
+    async def _send(self, key: int, forced: bool) -> bool:
+        """Send one attempt of delivery `key`; False means "no usable socket, wait"."""
+        with self.state.lock:
+            d = self.state.deliveries[key]
+            if d.acked and not forced:
+                return True
+        conn = self._pick()
+        if conn is None:
+            return False
+        envelope_id = str(uuid.uuid4())
+        with self.state.lock:
+            attempt = d.attempts
+            envelope = self._envelope(d, envelope_id, attempt)
+            d.envelope_ids.append(envelope_id)
+            d.attempts += 1
+            self.state.envelope_index[envelope_id] = key
+            self.state.touch()
+        try:
+            await conn.ws.send_str(json.dumps(envelope))
+        except (ConnectionError, RuntimeError):
+            conn.closed = True
+            with self.state.lock:
+                d.attempts -= 1
+                d.envelope_ids.remove(envelope_id)
+            return False
+        assert self.loop is not None
+        self.loop.call_later(self.ack_timeout, self._on_timeout, key, envelope_id)
+        return True
+
+    def _envelope(self, d: Delivery, envelope_id: str, attempt: int) -> Json:
+        env: Json = {
+            "envelope_id": envelope_id,
+            "type": d.kind,
+            "payload": d.payload,
+            "accepts_response_payload": d.accepts_response_payload,
+        }
+        if d.kind == "events_api":
+            env["retry_attempt"] = attempt
+            env["retry_reason"] = "timeout" if attempt else ""
+        return env
+
+    def _on_timeout(self, key: int, envelope_id: str) -> None:
+        with self.state.lock:
+            d = self.state.deliveries[key]
+            if d.acked or d.envelope_ids[-1] != envelope_id:
+                return
+            if d.kind != "events_api" or d.attempts > self.max_retries:
+                d.gave_up = True
+                self.state.touch()
+                return
+        if self._queue is not None:
+            self._queue.put_nowait((key, False))
+
+
+# -- event payloads, built from stored messages (call with the state lock held) -----------
+
+
+def message_event(ch: Channel, msg: Json, **extra: Any) -> Json:
+    """A `message` event for a message stored in `ch`; metadata and reactions are not part
+    of Slack's message events."""
+    event = {k: copy.deepcopy(v) for k, v in msg.items() if k not in ("metadata", "reactions")}
+    ctype = "group" if ch.is_private else "channel"
+    event.update(channel=ch.id, event_ts=msg["ts"], channel_type=ctype, **extra)
+    return event
+
+
+def changed_event(state: WorkspaceState, ch: Channel, msg: Json, previous: Json) -> Json:
+    """`message_changed`: the new and previous message nested, a fresh event ts outside."""
+    ts = state.new_ts()
+    new, prev = message_event(ch, msg), message_event(ch, previous)
+    for part in (new, prev):
+        for key in ("channel", "event_ts", "channel_type"):
+            part.pop(key)
+    return {
+        "type": "message",
+        "subtype": "message_changed",
+        "hidden": True,
+        "channel": ch.id,
+        "ts": ts,
+        "event_ts": ts,
+        "channel_type": "group" if ch.is_private else "channel",
+        "message": new,
+        "previous_message": prev,
+    }
+
+
+def deleted_event(state: WorkspaceState, ch: Channel, previous: Json) -> Json:
+    """`message_deleted`: `deleted_ts` names the message, `previous_message` holds it."""
+    event = changed_event(state, ch, previous, previous)
+    del event["message"]
+    event.update(subtype="message_deleted", deleted_ts=previous["ts"])
+    return event
+
+
+def join_channel(state: WorkspaceState, hub: SocketHub, user: str, ch: Channel) -> str | None:
+    """Add `user` to `ch` with Slack's side effects: a `channel_join` message and the
+    `member_joined_channel` event. Returns the join message ts, None if already a member."""
+    with state.lock:
+        state.user(user)
+        if user in ch.members:
+            return None
+        ch.members.add(user)
+        msg: Json = {"type": "message", "subtype": "channel_join", "ts": state.new_ts()}
+        msg.update(user=user, text=f"<@{user}> has joined the channel")
+        state.store_message(ch, msg)
+        event = message_event(ch, msg)
+        joined = {"type": "member_joined_channel", "user": user, "channel": ch.id}
+        joined.update(channel_type="G" if ch.is_private else "C", team=state.team_id)
+        joined["event_ts"] = msg["ts"]
+    hub.emit_event(event)
+    hub.emit_event(joined)
+    return str(msg["ts"])
