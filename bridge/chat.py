@@ -22,6 +22,12 @@ class Outgoing:
     thread: str | None = None
     as_file: bool = False
     filename: str | None = None
+    event_ids: tuple[str, ...] = ()
+    """Every ledger event this message carries (defaults to ``(event_id,)``)."""
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return self.event_ids or (self.event_id,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +47,8 @@ class Incoming:
 
 class ChatBackend(Protocol):
     name: str
+    coalesce: bool
+    """True for rate-limited backends: the mirror then joins a burst into fewer messages."""
 
     async def start(self) -> None: ...
 

@@ -22,6 +22,7 @@ from bridge.chat import Incoming, Outgoing, Posted
 
 class ConsoleBackend:
     name = "console"
+    coalesce = False
 
     def __init__(self, stream: TextIO | None = None, outbox: Path | None = None) -> None:
         self.stream = stream or sys.stdout
@@ -49,6 +50,7 @@ class ConsoleBackend:
                     "slug": msg.slug,
                     "channel": msg.channel,
                     "event_id": msg.event_id,
+                    "event_ids": list(msg.ids),
                     "text": msg.text,
                     "thread": msg.thread,
                 }
@@ -87,8 +89,11 @@ class ConsoleBackend:
                     record = json.loads(raw)
                 except ValueError:
                     continue  # a line torn by a crash mid-write was never acknowledged
-                if record.get("event_id") in wanted and record.get("channel") == channel:
-                    found[record["event_id"]] = str(record["ref"])
+                if record.get("channel") != channel:
+                    continue
+                for event_id in record.get("event_ids") or [record.get("event_id")]:
+                    if event_id in wanted:
+                        found[event_id] = str(record["ref"])
         return found
 
     async def receive(self) -> AsyncIterator[Incoming]:

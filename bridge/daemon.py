@@ -169,7 +169,7 @@ class Daemon:
             tokens=lifecycle.tokens,
             listener=LoopListener(lifecycle, loop),
         )
-        mirrors = Mirrors(store, backend, listeners=[lifecycle.on_event])
+        mirrors = Mirrors(store, backend, listeners=[lifecycle.on_event], router=lifecycle.router)
         mirrors.sync(config)
 
         def reload(new: Config) -> None:

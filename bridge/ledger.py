@@ -3,11 +3,11 @@
 The protocol, per mirrored event:
 
 1. ``is_posted`` -- already delivered (possibly before a crash): skip it.
-2. ``record_intent`` -- committed *before* the chat call, so a crash during the call leaves a
+2. ``record_intents`` -- committed *before* the chat call, so a crash during the call leaves a
    trace.
-3. the chat call, tagged with the event id.
-4. ``commit_post`` -- the posted ref, and (for a line's last event) the new file offset, in one
-   transaction.
+3. the chat call, tagged with the event ids it carries (one message may carry several when a
+   rate-limited backend coalesces a burst).
+4. ``commit_posts`` -- the posted ref, and the new file offset, in one transaction.
 
 After a restart, :meth:`Ledger.pending` lists intents whose outcome is unknown; the mirror asks
 the backend which of them really arrived (``find_posted``) and settles them before posting
@@ -46,33 +46,36 @@ class Ledger:
         )
         return bool(rows)
 
-    def record_intent(self, slug: str, event_id: str, channel: str) -> None:
+    def record_intents(self, slug: str, event_ids: tuple[str, ...], channel: str) -> None:
         with self.store.tx() as db:
-            db.execute(
+            db.executemany(
                 """INSERT INTO ledger (slug, event_id, status, payload, created_at)
                    VALUES (?, ?, 'pending', ?, ?)
                    ON CONFLICT(slug, event_id) DO UPDATE SET payload = excluded.payload
                    WHERE status = 'pending'""",
-                (slug, event_id, channel, time.time()),
+                [(slug, event_id, channel, time.time()) for event_id in event_ids],
             )
 
-    def commit_post(
+    def commit_posts(
         self,
         slug: str,
-        event_id: str,
+        event_ids: tuple[str, ...],
         ref: str,
         *,
         path: str | None = None,
         position: Position | None = None,
+        bad: int = 0,
     ) -> None:
+        """Record the post of these events and, in the same transaction, the offset it allows."""
+        now = time.time()
         with self.store.tx() as db:
-            db.execute(
+            db.executemany(
                 """UPDATE ledger SET status = 'posted', chat_ref = ?, posted_at = ?
                    WHERE slug = ? AND event_id = ?""",
-                (ref, time.time(), slug, event_id),
+                [(ref, now, slug, event_id) for event_id in event_ids],
             )
             if path is not None and position is not None:
-                _save_position(db, slug, path, position)
+                _save_position(db, slug, path, position, bad)
 
     def pending(self, slug: str) -> list[tuple[str, str]]:
         """(event id, channel) of intents whose chat call may or may not have happened."""

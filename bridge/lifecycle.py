@@ -19,7 +19,8 @@ from bridge.compaction import CompactionGuard, Policy, policy
 from bridge.config import Config
 from bridge.deliver import Deliverer
 from bridge.hookserver import HookMessage, HookServer, TokenBook
-from bridge.queue import Kind, PromptQueue
+from bridge.queue import Kind, PromptQueue, QueueItem
+from bridge.routing import TurnRouter
 from bridge.schedule import Scheduler
 from bridge.state import Store
 from bridge.tmux import TmuxServer
@@ -40,10 +41,13 @@ class Lifecycle:
         state_dir: Path,
         locks: Path,
         note: Note,
+        router: TurnRouter | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.note = note
+        self.router = router or TurnRouter()
+        self.on_confirmed: list[Callable[[QueueItem], None]] = []
         self.tracker = ActivityTracker(grace_seconds=config.signal_grace_seconds)
         self.queue = PromptQueue(store)
         self.tokens = TokenBook(store)
@@ -93,7 +97,7 @@ class Lifecycle:
         if msg.event == "UserPromptSubmit":
             prompt = msg.payload.get("prompt")
             if isinstance(prompt, str):
-                self.queue.confirm(msg.slug, prompt)
+                self._confirm(msg.slug, prompt)
         agent = self.tracker.get(msg.slug)
         if msg.event == "statusline":
             self.guard.context(msg.slug, agent.context_tokens, agent.context_window)
@@ -115,9 +119,18 @@ class Lifecycle:
                 post if isinstance(post, int) else None,
             )
         elif event.kind is EventKind.USER_PROMPT:
-            self.queue.confirm(slug, event.text)
+            self._confirm(slug, event.text)
         elif event.kind is EventKind.TURN_END:
             self.deliverer.wake.set()
+
+    def _confirm(self, slug: str, text: str) -> None:
+        """The runtime echoed a prompt: mark its queue item confirmed, remember its origin."""
+        item = self.queue.confirm(slug, text)
+        if item is None:
+            return
+        self.router.origin(slug, item)
+        for listener in self.on_confirmed:
+            listener(item)
 
     def on_schedule(self, slug: str, key: str, prompt: str) -> None:
         item = self.queue.enqueue(slug, Kind.SCHEDULED, prompt, source={"schedule": key})

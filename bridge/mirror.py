@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bridge.chat import ChatBackend, Outgoing
 from bridge.format import render_event, split_message
 from bridge.ledger import Ledger, TranscriptState
+from bridge.routing import Route, Router
 from bridge.tail import Line, Position, read_new_lines
 from runtimes import LaunchContext, Runtime, TranscriptRef
 from runtimes.events import Event
@@ -41,6 +43,7 @@ class AgentMirror:
         *,
         show_thinking: bool = False,
         listeners: list[Listener] | None = None,
+        router: Router | None = None,
     ) -> None:
         self.slug = slug
         self.runtime = runtime
@@ -51,6 +54,7 @@ class AgentMirror:
         self.channel = channel
         self.show_thinking = show_thinking
         self.listeners = listeners if listeners is not None else []
+        self.router = router
         self.current: TranscriptState | None = ledger.current_transcript(slug)
         self._lock = asyncio.Lock()
         self.delivered = 0
@@ -99,7 +103,7 @@ class AgentMirror:
             found.update(await self.backend.find_posted(channel, ids))
         for event_id, _ in pending:
             if event_id in found:
-                self.ledger.commit_post(self.slug, event_id, found[event_id])
+                self.ledger.commit_posts(self.slug, (event_id,), found[event_id])
             else:
                 self.ledger.drop_intent(self.slug, event_id)
         log.info(
@@ -128,70 +132,130 @@ class AgentMirror:
             source = Path(state.path).stem
             if result.position.generation:
                 source += f".g{result.position.generation}"
+            batch = _Batch(state.path, result.position)
             for line in result.lines:
-                total += await self._deliver_line(state.path, source, line, result.position)
-            self.ledger.advance(self.slug, state.path, result.position)
+                self._collect(batch, line, source)
+            total += await self._flush(batch)
+            self.ledger.advance(self.slug, state.path, result.position, bad=len(batch.bad))
             self.current = TranscriptState(
                 state.path, state.session_id, result.position, state.bad_lines
             )
         self.delivered += total
         return total
 
-    async def _deliver_line(self, path: str, source: str, line: Line, pos: Position) -> int:
+    def _collect(self, batch: _Batch, line: Line, source: str) -> None:
+        """Parse one line into parts to post (already-posted ones are left out)."""
         if line.oversized:
-            self.ledger.advance(self.slug, path, _at(pos, line.end), bad=1)
+            batch.bad.append(line.end)
             log.warning(
-                "%s: skipped an oversized line at byte %d of %s", self.slug, line.offset, path
+                "%s: skipped an oversized line at byte %d of %s", self.slug, line.offset, batch.path
             )
-            return 0
+            return
         parsed = self.runtime.parse_line(line.data, line.offset, source)
         if parsed.bad:
-            self.ledger.advance(self.slug, path, _at(pos, line.end), bad=1)
+            batch.bad.append(line.end)
             log.warning(
-                "%s: skipped a malformed line at byte %d of %s", self.slug, line.offset, path
+                "%s: skipped a malformed line at byte %d of %s", self.slug, line.offset, batch.path
             )
-            return 0
-        posts: list[tuple[str, Outgoing]] = []
+            return
         for event in parsed.events:
             for listener in self.listeners:
                 listener(self.slug, event)
             if not event.mirrored:
                 continue
+            route = self.router.route(self.slug, event) if self.router else Route()
+            if route.skip:
+                continue
             rendered = render_event(event, show_thinking=self.show_thinking)
             if rendered is None:
                 continue
-            parts = [rendered.text] if rendered.as_file else split_message(rendered.text)
-            for i, text in enumerate(parts):
+            text = f"{route.header}\n{rendered.text}" if route.header else rendered.text
+            pieces = [text] if rendered.as_file else split_message(text)
+            for i, piece in enumerate(pieces):
                 event_id = event.id if i == 0 else f"{event.id}#{i}"
-                posts.append(
-                    (
+                if self.ledger.is_posted(self.slug, event_id):
+                    continue
+                batch.parts.append(
+                    _Part(
                         event_id,
-                        Outgoing(
-                            self.slug,
-                            self.channel,
-                            text,
-                            event_id,
-                            as_file=rendered.as_file,
-                            filename=rendered.filename,
-                        ),
+                        piece,
+                        route.thread,
+                        rendered.as_file,
+                        rendered.filename,
+                        line.offset,
+                        line.end,
                     )
                 )
+
+    async def _flush(self, batch: _Batch) -> int:
+        """Post the batch in order: one message per part, or coalesced when the backend is
+        rate-limited; each post's ids and the offset it allows commit together."""
         sent = 0
-        for i, (event_id, msg) in enumerate(posts):
-            last = i == len(posts) - 1
-            if self.ledger.is_posted(self.slug, event_id):
-                continue
-            self.ledger.record_intent(self.slug, event_id, msg.channel)
-            posted = await self.backend.post(msg)
-            self.ledger.commit_post(
+        parts = batch.parts
+        while parts:
+            group = [parts.pop(0)]
+            if getattr(self.backend, "coalesce", False) and not group[0].as_file:
+                size = len(group[0].text)
+                while (
+                    parts
+                    and not parts[0].as_file
+                    and parts[0].thread == group[0].thread
+                    and size + 1 + len(parts[0].text) <= COALESCE_LIMIT
+                ):
+                    size += 1 + len(parts[0].text)
+                    group.append(parts.pop(0))
+            ids = tuple(p.event_id for p in group)
+            first = group[0]
+            msg = Outgoing(
                 self.slug,
-                event_id,
-                posted.ref,
-                path=path if last else None,
-                position=_at(pos, line.end) if last else None,
+                self.channel,
+                "\n".join(p.text for p in group),
+                ids[0],
+                thread=first.thread,
+                as_file=first.as_file,
+                filename=first.filename,
+                event_ids=ids,
             )
-            sent += 1
+            self.ledger.record_intents(self.slug, ids, msg.channel)
+            posted = await self.backend.post(msg)
+            # The offset may pass a line only once every part of it is posted.
+            safe = parts[0].line_start if parts else group[-1].line_end
+            counted = [end for end in batch.bad if end <= safe]
+            batch.bad = [end for end in batch.bad if end > safe]
+            self.ledger.commit_posts(
+                self.slug,
+                ids,
+                posted.ref,
+                path=batch.path,
+                position=_at(batch.position, safe),
+                bad=len(counted),
+            )
+            sent += len(group)
         return sent
+
+
+#: Coalesced messages stay well under Slack's 4,000-character comfort limit.
+COALESCE_LIMIT = 3500
+
+
+@dataclass
+class _Part:
+    event_id: str
+    text: str
+    thread: str | None
+    as_file: bool
+    filename: str | None
+    line_start: int
+    line_end: int
+
+
+@dataclass
+class _Batch:
+    path: str
+    position: Position
+    parts: list[_Part] = field(default_factory=list)
+    bad: list[int] = field(default_factory=list)
+    """End offsets of malformed lines not yet counted in a commit."""
 
 
 def _at(pos: Position, offset: int) -> Position:

@@ -24,6 +24,7 @@ from bridge.config import AgentConfig, Config
 from bridge.ledger import Ledger
 from bridge.mirror import AgentMirror, Listener
 from bridge.reconcile import launch_context
+from bridge.routing import Router
 from bridge.state import Store
 from runtimes import LaunchContext, get_runtime
 
@@ -43,6 +44,7 @@ class Mirrors:
         environ: Mapping[str, str] | None = None,
         rescan_seconds: float = 5.0,
         listeners: list[Listener] | None = None,
+        router: Router | None = None,
     ) -> None:
         self.store = store
         self.ledger = Ledger(store)
@@ -50,6 +52,7 @@ class Mirrors:
         self.environ = dict(os.environ if environ is None else environ)
         self.rescan_seconds = rescan_seconds
         self.listeners = listeners if listeners is not None else []
+        self.router = router
         self.mirrors: dict[str, AgentMirror] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._refresh: set[str] = set()
@@ -87,6 +90,7 @@ class Mirrors:
             channel_for(agent),
             show_thinking=agent.thinking,
             listeners=self.listeners,
+            router=self.router,
         )
 
     def sync(self, config: Config) -> None:

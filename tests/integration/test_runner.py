@@ -70,10 +70,11 @@ def test_agent_reaches_ready_prompt_and_send_makes_a_real_turn(
     if runtime == "codex":  # the minted session id is discovered from the rollout
         wait_until(lambda: fleet.status()[slug]["session_id"], 30, "codex session id")
     # Golden check on what the real CLI wrote: each thing mirrored once, in order.
+    sent = ":keyboard: *Sent with agentbridge send*\n:bust_in_silhouette: "
     expected = [
-        ":bust_in_silhouette: hello from the test",
+        sent + "hello from the test",
         "ack: hello from the test",
-        ":bust_in_silhouette: RUN: echo tool-$((6*7))",
+        sent + "RUN: echo tool-$((6*7))",
         "`$ echo tool-$((6*7))`",
         "```\ntool-42\n```",
         "ran: echo tool-$((6*7)) -&gt; tool-42",

@@ -124,8 +124,7 @@ def test_crash_leftovers_are_settled_against_the_backend(tmp_path: Path) -> None
     ledger = Ledger(store)
     lines = rig.transcript.read_bytes().splitlines()
     ids = [parse_claude_line(line, 0, "s").events[0].id for line in lines]
-    for event_id in ids:
-        ledger.record_intent("mx", event_id, "#mx")
+    ledger.record_intents("mx", tuple(ids), "#mx")
     rig.outbox.write_text(
         json.dumps(
             {"ref": "1", "slug": "mx", "channel": "#mx", "event_id": ids[0], "text": "arrived"}
