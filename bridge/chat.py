@@ -38,17 +38,27 @@ class Posted:
 
 @dataclass(frozen=True, slots=True)
 class Incoming:
+    """A human's message in an agent's channel (the backend has filtered out everything else)."""
+
     channel: str
     user: str
     text: str
     ref: str
     thread: str | None = None
+    event_id: str | None = None
+    sender: str = ""
+    """Display name, for the prefix in shared channels."""
+    shared: bool = False
+    """The channel has several people in it: prefix the pasted text with the sender."""
+    is_bot: bool = False
 
 
 class ChatBackend(Protocol):
     name: str
     coalesce: bool
     """True for rate-limited backends: the mirror then joins a burst into fewer messages."""
+    live_status: bool
+    """True when a per-turn status line (posted, then edited) is worth showing."""
 
     async def start(self) -> None: ...
 
@@ -62,7 +72,13 @@ class ChatBackend(Protocol):
 
     async def react(self, channel: str, ref: str, emoji: str) -> None: ...
 
-    async def find_posted(self, channel: str, event_ids: Sequence[str]) -> dict[str, str]:
+    async def notify_user(self, channel: str, user: str, text: str) -> None:
+        """A message only ``user`` sees (Slack's ephemeral messages)."""
+        ...
+
+    async def find_posted(
+        self, channel: str, event_ids: Sequence[str], thread: str | None = None
+    ) -> dict[str, str]:
         """Refs of messages already posted for these event ids (for settling crash leftovers).
 
         A backend that cannot tell returns ``{}``, and those events are posted again.

@@ -23,6 +23,7 @@ from bridge.chat import Incoming, Outgoing, Posted
 class ConsoleBackend:
     name = "console"
     coalesce = False
+    live_status = False
 
     def __init__(self, stream: TextIO | None = None, outbox: Path | None = None) -> None:
         self.stream = stream or sys.stdout
@@ -78,7 +79,14 @@ class ConsoleBackend:
     async def react(self, channel: str, ref: str, emoji: str) -> None:
         return None
 
-    async def find_posted(self, channel: str, event_ids: Sequence[str]) -> dict[str, str]:
+    async def notify_user(self, channel: str, user: str, text: str) -> None:
+        with self._lock:
+            self.stream.write(f"[{channel}] (to {user}) {_plain(text)}\n")
+            self.stream.flush()
+
+    async def find_posted(
+        self, channel: str, event_ids: Sequence[str], thread: str | None = None
+    ) -> dict[str, str]:
         if self.outbox is None or not self.outbox.exists():
             return {}
         wanted = set(event_ids)

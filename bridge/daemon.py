@@ -22,6 +22,7 @@ from typing import IO
 
 from bridge import paths
 from bridge.chat import ChatBackend, Outgoing
+from bridge.chatbridge import ChatBridge
 from bridge.config import Config, ConfigError, load_config
 from bridge.console import ConsoleBackend
 from bridge.lifecycle import Lifecycle
@@ -100,8 +101,18 @@ def setup_logging(verbose: bool = False) -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
-def make_backend(state_dir: Path) -> ChatBackend:
-    """The console backend: the embedded default when no Slack tokens are configured."""
+def make_backend(state_dir: Path, environ: dict[str, str]) -> ChatBackend:
+    """Slack when both tokens are set; else the console, the embedded default."""
+    bot, app = environ.get("SLACK_BOT_TOKEN"), environ.get("SLACK_APP_TOKEN")
+    if bot and app:
+        from bridge.slack.backend import SlackBackend
+
+        return SlackBackend(bot, app, environ.get("SLACK_API_URL") or None)
+    if bot or app:
+        log.warning(
+            "runner: only one of SLACK_BOT_TOKEN / SLACK_APP_TOKEN is set; using the "
+            "console backend"
+        )
     return ConsoleBackend(outbox=state_dir / "console.jsonl")
 
 
@@ -128,20 +139,21 @@ class Daemon:
             return 3
         # The runner's Slack credentials must never reach an agent's environment, including
         # through the tmux server's global environment when this process starts the server.
+        secrets = {k: os.environ[k] for k in (*PRIVATE_ENV, "SLACK_API_URL") if k in os.environ}
         for key in PRIVATE_ENV:
             os.environ.pop(key, None)
         try:
-            return await self._serve(config)
+            return await self._serve(config, secrets)
         finally:
             lock.close()
 
-    async def _serve(self, config: Config) -> int:
+    async def _serve(self, config: Config, secrets: dict[str, str]) -> int:
         loop = asyncio.get_running_loop()
         socket = paths.tmux_socket(config.tmux_socket)
         store = Store(paths.db_path(self.state_dir))
         tmux = TmuxServer(socket)
         write_runner_info(self.state_dir, self.config_path, socket)
-        backend = make_backend(self.state_dir)
+        backend = make_backend(self.state_dir, secrets)
         await backend.start()
         channels = {a.slug: channel_for(a) for a in config.agents}
 
@@ -171,12 +183,15 @@ class Daemon:
         )
         mirrors = Mirrors(store, backend, listeners=[lifecycle.on_event], router=lifecycle.router)
         mirrors.sync(config)
+        chat = ChatBridge(config, backend, lifecycle, reconciler, self.state_dir / "inbox")
+        await chat.start()
 
         def reload(new: Config) -> None:
             channels.update({a.slug: channel_for(a) for a in new.agents})
             reconciler.update_config(new)
             mirrors.sync(new)
             lifecycle.update_config(new)
+            chat.update_config(new)
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
@@ -191,6 +206,7 @@ class Daemon:
             asyncio.create_task(lifecycle.run(self.stop), name="lifecycle"),
             asyncio.create_task(reconciler.run(self.stop), name="reconcile"),
             asyncio.create_task(mirrors.run(self.stop), name="mirror"),
+            asyncio.create_task(chat.run(self.stop), name="chat"),
             asyncio.create_task(watch_config(self.config_path, reload, self.stop), name="watch"),
         ]
         for task in tasks:

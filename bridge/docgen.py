@@ -110,7 +110,8 @@ _FALLBACK: dict[tuple[type[BaseModel], str], str] = {
     ),
     (Config, "allowed_users"): (
         "Slack user ids (`U…`, `W…`) allowed to steer every agent, in addition to each "
-        "agent's own `allowed_users`."
+        "agent's own `allowed_users`. With no list anywhere, anyone in an agent's channel "
+        "can steer it."
     ),
     (Config, "restart"): "How the reconciler relaunches agents whose CLI exited.",
     (AgentConfig, "slug"): (
@@ -152,8 +153,11 @@ _FALLBACK: dict[tuple[type[BaseModel], str], str] = {
         "Relaunch into the same session (`claude --resume <id>`, `codex resume <id>`); "
         "`false` starts a fresh session at every launch."
     ),
-    (AgentConfig, "ephemeral"): "A one-shot agent that runs `task`; requires `task`.",
-    (AgentConfig, "task"): "The prompt an ephemeral agent runs.",
+    (AgentConfig, "ephemeral"): (
+        "A one-shot agent that runs `task`; requires `task`. Validated, but not acted on yet: "
+        "the runner neither sends the task nor stops the agent afterwards."
+    ),
+    (AgentConfig, "task"): "The prompt an ephemeral agent runs (not sent yet, see `ephemeral`).",
     (AgentConfig, "thinking"): "Also mirror the model's thinking blocks.",
     (AgentConfig, "allow_bots"): "Accept steering from other bots (ignored by default).",
     (RuntimeDefaults, "bin"): "Executable for agents of this runtime that set no `bin`.",

@@ -17,6 +17,7 @@ the line is re-read (and its posted events skipped) after any crash.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -46,14 +47,18 @@ class Ledger:
         )
         return bool(rows)
 
-    def record_intents(self, slug: str, event_ids: tuple[str, ...], channel: str) -> None:
+    def record_intents(
+        self, slug: str, event_ids: tuple[str, ...], channel: str, thread: str | None = None
+    ) -> None:
+        """``channel``/``thread`` say where to look for the post when settling after a crash."""
+        where = json.dumps({"channel": channel, "thread": thread})
         with self.store.tx() as db:
             db.executemany(
                 """INSERT INTO ledger (slug, event_id, status, payload, created_at)
                    VALUES (?, ?, 'pending', ?, ?)
                    ON CONFLICT(slug, event_id) DO UPDATE SET payload = excluded.payload
                    WHERE status = 'pending'""",
-                [(slug, event_id, channel, time.time()) for event_id in event_ids],
+                [(slug, event_id, where, time.time()) for event_id in event_ids],
             )
 
     def commit_posts(
@@ -77,14 +82,23 @@ class Ledger:
             if path is not None and position is not None:
                 _save_position(db, slug, path, position, bad)
 
-    def pending(self, slug: str) -> list[tuple[str, str]]:
-        """(event id, channel) of intents whose chat call may or may not have happened."""
+    def pending(self, slug: str) -> list[tuple[str, str, str | None]]:
+        """(event id, channel, thread) of intents whose chat call may or may not have happened."""
         rows = self.store.query(
             "SELECT event_id, payload FROM ledger WHERE slug = ? AND status = 'pending'"
             " ORDER BY created_at",
             (slug,),
         )
-        return [(r[0], r[1] or "") for r in rows]
+        out: list[tuple[str, str, str | None]] = []
+        for event_id, payload in rows:
+            try:
+                where = json.loads(payload or "{}")
+            except ValueError:
+                where = {"channel": payload}
+            if not isinstance(where, dict):
+                where = {}
+            out.append((event_id, str(where.get("channel") or ""), where.get("thread")))
+        return out
 
     def drop_intent(self, slug: str, event_id: str) -> None:
         with self.store.tx() as db:

@@ -96,12 +96,12 @@ class AgentMirror:
         pending = self.ledger.pending(self.slug)
         if not pending:
             return
-        channels = {channel or self.channel for _, channel in pending}
+        places = {(channel or self.channel, thread) for _, channel, thread in pending}
         found: dict[str, str] = {}
-        for channel in channels:
-            ids = [eid for eid, ch in pending if (ch or self.channel) == channel]
-            found.update(await self.backend.find_posted(channel, ids))
-        for event_id, _ in pending:
+        for channel, thread in places:
+            ids = [e for e, ch, th in pending if (ch or self.channel, th) == (channel, thread)]
+            found.update(await self.backend.find_posted(channel, ids, thread))
+        for event_id, _, _ in pending:
             if event_id in found:
                 self.ledger.commit_posts(self.slug, (event_id,), found[event_id])
             else:
@@ -216,7 +216,7 @@ class AgentMirror:
                 filename=first.filename,
                 event_ids=ids,
             )
-            self.ledger.record_intents(self.slug, ids, msg.channel)
+            self.ledger.record_intents(self.slug, ids, msg.channel, msg.thread)
             posted = await self.backend.post(msg)
             # The offset may pass a line only once every part of it is posted.
             safe = parts[0].line_start if parts else group[-1].line_end

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -134,6 +135,7 @@ class Reconciler:
         self.listener = listener
         self.clock = clock
         self.tracks: dict[str, AgentTrack] = {}
+        self._lock = threading.Lock()
         self.next_launch_allowed = 0.0
 
     def update_config(self, config: Config) -> None:
@@ -152,10 +154,21 @@ class Reconciler:
     # -- one pass ------------------------------------------------------------------------
 
     def reconcile_once(self) -> list[Action]:
+        with self._lock:
+            return self._reconcile_all()
+
+    def _held(self) -> set[str]:
+        """Agents a person stopped (``/agent stop``): kept down until ``/agent restart``."""
+        return {row.slug for row in self.store.agents() if row.state == "stopped"}
+
+    def _reconcile_all(self) -> list[Action]:
         snapshot = self.tmux.snapshot()
         actions: list[Action] = []
+        held = self._held()
         wanted = {a.slug for a in self.config.enabled_agents()}
         for agent in self.config.enabled_agents():
+            if agent.slug in held:
+                continue
             action = self._reconcile_agent(agent, snapshot.get(agent.slug))
             if action:
                 actions.append(action)
@@ -307,6 +320,33 @@ class Reconciler:
                 log.exception("reconcile pass failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval)
+
+    def restart(self, slug: str) -> str:
+        """Relaunch an agent now (a person asked): its current process is stopped first."""
+        with self._lock:
+            if self.config.agent(slug) is None:
+                return f"unknown agent {slug!r}"
+            self._kill(slug, "restarted")
+            self.store.set_state(slug, "starting")
+            self.tracks.pop(slug, None)
+        log.info("%s: restart requested", slug)
+        return f"{slug}: restarting"
+
+    def stop(self, slug: str) -> str:
+        """Stop an agent and keep it down (across runner restarts) until it is restarted."""
+        with self._lock:
+            if self.config.agent(slug) is None:
+                return f"unknown agent {slug!r}"
+            self._kill(slug, "stopped")
+            self.store.set_state(slug, "stopped")
+        log.info("%s: stopped on request", slug)
+        return f"{slug}: stopped (until restarted)"
+
+    def _kill(self, slug: str, reason: str) -> None:
+        pane = self.tmux.snapshot().get(slug)
+        if pane is not None and pane.mark == self.mark:
+            self.tmux.kill_session(slug)
+        self.store.end_launch(slug, reason)
 
     def stop_all(self) -> None:
         for name, pane in self.tmux.snapshot().items():

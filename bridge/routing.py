@@ -78,4 +78,6 @@ class TurnRouter:
             self._thread[slug] = slack_ts
             return Route(skip=True)  # echo suppression: the person sees their own message
         self._thread[slug] = None
+        if item.source.get("via") == "command":
+            return Route(header=":speech_balloon: *Sent with /agent send*")
         return Route(header=HEADERS.get(item.kind))

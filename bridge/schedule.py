@@ -82,7 +82,8 @@ class Scheduler:
                 args=[slug, job_id, schedule.prompt],
                 id=job_id,
                 name=f"{slug}: {schedule.cron} {schedule.timezone}",
-                misfire_grace_time=int(schedule.grace_minutes * 60) or None,
+                # At least a second: APScheduler reads None as "however late".
+                misfire_grace_time=max(1, int(schedule.grace_minutes * 60)),
                 coalesce=True,
                 replace_existing=False,
             )

@@ -59,7 +59,7 @@ def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[Agent
         state = row.state if row else "unknown"
         if not agent.enabled:
             state = "disabled"
-        elif not live.alive and state not in ("crash_loop",):
+        elif not live.alive and state not in ("crash_loop", "stopped"):
             state = "exited" if row else "not started"
         elif live.alive and state in ("exited", "unknown"):
             state = "running"
@@ -133,7 +133,7 @@ def _duration(seconds: float | None) -> str:
 
 def _activity(state: str, alive: bool, recorded: str | None) -> str:
     """A dead runtime always wins over whatever the last signal said."""
-    if state in ("crash_loop", "disabled"):
+    if state in ("crash_loop", "disabled", "stopped"):
         return state
     if not alive:
         return "exited"

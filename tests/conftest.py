@@ -102,6 +102,15 @@ class Fleet:
         self.agents: list[dict[str, Any]] = []
         self.runner: subprocess.Popen[bytes] | None = None
         self.runner_log = root / "runner.log"
+        self.slack_env: dict[str, str] = {}
+
+    def use_slack(self, emulator: Any) -> None:
+        """Run the runner against the loopback Slack emulator (SlackBackend, not the console)."""
+        self.slack_env = {
+            "SLACK_BOT_TOKEN": emulator.bot_token,
+            "SLACK_APP_TOKEN": emulator.app_token,
+            "SLACK_API_URL": emulator.api_url,
+        }
 
     # -- config --------------------------------------------------------------------------
 
@@ -165,6 +174,7 @@ class Fleet:
         env = dict(os.environ)
         env["AGENTBRIDGE_HOME"] = str(self.state_dir)
         env["AGENTBRIDGE_TMUX_SOCKET"] = self.socket
+        env.update(self.slack_env)
         return env
 
     def cli(
@@ -224,6 +234,14 @@ class Fleet:
 
         out = self.cli("status", "--json", "--config", str(self.config_path))
         return {row["slug"]: row for row in json.loads(out.stdout)}
+
+
+@pytest.fixture
+def slack() -> Iterator[Any]:
+    from bridge.devtools.slack_emulator import SlackEmulator
+
+    with SlackEmulator() as emulator:
+        yield emulator
 
 
 @pytest.fixture

@@ -301,11 +301,13 @@ class SlackEmulator:
         retry_after: int = 1,
         times: int = 1,
         error: str | None = None,
+        after: bool = False,
     ) -> None:
         """Make the next `times` calls of `method` fail: 429 with `Retry-After`, a 5xx,
-        `status=200` with `{"ok": false, "error": error}`, or `status=0` for a TCP reset."""
+        `status=200` with `{"ok": false, "error": error}`, or `status=0` for a TCP reset.
+        With `after`, the call takes effect first and only its answer fails."""
         default = "ratelimited" if status == 429 else "internal_error"
-        self.state.add_fault(method, Fault(status, retry_after, error or default), times)
+        self.state.add_fault(method, Fault(status, retry_after, error or default, after), times)
 
     def fail_connections_open(self, times: int = 1, error: str = "internal_error") -> None:
         """The next `times` `apps.connections.open` calls answer `ok: false`."""

@@ -28,6 +28,7 @@ from bridge.devtools.slack_emulator_socket import (
 from bridge.devtools.slack_emulator_state import (
     ApiError,
     Channel,
+    Fault,
     Json,
     UploadedFile,
     WorkspaceState,
@@ -90,18 +91,23 @@ class WebApi:
         if impl is None:
             return self._reply({"ok": False, "error": "unknown_method"})
         fault = self.state.take_fault(method)
-        if fault is not None:
-            if fault.status == 0:
-                abort_with_reset(request.transport)
-                return web.Response(status=500)
-            headers = {"Retry-After": str(fault.retry_after)} if fault.status == 429 else {}
-            return self._reply({"ok": False, "error": fault.error}, fault.status, headers)
+        if fault is not None and not fault.after:
+            return self._fault(request, fault)
         try:
             self._check_token(method, token)
             result = impl(params)
         except ApiError as err:
             return self._reply({"ok": False, "error": err.error, **err.extra})
+        if fault is not None:
+            return self._fault(request, fault)
         return self._reply({"ok": True, **result})
+
+    def _fault(self, request: web.Request, fault: Fault) -> web.Response:
+        if fault.status == 0:
+            abort_with_reset(request.transport)
+            return web.Response(status=500)
+        headers = {"Retry-After": str(fault.retry_after)} if fault.status == 429 else {}
+        return self._reply({"ok": False, "error": fault.error}, fault.status, headers)
 
     def _reply(self, body: Json, status: int = 200, headers: Json | None = None) -> web.Response:
         hdrs = {"X-OAuth-Scopes": SCOPES, **(headers or {})}

@@ -122,6 +122,8 @@ class Fault:
     status: int  # 0 = connection reset, 200 = ok:false with `error`, else HTTP status
     retry_after: int
     error: str
+    after: bool = False
+    """Act first, then fail: the call took effect but its answer is lost (the ambiguous case)."""
 
 
 # -- request parameter helpers, shared by the Web API and the test helpers ------------------

@@ -22,6 +22,7 @@ import pytest
 
 from runtimes import agent_session_id
 from tests.conftest import Fleet, wait_until
+from tests.integration.test_runner import wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +69,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(fleet: Fleet) -> 
     spec = fleet.agent("fk", "claude")
     fleet.write_config()
     fleet.start_runner()
-    wait_until(lambda: fleet.status().get("fk", {}).get("alive"), 90, "agent alive")
+    wait_ready(fleet, "fk", "claude")  # Claude refuses a --session-id whose file exists
     workdir = str(Path(spec["workdir"]).resolve())
     project = re.sub(r"[^A-Za-z0-9]", "-", workdir)
     transcript = Path(

@@ -1,0 +1,1 @@
+"""Slack: the chat backend people actually use (Socket Mode, via slack-bolt)."""

@@ -1,0 +1,42 @@
+"""Socket Mode transport: a slack-bolt AsyncApp on an aiohttp websocket.
+
+The runner needs no public URL: Slack (or the loopback emulator) pushes events over a websocket
+the runner opened with its app-level token. A short ping interval makes a silently dead socket
+(no close frame) get noticed and reconnected within seconds instead of the SDK's default tens.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+log = logging.getLogger("agentbridge.slack")
+
+
+class SocketModeTransport:
+    def __init__(self, client: AsyncWebClient, app_token: str, ping_interval: float = 2.0):
+        self.app = AsyncApp(
+            client=client,
+            logger=logging.getLogger("agentbridge.slack.bolt"),
+            raise_error_for_unhandled_request=False,
+        )
+        self.handler = AsyncSocketModeHandler(
+            self.app, app_token, web_client=client, ping_interval=ping_interval
+        )
+
+    def on_event(self, name: str, listener: Any) -> None:
+        self.app.event(name)(listener)
+
+    def on_command(self, name: str, listener: Any) -> None:
+        self.app.command(name)(listener)
+
+    async def connect(self) -> None:
+        await self.handler.connect_async()  # type: ignore[no-untyped-call]
+        log.info("slack: connected (Socket Mode)")
+
+    async def close(self) -> None:
+        await self.handler.close_async()  # type: ignore[no-untyped-call]
