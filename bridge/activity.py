@@ -142,6 +142,8 @@ class ActivityTracker:
             return
         agent.hooks_heard = True
         target = _hook_target(event, payload)
+        if event == "SessionStart" and agent.state is Activity.WORKING:
+            return  # Codex starts its session with the first prompt: the turn goes on
         if target is not None:
             if agent.state is Activity.COMPACTING and target is Activity.WORKING:
                 return  # tool hooks of the summarizer do not end compaction

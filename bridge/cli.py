@@ -41,10 +41,12 @@ def _config_path(args: argparse.Namespace) -> Path:
 
 
 def _load(args: argparse.Namespace) -> Config:
-    from bridge.config import ConfigError, load_config
+    """agents.yaml plus the agents spawned into the state dir."""
+    from bridge.config import ConfigError
+    from bridge.spawn import load_fleet
 
     try:
-        return load_config(_config_path(args))
+        return load_fleet(_config_path(args), _state_dir(args))
     except ConfigError as err:
         for line in err.errors:
             print(line, file=sys.stderr)
@@ -201,6 +203,27 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_spawn(args: argparse.Namespace) -> int:
+    from bridge.config import ConfigError
+    from bridge.spawn import spawn
+
+    try:
+        path = spawn(
+            _config_path(args),
+            _state_dir(args),
+            args.template,
+            args.name,
+            args.set or [],
+            args.prompt,
+        )
+    except ConfigError as err:
+        for line in err.errors:
+            print(line, file=sys.stderr)
+        return 2
+    print(f"{args.name}: spawned from {args.template} ({path}); the runner starts it now")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from bridge.doctor import exit_code, render, run_checks
 
@@ -265,6 +288,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hooks", action="store_true", help="configure agent hooks")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=cmd_reconcile)
+
+    p = add("spawn", "start a one-shot agent from a template agent (e.g. a PR reviewer)")
+    p.add_argument("template", help="slug of the agent to copy")
+    p.add_argument("--name", required=True, help="slug of the new agent")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a key (dotted for nested: env.GH_REPO=x); repeatable",
+    )
+    p.add_argument("--prompt", required=True, help="the task it runs, then it stops")
+    p.set_defaults(func=cmd_spawn)
 
     p = add("doctor", "check tmux, the CLIs and their launch flags, hooks, state dir, Slack")
     p.add_argument("--json", action="store_true")

@@ -23,11 +23,12 @@ from typing import IO
 from bridge import paths
 from bridge.chat import ChatBackend, Outgoing
 from bridge.chatbridge import ChatBridge
-from bridge.config import Config, ConfigError, load_config
+from bridge.config import Config, ConfigError
 from bridge.console import ConsoleBackend
 from bridge.lifecycle import Lifecycle
 from bridge.mirrors import Mirrors, channel_for
 from bridge.reconcile import PRIVATE_ENV, Reconciler, runner_mark
+from bridge.spawn import load_fleet, spawned_dir
 from bridge.state import Store
 from bridge.tmux import TmuxServer
 from bridge.watch import watch_config
@@ -127,7 +128,7 @@ class Daemon:
 
     async def run(self) -> int:
         try:
-            config = load_config(self.config_path)
+            config = load_fleet(self.config_path, self.state_dir)
         except ConfigError as err:
             for line in err.errors:
                 print(line, file=sys.stderr)
@@ -183,6 +184,9 @@ class Daemon:
         )
         mirrors = Mirrors(store, backend, listeners=[lifecycle.on_event], router=lifecycle.router)
         mirrors.sync(config)
+        lifecycle.on_task_done = lambda slug: loop.run_in_executor(
+            None, reconciler.stop, slug, "done"
+        )
         chat = ChatBridge(config, backend, lifecycle, reconciler, self.state_dir / "inbox")
         await chat.start()
 
@@ -207,7 +211,16 @@ class Daemon:
             asyncio.create_task(reconciler.run(self.stop), name="reconcile"),
             asyncio.create_task(mirrors.run(self.stop), name="mirror"),
             asyncio.create_task(chat.run(self.stop), name="chat"),
-            asyncio.create_task(watch_config(self.config_path, reload, self.stop), name="watch"),
+            asyncio.create_task(
+                watch_config(
+                    self.config_path,
+                    reload,
+                    self.stop,
+                    load=lambda: load_fleet(self.config_path, self.state_dir),
+                    extra_dir=spawned_dir(self.state_dir),
+                ),
+                name="watch",
+            ),
         ]
         for task in tasks:
             task.add_done_callback(self._task_ended)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,6 +49,7 @@ class Lifecycle:
         self.note = note
         self.router = router or TurnRouter()
         self.on_confirmed: list[Callable[[QueueItem], None]] = []
+        self.on_task_done: Callable[[str], object] | None = None
         self.tracker = ActivityTracker(grace_seconds=config.signal_grace_seconds)
         self.queue = PromptQueue(store)
         self.tokens = TokenBook(store)
@@ -140,6 +142,17 @@ class Lifecycle:
     def launched(self, slug: str, runtime: Runtime) -> None:
         self._no_signal_noted.discard(slug)
         self.tracker.launched(slug, announces=runtime.announces_launch)
+        agent = self.config.agent(slug)
+        if agent is not None and agent.ephemeral and agent.task:
+            # A fresh launch has no memory of an earlier attempt: the task goes (again) now.
+            self.queue.enqueue(
+                slug,
+                Kind.TASK,
+                agent.task,
+                source={"via": "task"},
+                dedupe_key=f"task:{slug}:{time.time():.3f}",
+            )
+            log.info("%s: task queued", slug)
 
     def adopted(self, slug: str) -> None:
         self.tracker.adopted(slug)
@@ -147,7 +160,24 @@ class Lifecycle:
     def down(self, slug: str, crash_loop: bool) -> None:
         self.tracker.liveness(slug, alive=False, crash_loop=crash_loop)
 
+    def _task_finished(self, slug: str) -> bool:
+        """An ephemeral agent's task was delivered and its turn has just ended."""
+        agent = self.config.agent(slug)
+        if agent is None or not agent.ephemeral:
+            return False
+        rows = self.store.query(
+            "SELECT 1 FROM prompt_queue WHERE slug = ? AND kind = 'task'"
+            " AND status IN ('delivered', 'confirmed')",
+            (slug,),
+        )
+        return bool(rows)
+
     def _activity_changed(self, slug: str, old: Activity, new: Activity) -> None:
+        if old is Activity.WORKING and new is Activity.IDLE and self._task_finished(slug):
+            self.note(slug, ":checkered_flag: Task finished; stopping this one-shot agent.")
+            log.info("%s: task finished", slug)
+            if self.on_task_done is not None:
+                self.on_task_done(slug)
         agent = self.tracker.get(slug)
         self.store.set_activity(slug, str(new), agent.context_tokens, agent.context_window)
         log.info("%s: %s -> %s", slug, old, new)

@@ -103,7 +103,7 @@ def launch_context(
         env=env,
         model=agent.effective_model(config),
         extra_args=tuple(agent.effective_args(config)),
-        resume=agent.resume,
+        resume=agent.resume and not agent.ephemeral,  # a one-shot agent always starts fresh
         known_session_id=known_session_id,
         hook_command=hook_command,
     )
@@ -158,8 +158,9 @@ class Reconciler:
             return self._reconcile_all()
 
     def _held(self) -> set[str]:
-        """Agents a person stopped (``/agent stop``): kept down until ``/agent restart``."""
-        return {row.slug for row in self.store.agents() if row.state == "stopped"}
+        """Agents kept down: stopped by a person (``/agent stop``) until ``/agent restart``, or
+        ephemeral agents whose task is done."""
+        return {row.slug for row in self.store.agents() if row.state in ("stopped", "done")}
 
     def _reconcile_all(self) -> list[Action]:
         snapshot = self.tmux.snapshot()
@@ -332,14 +333,14 @@ class Reconciler:
         log.info("%s: restart requested", slug)
         return f"{slug}: restarting"
 
-    def stop(self, slug: str) -> str:
+    def stop(self, slug: str, state: str = "stopped") -> str:
         """Stop an agent and keep it down (across runner restarts) until it is restarted."""
         with self._lock:
             if self.config.agent(slug) is None:
                 return f"unknown agent {slug!r}"
-            self._kill(slug, "stopped")
-            self.store.set_state(slug, "stopped")
-        log.info("%s: stopped on request", slug)
+            self._kill(slug, state)
+            self.store.set_state(slug, state)
+        log.info("%s: %s", slug, "task done; stopped" if state == "done" else "stopped on request")
         return f"{slug}: stopped (until restarted)"
 
     def _kill(self, slug: str, reason: str) -> None:

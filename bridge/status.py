@@ -23,6 +23,10 @@ from bridge.tmux import TmuxServer
 from runtimes import get_runtime
 
 
+#: States that explain why an agent is down, shown instead of a plain "exited".
+SHOWN_AS_IS = ("crash_loop", "stopped", "done")
+
+
 @dataclass(frozen=True, slots=True)
 class AgentStatus:
     slug: str
@@ -59,7 +63,7 @@ def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[Agent
         state = row.state if row else "unknown"
         if not agent.enabled:
             state = "disabled"
-        elif not live.alive and state not in ("crash_loop", "stopped"):
+        elif not live.alive and state not in SHOWN_AS_IS:
             state = "exited" if row else "not started"
         elif live.alive and state in ("exited", "unknown"):
             state = "running"
@@ -133,7 +137,7 @@ def _duration(seconds: float | None) -> str:
 
 def _activity(state: str, alive: bool, recorded: str | None) -> str:
     """A dead runtime always wins over whatever the last signal said."""
-    if state in ("crash_loop", "disabled", "stopped"):
+    if state in (*SHOWN_AS_IS, "disabled"):
         return state
     if not alive:
         return "exited"

@@ -1,7 +1,8 @@
 """Hot reload of ``agents.yaml``: a good edit takes effect, a broken one changes nothing.
 
 The parent directory is watched, not the file, because editors save by writing a new file and
-renaming it over the old one, which a watch on the old inode would miss.
+renaming it over the old one, which a watch on the old inode would miss. Spawned agents (one
+YAML file each in the state dir) are watched the same way.
 """
 
 from __future__ import annotations
@@ -19,28 +20,39 @@ log = logging.getLogger("agentbridge.config")
 
 
 async def watch_config(
-    path: Path, on_change: Callable[[Config], None], stop: asyncio.Event
+    path: Path,
+    on_change: Callable[[Config], None],
+    stop: asyncio.Event,
+    *,
+    load: Callable[[], Config] | None = None,
+    extra_dir: Path | None = None,
 ) -> None:
+    """Reload on every saved change of ``path`` (and of any YAML file in ``extra_dir``)."""
     target = path.resolve()
-    last_text: str | None = _read(target)
+    extra = extra_dir.resolve() if extra_dir else None
+    if extra:
+        extra.mkdir(parents=True, exist_ok=True)
+    last_text = _snapshot(target, extra)
 
-    def only_config(_: watchfiles.Change, changed: str) -> bool:
-        return Path(changed).resolve() == target
+    def relevant(_: watchfiles.Change, changed: str) -> bool:
+        p = Path(changed).resolve()
+        return p == target or (extra is not None and p.parent == extra and p.suffix == ".yaml")
 
+    watched = [target.parent, *([extra] if extra else [])]
     async for _ in watchfiles.awatch(
-        target.parent,
-        watch_filter=only_config,
+        *watched,
+        watch_filter=relevant,
         stop_event=stop,
         debounce=200,
         step=50,
         recursive=False,
     ):
-        text = _read(target)
+        text = _snapshot(target, extra)
         if text is None or text == last_text:
             continue
         last_text = text
         try:
-            config = load_config(path)
+            config = load() if load else load_config(path)
         except ConfigError as err:
             for line in err.errors:
                 log.error("config: %s", line)
@@ -48,6 +60,13 @@ async def watch_config(
             continue
         log.info("config: reloaded %s (%d agents)", path, len(config.agents))
         on_change(config)
+
+
+def _snapshot(target: Path, extra: Path | None) -> str | None:
+    text = _read(target)
+    if text is None or extra is None:
+        return text
+    return text + "".join(f"\0{p.name}\0{_read(p)}" for p in sorted(extra.glob("*.yaml")))
 
 
 def _read(path: Path) -> str | None:

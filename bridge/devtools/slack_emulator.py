@@ -37,6 +37,7 @@ from bridge.devtools.slack_emulator_state import (
     thread_root,
     top_level,
 )
+from bridge.devtools.slack_web import add_web_routes, text_summary
 
 __all__ = ["SlackEmulator"]
 
@@ -61,6 +62,8 @@ class SlackEmulator:
         team_name: str = "Emulator",
         bot_name: str = "agentbridge",
         host: str = "127.0.0.1",
+        port: int = 0,
+        web_ui: bool = False,
     ) -> None:
         self.state = WorkspaceState(team_name=team_name, bot_name=bot_name)
         self.hub = SocketHub(self.state, ack_timeout, max_retries, disconnect_grace)
@@ -69,8 +72,7 @@ class SlackEmulator:
         st = self.state  # identities are fixed for the emulator's life
         self.bot_token, self.app_token, self.team_id = st.bot_token, st.app_token, st.team_id
         self.bot_user_id, self.bot_id, self.app_id = st.bot_user_id, st.bot_id, st.app_id
-        self.host = host
-        self.port = 0
+        self.host, self.port, self.web_ui = host, port, web_ui  # port 0: any free port
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -86,23 +88,33 @@ class SlackEmulator:
         """The `base_url` for `WebClient` / `AsyncWebClient`, with its trailing slash."""
         return f"{self.base_url}api/"
 
+    @property
+    def web_url(self) -> str:
+        """The human page (`web_ui=True`): channels, threads, reactions, a box to post."""
+        return self.base_url
+
     # -- lifecycle -----------------------------------------------------------------------
 
     async def astart(self) -> SlackEmulator:
-        """Serve on the running loop, on a free loopback port."""
-        app = web.Application()
-        self.api.add_routes(app)
-        app.router.add_get("/socket", self.hub.handle_ws)
+        """Serve on the running loop, on `port` (a free loopback port when 0)."""
         self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=1.0
+            self._build_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, 0)
+        site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
         self.api.http_base = self.base_url
         self.hub.bind(f"ws://{self.host}:{self.port}/socket")
         return self
+
+    def _build_app(self) -> web.Application:
+        app = web.Application()
+        self.api.add_routes(app)
+        app.router.add_get("/socket", self.hub.handle_ws)
+        if self.web_ui:
+            add_web_routes(app, self)
+        return app
 
     async def astop(self) -> None:
         await self.hub.close()
@@ -381,16 +393,4 @@ class SlackEmulator:
 
     def summary(self, headline: str = "Slack emulator state") -> str:
         """A readable dump for failure messages: recent messages, calls, deliveries."""
-        lines = [headline, f"open sockets: {self.connection_count()}"]
-        with self.state.lock:
-            for ch in self.state.channels.values():
-                lines.append(f"#{ch.name} ({ch.id}), {len(ch.messages)} messages:")
-                lines += [
-                    f"  {m['ts']} {m.get('bot_id') or m.get('user')} "
-                    f"thread={m.get('thread_ts')}: {str(m.get('text'))[:100]!r}"
-                    for m in ch.messages[-8:]
-                ]
-            lines.append(f"ephemerals: {[e['text'][:60] for e in self.state.ephemerals[-5:]]}")
-            lines.append(f"last calls: {[c[0] for c in self.state.call_log[-12:]]}")
-            lines += [f"  {d.summary()}" for d in list(self.state.deliveries.values())[-8:]]
-        return "\n".join(lines)
+        return text_summary(self.state, self.connection_count(), headline)

@@ -219,3 +219,31 @@ def test_compaction_guard_nudges_then_compacts(fleet: Fleet) -> None:
     prompts = fleet.anthropic.prompts()
     nudge = next(i for i, p in enumerate(prompts) if "context window" in p.lower())
     assert prompts.index("USAGE: 520000 first") < nudge < prompts.index("USAGE: 760000 second")
+
+
+def test_spawned_ephemeral_reviewer_runs_its_task_and_is_stopped(fleet: Fleet) -> None:
+    fleet.agent("reviewer", "codex", enabled=False)
+    fleet.write_config()
+    fleet.start_runner()
+    wait_until(lambda: "runner: started" in fleet.log_text(), 30, "runner")
+    worktree = fleet.root / "pr-7-worktree"
+    worktree.mkdir()
+    out = fleet.cli(
+        "spawn",
+        "reviewer",
+        "--name",
+        "pr-7",
+        "--set",
+        f"workdir={worktree}",
+        "--prompt",
+        "review pull request 7",
+        "--config",
+        str(fleet.config_path),
+    )
+    assert "spawned" in out.stdout
+    wait_until(lambda: "review pull request 7" in fleet.openai.prompts(), 90, "task at the model")
+    wait_until(lambda: fleet.status().get("pr-7", {}).get("state") == "done", 60, "stopped")
+    assert not fleet.status()["pr-7"]["alive"]
+    assert "pr-7" not in fleet.sessions()
+    assert any("Task finished" in n for n in notes(fleet, "pr-7"))
+    assert fleet.openai.prompts().count("review pull request 7") == 1

@@ -213,3 +213,14 @@ def test_missed_schedule_fires_once_when_back_within_grace(tmp_path: Path, store
 
     asyncio.run(back_up())
     assert fired == [("a", "morning nudge")]
+
+
+def test_codex_session_start_with_the_first_prompt_does_not_end_the_turn() -> None:
+    t = ActivityTracker(clock=Clock())
+    t.launched("a", announces=False)
+    t.screen_ready("a")
+    t.prompt_pasted("a")
+    t.hook("a", "SessionStart", {"source": "startup"})
+    assert t.get("a").state is Activity.WORKING
+    t.hook("a", "Stop", {})
+    assert t.get("a").state is Activity.IDLE
