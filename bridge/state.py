@@ -290,7 +290,8 @@ class Store:
     def launch_failures_since(self, slug: str, since: float) -> int:
         rows = self.query(
             """SELECT COUNT(*) FROM launches WHERE slug = ? AND exited_at IS NOT NULL
-               AND exit_reason NOT IN ('stopped', 'removed', 'restarted', 'done') AND exited_at >= ?""",
+               AND exit_reason NOT IN ('stopped', 'removed', 'restarted', 'done')
+               AND exited_at >= ?""",
             (slug, since),
         )
         return int(rows[0][0])

@@ -22,7 +22,6 @@ from bridge.state import Store
 from bridge.tmux import TmuxServer
 from runtimes import get_runtime
 
-
 #: States that explain why an agent is down, shown instead of a plain "exited".
 SHOWN_AS_IS = ("crash_loop", "stopped", "done")
 
