@@ -155,14 +155,17 @@ def _send_queued(state: Path, slug: str, text: str, wait: float) -> int:
 
 def _send_direct(args: argparse.Namespace, config: Config, slug: str, text: str) -> int:
     from bridge.steer import EmptyPrompt, lock_file_for, steer
+    from runtimes import get_runtime
 
     tmux = _tmux(args, config)
     if not tmux.has_session(slug):
         print(f"agentbridge: {slug}: no tmux session (is the runner up?)", file=sys.stderr)
         return 1
     pane = tmux.pane(slug, lock_file_for(paths.locks_dir(_state_dir(args)), slug))
+    agent = config.agent(slug)
+    assert agent is not None
     try:
-        result = steer(pane, text)
+        result = steer(pane, text, pause=get_runtime(agent.runtime).submit_pause)
     except EmptyPrompt as err:
         print(f"agentbridge: {slug}: {err}", file=sys.stderr)
         return 1
@@ -236,7 +239,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from bridge.demo import run_demo
 
     return run_demo(
-        state_dir=Path(args.state_dir) if args.state_dir else None, verbose=args.verbose
+        state_dir=Path(args.state_dir) if args.state_dir else None,
+        verbose=args.verbose,
+        console=args.console,
+        port=args.port,
     )
 
 
@@ -307,6 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("demo", "run a demo fleet on fake model servers and the real CLIs", config=False)
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument(
+        "--console", action="store_true", help="no Slack emulator: mirror to stdout instead"
+    )
+    p.add_argument(
+        "--port", type=int, help="the emulated Slack page's port (default 8765 if free; 0: any)"
+    )
     p.set_defaults(func=cmd_demo)
     return parser
 

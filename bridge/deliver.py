@@ -18,7 +18,7 @@ from pathlib import Path
 from bridge.activity import Activity, ActivityTracker
 from bridge.queue import WHILE_WORKING, Kind, PromptQueue, QueueItem
 from bridge.steer import EmptyPrompt, lock_file_for, sanitize
-from bridge.tmux import TmuxError, TmuxServer
+from bridge.tmux import SUBMIT_PAUSE_S, TmuxError, TmuxServer
 from runtimes import Runtime
 
 log = logging.getLogger("agentbridge.deliver")
@@ -143,7 +143,9 @@ class Deliverer:
             clean = sanitize(item.text)
             if not clean.text.strip():
                 raise EmptyPrompt("nothing to send after removing control characters")
-            await asyncio.to_thread(pane.paste, clean.text)
+            runtime = self.runtime_of(item.slug)
+            pause = runtime.submit_pause if runtime else SUBMIT_PAUSE_S
+            await asyncio.to_thread(pane.paste, clean.text, pause=pause)
         except (EmptyPrompt, TmuxError) as err:
             self.queue.failed(item.id, str(err))
             log.warning("%s: %s #%d not delivered: %s", item.slug, item.kind, item.id, err)

@@ -1,9 +1,16 @@
-"""``agentbridge demo``: the whole runner on one machine with no keys and no network.
+"""``agentbridge demo``: the whole system on one machine with no keys and no network.
 
 It starts the scripted fake model servers on loopback, installs the pinned real CLIs when
 missing, writes a two-agent fleet (one Claude Code, one Codex) whose work dirs and CLI homes
-live under the demo's state dir, and runs the real daemon on it with its own tmux socket. Ctrl-C
-stops everything it started: the runner, the agents, the fake servers.
+live under the demo's state dir, and runs the real daemon on it with its own tmux socket.
+
+By default the chat side is the loopback Slack emulator with its web page: the runner uses the
+real ``SlackBackend`` (Socket Mode, Web API) against it, one channel per agent, and a person
+posts as the human user "You" from a browser, so the demo shows exactly what a team sees in
+Slack. ``--console`` keeps the older, browser-less demo (mirrored messages on stdout).
+
+Ctrl-C stops everything it started: the runner and the agents, the demo's tmux sessions, the
+emulator, the fake model servers.
 """
 
 from __future__ import annotations
@@ -12,24 +19,33 @@ import asyncio
 import os
 import subprocess
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from bridge import paths
-from bridge.daemon import Daemon, setup_logging
+from bridge.daemon import Daemon, runner_alive, setup_logging
 from bridge.devtools import clis
 from bridge.devtools.fake_anthropic import FakeAnthropic
 from bridge.devtools.fake_openai import FakeOpenAI
+from bridge.devtools.slack_emulator import SlackEmulator
 
 DEMO_SOCKET = "agentbridge-demo"
+DEMO_PORT = 8765
+"""The page's port when free and none was asked for: a stable URL to bookmark."""
+AGENTS = (("demo-claude", "claude"), ("demo-codex", "codex"))
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy")
+"""slack_sdk ignores NO_PROXY: a proxy in the environment would swallow loopback calls."""
 
 
-def demo_config(root: Path, anthropic_url: str, openai_url: str) -> dict[str, Any]:
+def demo_config(
+    root: Path, anthropic_url: str, openai_url: str, allowed_users: list[str] | None = None
+) -> dict[str, Any]:
     """A fleet of one Claude and one Codex agent wired to the fake model servers."""
     agents: list[dict[str, Any]] = []
-    for slug, runtime in (("demo-claude", "claude"), ("demo-codex", "codex")):
+    for slug, runtime in AGENTS:
         workdir = root / "work" / slug
         workdir.mkdir(parents=True, exist_ok=True)
         if not (workdir / ".git").exists():
@@ -64,45 +80,123 @@ def demo_config(root: Path, anthropic_url: str, openai_url: str) -> dict[str, An
                 "gpt-5",
             ]
         agents.append(agent)
-    return {"launch_stagger_seconds": 1, "agents": agents}
+    config: dict[str, Any] = {"launch_stagger_seconds": 1}
+    if allowed_users:  # only the demo's human may steer, as a real deployment should say
+        config["allowed_users"] = list(allowed_users)
+    config["agents"] = agents
+    return config
 
 
-def banner(root: Path, socket: str, slugs: list[str]) -> str:
+def banner(root: Path, socket: str, slugs: list[str], web_url: str | None = None) -> str:
     home = f"AGENTBRIDGE_HOME={root}"
     lines = ["", "agentbridge demo is running (Ctrl-C stops it and everything it started).", ""]
+    if web_url:
+        lines += [
+            f"  Slack (emulated): open {web_url} in a browser,",
+            '  pick a channel and post as "You": the agent answers in the message\'s thread.',
+            "",
+        ]
     for slug in slugs:
-        lines.append(f"  {slug}:")
+        lines.append(f"  {slug}:" + (f"  channel #{slug}" if web_url else ""))
         lines.append(f"    watch:  tmux -L {socket} attach -t {slug}   (detach: Ctrl-b d)")
         lines.append(f'    steer:  {home} agentbridge send {slug} "RUN: ls -la"')
     lines += ["", f"  status: {home} agentbridge status", ""]
     return "\n".join(lines)
 
 
-def run_demo(state_dir: Path | None = None, verbose: bool = False) -> int:
+def start_emulator(port: int | None) -> SlackEmulator:
+    """The emulator with its page, on its own thread: `--port N` exactly (0: any free port),
+    else `DEMO_PORT` when free, else any free port."""
+    try:
+        return SlackEmulator(port=DEMO_PORT if port is None else port, web_ui=True).start()
+    except OSError:
+        if port is not None:
+            raise
+        return SlackEmulator(web_ui=True).start()
+
+
+def slack_workspace(emulator: SlackEmulator, slugs: list[str]) -> str:
+    """The human "You" and one channel per agent with them in it; returns their user id."""
+    you = emulator.add_user("you", "You")
+    for slug in slugs:
+        emulator.add_channel(slug, members=[you])
+    return you
+
+
+def fresh_runner_state(root: Path) -> None:
+    """Each Slack demo starts a new emulated workspace, so the runner's ledger of what it
+    posted (message ids in the previous workspace) must not carry over between runs."""
+    db = paths.db_path(root)
+    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        path.unlink(missing_ok=True)
+
+
+def stop_tmux(socket: str, slugs: list[str]) -> None:
+    """Leave nothing behind: the demo's sessions (if the runner could not stop them), and the
+    whole server when it is the demo's own."""
+    tmux = ["tmux", "-L", socket]
+    for slug in slugs:
+        subprocess.run([*tmux, "kill-session", "-t", f"={slug}"], capture_output=True, check=False)
+    if socket == DEMO_SOCKET:
+        subprocess.run([*tmux, "kill-server"], capture_output=True, check=False)
+
+
+def run_demo(
+    state_dir: Path | None = None,
+    verbose: bool = False,
+    console: bool = False,
+    port: int | None = None,
+) -> int:
     setup_logging(verbose)
     root = paths.state_dir(state_dir) if state_dir else paths.state_dir() / "demo"
     root.mkdir(parents=True, exist_ok=True)
+    if runner_alive(root):
+        print(f"agentbridge demo: another runner is using {root}", file=sys.stderr)
+        return 3
     socket = os.environ.get("AGENTBRIDGE_TMUX_SOCKET") or DEMO_SOCKET
     os.environ["AGENTBRIDGE_TMUX_SOCKET"] = socket
+    for var in PROXY_VARS:
+        os.environ.pop(var, None)
+    slugs = [slug for slug, _ in AGENTS]
     print("agentbridge demo: preparing the CLIs (first run installs them with npm)...", flush=True)
     for name in ("claude", "codex"):
         clis.ensure(name)
-    with (
-        FakeAnthropic(log_path=root / "anthropic-requests.jsonl") as anthropic,
-        FakeOpenAI(log_path=root / "openai-requests.jsonl") as openai,
-    ):
-        config = demo_config(root, anthropic.url, openai.url)
+    code = 130
+    with ExitStack() as stack:
+        anthropic = stack.enter_context(FakeAnthropic(log_path=root / "anthropic-requests.jsonl"))
+        openai = stack.enter_context(FakeOpenAI(log_path=root / "openai-requests.jsonl"))
+        print(f"fake Anthropic API at {anthropic.url}, fake OpenAI API at {openai.url}")
+        web_url, allowed = None, None
+        if not console:
+            try:
+                emulator = stack.enter_context(start_emulator(port))
+            except OSError as err:
+                print(f"agentbridge demo: cannot serve the page on port {port}: {err}")
+                return 2
+            allowed = [slack_workspace(emulator, slugs)]
+            web_url = emulator.web_url
+            fresh_runner_state(root)
+            # The daemon takes its Slack settings from the environment and strips the
+            # tokens from it before any agent starts.
+            os.environ["SLACK_BOT_TOKEN"] = emulator.bot_token
+            os.environ["SLACK_APP_TOKEN"] = emulator.app_token
+            os.environ["SLACK_API_URL"] = emulator.api_url
+            print(f"Slack emulator at {emulator.base_url} (web page and API)")
+        else:
+            for var in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_API_URL"):
+                os.environ.pop(var, None)
+        config = demo_config(root, anthropic.url, openai.url, allowed)
         config_path = root / "agents.yaml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        print(f"fake Anthropic API at {anthropic.url}, fake OpenAI API at {openai.url}")
-        print(banner(root, socket, [a["slug"] for a in config["agents"]]), flush=True)
+        print(banner(root, socket, slugs, web_url), flush=True)
+        if web_url:
+            print(f"open {web_url} in a browser", flush=True)
         daemon = Daemon(config_path, root, stop_agents=True)
         try:
             code = asyncio.run(daemon.run())
+        except KeyboardInterrupt:  # Ctrl-C before the runner took over the signal
+            code = 130
         finally:
-            if socket == DEMO_SOCKET:  # our own server: leave nothing behind
-                subprocess.run(
-                    ["tmux", "-L", socket, "kill-server"], capture_output=True, check=False
-                )
+            stop_tmux(socket, slugs)
     print("agentbridge demo: stopped.", file=sys.stderr)
     return code

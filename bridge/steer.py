@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge.tmux import AgentPane, PasteResult
+from bridge.tmux import SUBMIT_PAUSE_S, AgentPane, PasteResult
 
 # C0 controls except \t and \n, DEL, and C1 controls (U+0080-U+009F, which some terminals
 # honour as 8-bit escape introducers), plus Unicode line/paragraph separators.
@@ -37,12 +37,12 @@ class EmptyPrompt(ValueError):
     pass
 
 
-def steer(pane: AgentPane, text: str) -> PasteResult:
-    """Paste sanitised ``text`` into an agent and submit it."""
+def steer(pane: AgentPane, text: str, pause: float = SUBMIT_PAUSE_S) -> PasteResult:
+    """Paste sanitised ``text`` into an agent and submit it (Enter after ``pause`` seconds)."""
     clean = sanitize(text)
     if not clean.text.strip():
         raise EmptyPrompt("nothing to send after removing control characters")
-    return pane.paste(clean.text)
+    return pane.paste(clean.text, pause=pause)
 
 
 def lock_file_for(locks: Path, slug: str) -> Path:

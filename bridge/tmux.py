@@ -41,8 +41,8 @@ _FIELDS = (
     MARK,
     SPEC,
 )
-#: Pause between the paste and Enter: Codex treats an Enter that arrives within ~100 ms of fast
-#: input as part of the paste (FORMATS.md).
+#: Default pause between the paste and Enter (runtimes set their own: Codex treats an Enter
+#: that arrives within ~100 ms of fast input as part of the paste, FORMATS.md).
 SUBMIT_PAUSE_S = 0.3
 
 
@@ -207,7 +207,9 @@ class AgentPane:
     def capture(self) -> str:
         return "\n".join(self.server.run("capture-pane", "-p", "-t", self.target))
 
-    def paste(self, text: str, *, submit: bool = True) -> PasteResult:
+    def paste(
+        self, text: str, *, submit: bool = True, pause: float = SUBMIT_PAUSE_S
+    ) -> PasteResult:
         """Paste ``text`` literally (bracketed paste from a named buffer), then Enter.
 
         The text must already be sanitised (see :mod:`bridge.steer`): control characters here
@@ -224,7 +226,7 @@ class AgentPane:
                 os.unlink(tmp)
             self.server.run("paste-buffer", "-p", "-d", "-b", buffer, "-t", self.target)
             if submit:
-                time.sleep(SUBMIT_PAUSE_S)
+                time.sleep(pause)
                 self.server.run("send-keys", "-t", self.target, "Enter")
         return PasteResult(self.target, buffer, len(text), submit)
 

@@ -107,6 +107,8 @@ class Runtime(Protocol):
         ...
 
     announces_launch: bool
+    submit_pause: float
+    """Seconds between a paste and its Enter, so the CLI does not take Enter as pasted text."""
     """True when the CLI fires a hook at launch (so silence after launch means trouble)."""
 
     def is_ready_screen(self, screen: str) -> bool:

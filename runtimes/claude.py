@@ -40,6 +40,8 @@ class ClaudeRuntime:
     default_bin = "claude"
     self_compacts = False
     announces_launch = True
+    #: Claude reads bracketed paste as one block; a short gap before Enter is enough.
+    submit_pause = 0.1
 
     # -- files -------------------------------------------------------------------------
 

@@ -49,6 +49,8 @@ class CodexRuntime:
     self_compacts = True
     #: A fresh Codex fires SessionStart only with the first prompt (FORMATS.md).
     announces_launch = False
+    #: Codex treats an Enter within ~100 ms of fast input as part of the paste (FORMATS.md).
+    submit_pause = 0.3
 
     @staticmethod
     def home(env: Mapping[str, str]) -> Path:
