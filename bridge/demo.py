@@ -123,14 +123,6 @@ def slack_workspace(emulator: SlackEmulator, slugs: list[str]) -> str:
     return you
 
 
-def fresh_runner_state(root: Path) -> None:
-    """Each Slack demo starts a new emulated workspace, so the runner's ledger of what it
-    posted (message ids in the previous workspace) must not carry over between runs."""
-    db = paths.db_path(root)
-    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
-        path.unlink(missing_ok=True)
-
-
 def stop_tmux(socket: str, slugs: list[str]) -> None:
     """Leave nothing behind: the demo's sessions (if the runner could not stop them), and the
     whole server when it is the demo's own."""
@@ -147,6 +139,11 @@ def run_demo(
     console: bool = False,
     port: int | None = None,
 ) -> int:
+    """Run the demo in the foreground until Ctrl-C; the exit code is the runner's.
+
+    The emulator lives on its own thread (`SlackEmulator.start`), not on the runner's loop, so
+    the page stays up and answers while the runner is busy, and it is stopped only after the
+    runner has closed its Socket Mode connection and stopped the agents."""
     setup_logging(verbose)
     root = paths.state_dir(state_dir) if state_dir else paths.state_dir() / "demo"
     root.mkdir(parents=True, exist_ok=True)
@@ -169,13 +166,13 @@ def run_demo(
         web_url, allowed = None, None
         if not console:
             try:
-                emulator = stack.enter_context(start_emulator(port))
+                emulator = start_emulator(port)
             except OSError as err:
-                print(f"agentbridge demo: cannot serve the page on port {port}: {err}")
+                print(f"agentbridge demo: cannot serve the page: {err}", file=sys.stderr)
                 return 2
+            stack.callback(emulator.stop)
             allowed = [slack_workspace(emulator, slugs)]
             web_url = emulator.web_url
-            fresh_runner_state(root)
             # The daemon takes its Slack settings from the environment and strips the
             # tokens from it before any agent starts.
             os.environ["SLACK_BOT_TOKEN"] = emulator.bot_token
@@ -189,8 +186,6 @@ def run_demo(
         config_path = root / "agents.yaml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         print(banner(root, socket, slugs, web_url), flush=True)
-        if web_url:
-            print(f"open {web_url} in a browser", flush=True)
         daemon = Daemon(config_path, root, stop_agents=True)
         try:
             code = asyncio.run(daemon.run())

@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/bootstrap.sh
+bash deploy/install-test-deps.sh  # Chromium for the demo page's browser test
 # slack_sdk ignores NO_PROXY: tests talk to loopback servers only, so no proxy at all.
 unset HTTP_PROXY HTTPS_PROXY http_proxy https_proxy ALL_PROXY all_proxy
 .venv/bin/ruff check .

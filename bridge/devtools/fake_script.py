@@ -12,6 +12,7 @@ import json
 import re
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -203,6 +204,7 @@ class FakeModelServer:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._ids = 0
+        self._run = uuid.uuid4().hex[:8]
 
     def start(self) -> Self:
         if self._server is not None:
@@ -314,9 +316,11 @@ class FakeModelServer:
             self._cond.notify_all()
 
     def next_id(self, prefix: str) -> str:
+        """Unique across server restarts, as real API ids are: the runner's ledger keys on them,
+        so a counter that restarts at 1 would make a second run's answers look already posted."""
         with self._cond:
             self._ids += 1
-            return f"{prefix}_fake{self._ids:06d}"
+            return f"{prefix}_fake{self._run}{self._ids:06d}"
 
     def plan(self, req: LoggedRequest, turn: Turn) -> Reply:
         """Record the classification, then pick the reply: queue first, else the script."""

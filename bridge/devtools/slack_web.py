@@ -59,7 +59,9 @@ EMOJI = {
     "package": "📦", "lock": "🔒", "key": "🔑", "mag": "🔍", "pencil2": "✏️", "inbox_tray": "📥",
     "outbox_tray": "📤", "page_facing_up": "📄", "scroll": "📜", "thinking_face": "🤔",
     "smile": "😄", "slightly_smiling_face": "🙂", "wave": "👋", "skull": "💀", "boom": "💥",
-    "hourglass_done": "⌛", "stopwatch": "⏱️", "clock1": "🕐", "moneybag": "💰", "chart": "💹",
+    "stopwatch": "⏱️", "alarm_clock": "⏰", "moneybag": "💰", "broom": "🧹", "keyboard": "⌨️",
+    "thought_balloon": "💭", "raised_hand": "✋", "checkered_flag": "🏁", "compression": "🗜️",
+    "bust_in_silhouette": "👤", "busts_in_silhouette": "👥", "calendar": "📆",
 }  # fmt: skip
 """Slack emoji names the runner uses (and a few common ones) as the characters to show."""
 
@@ -72,6 +74,7 @@ def add_web_routes(app: web.Application, emulator: SlackEmulator) -> None:
     app.router.add_post("/web/post", view.post)
     app.router.add_get("/web/events", view.events)
     app.router.add_get("/web/files/{file_id}", view.file)
+    app.on_shutdown.append(view.close_streams)
 
 
 # -- the JSON the page renders ------------------------------------------------------------
@@ -202,6 +205,8 @@ class _WebView:
     def __init__(self, emulator: SlackEmulator) -> None:
         self.emulator = emulator
         self.hosts = {emulator.host.lower()}
+        self.streams: set[asyncio.Task[object]] = set()
+        """Open event streams: they never end on their own, so stopping must end them."""
 
     async def page(self, request: web.Request) -> web.StreamResponse:
         if (refused := _refuse(request, self.hosts)) is not None:
@@ -270,9 +275,13 @@ class _WebView:
         )
         await resp.prepare(request)
         last, quiet_since = "", time.monotonic()
+        task = asyncio.current_task()
+        assert task is not None
+        self.streams.add(task)
         try:
             await resp.write(b"retry: 1000\n\n")
-            while True:
+            # aiohttp does not cancel a handler whose client left: watch the transport.
+            while request.transport is not None and not request.transport.is_closing():
                 current = version_of(snapshot(self.emulator.state))
                 if current != last:
                     await resp.write(f"data: {current}\n\n".encode())
@@ -281,9 +290,19 @@ class _WebView:
                     await resp.write(b": keepalive\n\n")
                     quiet_since = time.monotonic()
                 await asyncio.sleep(POLL_SECONDS)
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass  # the tab closed, or the emulator is stopping
+        except ConnectionResetError:
+            pass  # the tab closed between two checks
+        finally:
+            self.streams.discard(task)
         return resp
+
+    async def close_streams(self, _app: web.Application) -> None:
+        """On shutdown, before aiohttp closes connections: end every open stream now, so no
+        handler is left pending when the emulator's loop closes."""
+        streams = list(self.streams)
+        for task in streams:
+            task.cancel()
+        await asyncio.gather(*streams, return_exceptions=True)
 
     async def file(self, request: web.Request) -> web.Response:
         if (refused := _refuse(request, self.hosts)) is not None:

@@ -99,10 +99,11 @@ def test_killed_cli_is_restarted_and_claude_resumes_its_session(fleet: Fleet) ->
     send_and_expect(fleet, "kc", "remember the word kiwi", "ack: remember the word kiwi")
     before = fleet.status()["kc"]
     os.kill(before["pid"], signal.SIGKILL)
+    # Recovery time itself is measured in bench/recovery.py (no timing assertions in tests).
     wait_until(
         lambda: (s := fleet.status()["kc"])["alive"] and s["pid"] != before["pid"],
-        10,
-        "restart within 10 s",
+        60,
+        "restart",
     )
     after = fleet.status()["kc"]
     assert after["session_id"] == before["session_id"]
@@ -141,15 +142,15 @@ def test_killed_session_and_surviving_shell_are_both_recovered(fleet: Fleet) -> 
     fleet.tmux("kill-session", "-t", "=ks")
     wait_until(
         lambda: (s := fleet.status()["ks"])["alive"] and s["pid"] != first,
-        10,
-        "session back within 10 s",
+        60,
+        "session back",
     )
     # The CLI dies but a shell survives in the pane: still detected as down.
     second = fleet.status()["ks"]["pid"]
     fleet.tmux("respawn-pane", "-k", "-t", "=ks:", "bash")
     wait_until(
         lambda: (s := fleet.status()["ks"])["alive"] and s["pid"] not in (first, second),
-        10,
+        60,
         "CLI relaunched over a surviving shell",
     )
 
