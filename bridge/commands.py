@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from bridge.activity import ActivityTracker
 from bridge.config import Config
+from bridge.inbound import may_steer
 from bridge.queue import Kind, PromptQueue
 from bridge.reconcile import Reconciler
 from bridge.steer import sanitize
@@ -39,10 +40,7 @@ class Commands:
 
     def _may(self, slug: str, user: str) -> bool:
         agent = self.config.agent(slug)
-        if agent is None:
-            return False
-        allow = set(agent.allowed_users) | set(self.config.allowed_users)
-        return not allow or user in allow
+        return agent is not None and may_steer(self.config, agent, user)
 
     async def run(self, user: str, channel: str, text: str) -> str:
         words = text.strip().split(None, 2)

@@ -35,6 +35,12 @@ PASTE_LIMIT = 4000
 RECEIVED, CONFIRMED, FAILED = "eyes", "white_check_mark", "warning"
 
 
+def may_steer(config: Config, agent: AgentConfig, user: str) -> bool:
+    """The agent's allowlist plus the global one; both empty = channel membership decides."""
+    allow = set(agent.allowed_users) | set(config.allowed_users)
+    return not allow or user in allow
+
+
 class Inbound:
     def __init__(
         self,
@@ -66,8 +72,7 @@ class Inbound:
         return None
 
     def allowed(self, agent: AgentConfig, user: str) -> bool:
-        allow = set(agent.allowed_users) | set(self.config.allowed_users)
-        return not allow or user in allow
+        return may_steer(self.config, agent, user)
 
     def _duplicate(self, key: str) -> bool:
         if key in self._seen:

@@ -15,7 +15,6 @@ or a person's own sessions, can share one tmux server safely.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import tempfile
 import threading
@@ -26,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import libtmux
+
+from runtimes.jsonfile import flocked
 
 MARK = "@agentbridge"
 SPEC = "@agentbridge_spec"
@@ -81,15 +82,8 @@ def pane_lock(lock_file: Path) -> Iterator[None]:
     """Hold the per-pane lock across threads and processes."""
     with _thread_locks_guard:
         tlock = _thread_locks.setdefault(str(lock_file), threading.Lock())
-    with tlock:
-        lock_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+    with tlock, flocked(lock_file):
+        yield
 
 
 class TmuxServer:

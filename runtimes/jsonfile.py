@@ -13,8 +13,10 @@ from typing import Any
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    lock = path.with_name(path.name + ".agentbridge.lock")
+def flocked(lock: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``lock`` (created 0600), held for the block: a cross-process
+    mutex that the kernel releases if the holder dies."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -32,7 +34,7 @@ def merge_json(path: Path, update: Callable[[dict[str, Any]], bool]) -> bool:
     reported, because overwriting a user's broken config would lose their settings.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(path):
+    with flocked(path.with_name(path.name + ".agentbridge.lock")):
         data: dict[str, Any] = {}
         if path.exists():
             raw = path.read_text(encoding="utf-8")
