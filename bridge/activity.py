@@ -219,6 +219,6 @@ def _hook_target(event: str, payload: dict[str, Any]) -> Activity | None:
             return Activity.WAITING_INPUT
         if kind == "idle_prompt":
             return Activity.IDLE
-    if event == "SessionEnd":
-        return Activity.EXITED
+    # SessionEnd is not death: /clear ends a session and starts another in the same process.
+    # Whether the CLI is gone is the reconciler's call (process liveness).
     return None

@@ -184,6 +184,7 @@ class Daemon:
         )
         mirrors = Mirrors(store, backend, listeners=[lifecycle.on_event], router=lifecycle.router)
         mirrors.sync(config)
+        lifecycle.on_session.append(lambda slug: mirrors.wake(slug, refresh=True))
         lifecycle.on_task_done = lambda slug: loop.run_in_executor(
             None, reconciler.stop, slug, "done"
         )

@@ -50,6 +50,7 @@ class Lifecycle:
         self.router = router or TurnRouter()
         self.on_confirmed: list[Callable[[QueueItem], None]] = []
         self.on_task_done: Callable[[str], object] | None = None
+        self.on_session: list[Callable[[str], None]] = []
         self.tracker = ActivityTracker(grace_seconds=config.signal_grace_seconds)
         self.queue = PromptQueue(store)
         self.tokens = TokenBook(store)
@@ -96,6 +97,8 @@ class Lifecycle:
         if msg.event != "statusline" and not self.tracker.get(msg.slug).hooks_heard:
             log.info("%s: hooks reporting (%s)", msg.slug, msg.event)
         self.tracker.hook(msg.slug, msg.event, msg.payload)
+        if msg.event == "SessionStart":
+            self._session_started(msg.slug, msg.payload)
         if msg.event == "UserPromptSubmit":
             prompt = msg.payload.get("prompt")
             if isinstance(prompt, str):
@@ -124,6 +127,23 @@ class Lifecycle:
             self._confirm(slug, event.text)
         elif event.kind is EventKind.TURN_END:
             self.deliverer.wake.set()
+
+    def _session_started(self, slug: str, payload: dict[str, object]) -> None:
+        """The CLI says which session (and transcript) it writes now: a fresh Codex's minted id,
+        or a new one after ``/clear`` or ``/new``. The mirror finishes the old file first."""
+        session = payload.get("session_id")
+        if not isinstance(session, str) or not session:
+            return
+        row = self.store.agent(slug)
+        if row is None or row.runtime_session_id == session:
+            return
+        self.store.set_runtime_session(slug, session)
+        launch = self.store.current_launch(slug)
+        if launch is not None and launch.exited_at is None:
+            self.store.update_launch(launch.id, session_id=session)
+        log.info("%s: session %s (from its SessionStart hook)", slug, session)
+        for listener in self.on_session:
+            listener(slug)
 
     def _confirm(self, slug: str, text: str) -> None:
         """The runtime echoed a prompt: mark its queue item confirmed, remember its origin."""

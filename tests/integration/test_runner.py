@@ -191,3 +191,22 @@ def test_runner_stop_leaves_agents_and_next_runner_adopts_them(fleet: Fleet) -> 
     fleet.start_runner()
     wait_until(lambda: "adopted running claude" in fleet.log_text(), 30, "adoption")
     assert fleet.status()["stay"]["pid"] == pid
+
+
+def test_mirror_follows_claude_to_a_new_session_after_clear(fleet: Fleet) -> None:
+    fleet.agent("clr", "claude")
+    fleet.write_config()
+    fleet.start_runner()
+    wait_ready(fleet, "clr", "claude")
+    send_and_expect(fleet, "clr", "before the clear", "ack: before the clear")
+    first = fleet.status()["clr"]["session_id"]
+    fleet.cli("send", "clr", "/clear", "--config", str(fleet.config_path))
+    wait_until(lambda: fleet.status()["clr"]["session_id"] != first, 60, "new session id")
+    wait_ready(fleet, "clr", "claude")
+    fleet.cli("send", "clr", "after the clear", "--config", str(fleet.config_path))
+    wait_until(
+        lambda: "ack: after the clear" in mirrored(fleet, "clr"),
+        60,
+        "the new session's reply mirrored",
+    )
+    assert mirrored(fleet, "clr").count("ack: before the clear") == 1
