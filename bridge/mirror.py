@@ -37,6 +37,7 @@ class AgentMirror:
         runtime: Runtime,
         context: Callable[[], LaunchContext],
         launched_at: Callable[[], float | None],
+        known_session: Callable[[], str | None],
         ledger: Ledger,
         backend: ChatBackend,
         channel: str,
@@ -49,6 +50,7 @@ class AgentMirror:
         self.runtime = runtime
         self.context = context
         self.launched_at = launched_at
+        self.known_session = known_session
         self.ledger = ledger
         self.backend = backend
         self.channel = channel
@@ -73,7 +75,7 @@ class AgentMirror:
     async def refresh(self) -> None:
         """Find the current transcript; on rotation finish the old file, then switch."""
         async with self._lock:
-            known = self.context().known_session_id
+            known = self.known_session()
             if self.current is not None and known and self.current.session_id == known:
                 return  # still the same session: nothing to look up
             found = await asyncio.to_thread(self._locate)
@@ -133,8 +135,10 @@ class AgentMirror:
             if result.position.generation:
                 source += f".g{result.position.generation}"
             batch = _Batch(state.path, result.position)
-            for line in result.lines:
+            for n, line in enumerate(result.lines):
                 self._collect(batch, line, source)
+                if n % 64 == 63:
+                    await asyncio.sleep(0)  # let other agents' mirrors in during a catch-up
             total += await self._flush(batch)
             self.ledger.advance(self.slug, state.path, result.position, bad=len(batch.bad))
             self.current = TranscriptState(
@@ -190,20 +194,22 @@ class AgentMirror:
     async def _flush(self, batch: _Batch) -> int:
         """Post the batch in order: one message per part, or coalesced when the backend is
         rate-limited; each post's ids and the offset it allows commit together."""
-        sent = 0
-        parts = batch.parts
-        while parts:
-            group = [parts.pop(0)]
-            if getattr(self.backend, "coalesce", False) and not group[0].as_file:
+        parts, i, sent = batch.parts, 0, 0
+        coalesce = bool(getattr(self.backend, "coalesce", False))
+        while i < len(parts):
+            group = [parts[i]]
+            i += 1
+            if coalesce and not group[0].as_file:
                 size = len(group[0].text)
                 while (
-                    parts
-                    and not parts[0].as_file
-                    and parts[0].thread == group[0].thread
-                    and size + 1 + len(parts[0].text) <= COALESCE_LIMIT
+                    i < len(parts)
+                    and not parts[i].as_file
+                    and parts[i].thread == group[0].thread
+                    and size + 1 + len(parts[i].text) <= COALESCE_LIMIT
                 ):
-                    size += 1 + len(parts[0].text)
-                    group.append(parts.pop(0))
+                    size += 1 + len(parts[i].text)
+                    group.append(parts[i])
+                    i += 1
             ids = tuple(p.event_id for p in group)
             first = group[0]
             msg = Outgoing(
@@ -219,7 +225,7 @@ class AgentMirror:
             self.ledger.record_intents(self.slug, ids, msg.channel, msg.thread)
             posted = await self.backend.post(msg)
             # The offset may pass a line only once every part of it is posted.
-            safe = parts[0].line_start if parts else group[-1].line_end
+            safe = parts[i].line_start if i < len(parts) else group[-1].line_end
             counted = [end for end in batch.bad if end <= safe]
             batch.bad = [end for end in batch.bad if end > safe]
             self.ledger.commit_posts(
@@ -231,6 +237,7 @@ class AgentMirror:
                 bad=len(counted),
             )
             sent += len(group)
+            await asyncio.sleep(0)  # a catch-up must not starve the other agents' mirrors
         return sent
 
 

@@ -59,6 +59,7 @@ class Mirrors:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._roots_changed = asyncio.Event()
         self._config: Config | None = None
+        self._realpaths: dict[str, str] = {}
 
     # -- membership -------------------------------------------------------------------------
 
@@ -80,11 +81,16 @@ class Mirrors:
             launch = self.store.current_launch(slug)
             return launch.started_at if launch else None
 
+        def known_session() -> str | None:
+            row = self.store.agent(slug)
+            return row.runtime_session_id if row else None
+
         return AgentMirror(
             slug,
             get_runtime(agent.runtime),
             context,
             launched_at,
+            known_session,
             self.ledger,
             self.backend,
             channel_for(agent),
@@ -200,19 +206,31 @@ class Mirrors:
     def _dispatch(
         self, changes: set[tuple[watchfiles.Change, str]], roots: dict[Path, list[str]]
     ) -> None:
-        for _, changed in changes:
-            matched = False
-            for slug, mirror in self.mirrors.items():
-                if mirror.current is not None and mirror.current.path == changed:
-                    self.wake(slug)
-                    matched = True
-            if matched:
+        """Wake the agent whose followed file changed; on a new file under an agent's roots
+        (or for an agent with no file yet), let it look for a rotated transcript."""
+        followed: dict[str, str] = {}
+        for slug, mirror in self.mirrors.items():
+            if mirror.current is not None:
+                followed[self._real(mirror.current.path)] = slug
+        prefixes = [(str(root) + os.sep, slugs) for root, slugs in roots.items()]
+        for change, changed in changes:
+            owner = followed.get(changed)
+            if owner is not None:
+                self.wake(owner)
                 continue
-            path = Path(changed)
-            for root, slugs in roots.items():
-                if path.is_relative_to(root):
-                    for slug in slugs:
-                        self.wake(slug, refresh=True)
+            for prefix, slugs in prefixes:
+                if not changed.startswith(prefix):
+                    continue
+                for other in slugs:
+                    idle = self.mirrors.get(other)
+                    if change is watchfiles.Change.added or (idle and idle.current is None):
+                        self.wake(other, refresh=True)
+
+    def _real(self, path: str) -> str:
+        real = self._realpaths.get(path)
+        if real is None:
+            real = self._realpaths[path] = os.path.realpath(path)
+        return real
 
     async def _rescan(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -41,6 +41,11 @@ log = logging.getLogger("agentbridge.reconcile")
 PRIVATE_ENV = frozenset({"SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "TMUX", "TMUX_PANE"})
 
 
+#: How often a live agent's self-minted session id is looked for until found (the SessionStart
+#: hook usually reports it first; this is the fallback scan).
+DISCOVERY_INTERVAL_S = 5.0
+
+
 def runner_mark(state_dir: Path) -> str:
     return "ab-" + hashlib.sha256(str(state_dir).encode()).hexdigest()[:10]
 
@@ -51,6 +56,9 @@ class AgentTrack:
 
     next_attempt: float = 0.0
     seen: bool = False
+    spec: str | None = None
+    """The spec hash last written to the store (written again only when it changes)."""
+    discovered_at: float = 0.0
     spec_warned: str | None = None
 
 
@@ -187,9 +195,10 @@ class Reconciler:
         slug = agent.slug
         runtime = get_runtime(agent.runtime)
         track = self.tracks.setdefault(slug, AgentTrack())
-        self.store.upsert_agent(
-            slug, agent.runtime, agent_session_id(slug), agent.spec_hash(self.config)
-        )
+        spec = agent.spec_hash(self.config)
+        if track.spec != spec:
+            self.store.upsert_agent(slug, agent.runtime, agent_session_id(slug), spec)
+            track.spec = spec
         ctx = self.context(agent)
         live = liveness.check(pane, runtime, ctx.bin)
         now = self.clock()
@@ -211,12 +220,10 @@ class Reconciler:
                 return Action(slug, "adopted", f"pid {live.pid}")
             if launch.pid != live.pid and live.pid is not None:
                 self.store.update_launch(launch.id, pid=live.pid)
-            self._discover_session(agent, ctx, launch.started_at)
-            if (
-                pane
-                and pane.spec_hash != agent.spec_hash(self.config)
-                and track.spec_warned != pane.spec_hash
-            ):
+            if now - track.discovered_at >= DISCOVERY_INTERVAL_S:
+                track.discovered_at = now
+                self._discover_session(agent, ctx, launch.started_at)
+            if pane and pane.spec_hash != spec and track.spec_warned != pane.spec_hash:
                 track.spec_warned = pane.spec_hash
                 log.info("%s: launch settings changed; they apply at the next restart", slug)
             return None

@@ -150,8 +150,27 @@ def _day_dirs(sessions: Path, launched_at: datetime) -> Iterable[Path]:
         yield sessions / f"{day:%Y}" / f"{day:%m}" / f"{day:%d}"
 
 
+_META_CACHE: dict[str, tuple[str | None, str | None]] = {}
+
+
 def read_meta_prefix(path: Path) -> tuple[str | None, str | None]:
-    """(cwd, session id) from a bounded prefix of line 1, without parsing the whole line."""
+    """(cwd, session id) from a bounded prefix of line 1, without parsing the whole line.
+
+    A rollout's first line never changes once written, so complete answers are cached: scans
+    repeat while a fresh Codex has not been prompted yet.
+    """
+    cached = _META_CACHE.get(str(path))
+    if cached is not None:
+        return cached
+    result = _read_meta_prefix(path)
+    if result[0] is not None and result[1] is not None:
+        if len(_META_CACHE) > 20_000:
+            _META_CACHE.clear()
+        _META_CACHE[str(path)] = result
+    return result
+
+
+def _read_meta_prefix(path: Path) -> tuple[str | None, str | None]:
     try:
         with path.open("rb") as fh:
             head = fh.read(_PREFIX_BYTES)
