@@ -22,6 +22,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +125,7 @@ def main() -> int:
                         tmux("kill-session", "-t", "=rec")
                     else:
                         tmux("respawn-pane", "-k", "-t", "=rec:", "bash")
-                    wait(lambda p=pid: recovered(p), 120, f"recovery after {kind}")
+                    wait(partial(recovered, pid), 120, f"recovery after {kind}")
                     results[kind].append(time.monotonic() - t0)
         finally:
             runner.terminate()
