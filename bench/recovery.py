@@ -30,6 +30,7 @@ import yaml
 
 from bridge.devtools import clis
 from bridge.devtools.fake_anthropic import FakeAnthropic
+from runtimes.claude import ClaudeRuntime
 
 
 def wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -92,15 +93,7 @@ def main() -> int:
                     "slug": "rec",
                     "workdir": str(work),
                     "bin": str(claude),
-                    "env": {
-                        "CLAUDE_CONFIG_DIR": str(root / "claude"),
-                        "ANTHROPIC_BASE_URL": model.url,
-                        "ANTHROPIC_API_KEY": "sk-ant-bench-000000000000000000000",
-                        "IS_SANDBOX": "1",
-                        "DISABLE_AUTOUPDATER": "1",
-                        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-                        "XDG_DATA_HOME": str(root / "xdg"),
-                    },
+                    "env": ClaudeRuntime().offline(root / "home", model.url)[0],
                 }
             ],
         }

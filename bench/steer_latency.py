@@ -27,6 +27,7 @@ import yaml
 from bridge.devtools import clis
 from bridge.devtools.fake_anthropic import FakeAnthropic
 from bridge.devtools.slack_emulator import SlackEmulator
+from runtimes.claude import ClaudeRuntime
 
 
 def wait(predicate: Any, timeout: float, what: str, interval: float = 0.002) -> Any:
@@ -64,15 +65,7 @@ def main() -> int:
                     "bin": str(claude),
                     "channel": "#agent-bench",
                     "allowed_users": [user],
-                    "env": {
-                        "CLAUDE_CONFIG_DIR": str(root / "claude"),
-                        "ANTHROPIC_BASE_URL": model.url,
-                        "ANTHROPIC_API_KEY": "sk-ant-bench-000000000000000000000",
-                        "IS_SANDBOX": "1",
-                        "DISABLE_AUTOUPDATER": "1",
-                        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-                        "XDG_DATA_HOME": str(root / "xdg"),
-                    },
+                    "env": ClaudeRuntime().offline(root / "home", model.url)[0],
                 }
             ],
         }

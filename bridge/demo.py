@@ -31,6 +31,7 @@ from bridge.devtools import clis
 from bridge.devtools.fake_anthropic import FakeAnthropic
 from bridge.devtools.fake_openai import FakeOpenAI
 from bridge.devtools.slack_emulator import SlackEmulator
+from runtimes import get_runtime
 
 DEMO_SOCKET = "agentbridge-demo"
 DEMO_PORT = 8765
@@ -58,27 +59,9 @@ def demo_config(
             "channel": f"#{slug}",
             "bin": str(clis.ensure(runtime)),
         }
-        if runtime == "claude":
-            agent["env"] = {
-                "CLAUDE_CONFIG_DIR": str(home / "claude"),
-                "ANTHROPIC_BASE_URL": anthropic_url,
-                "ANTHROPIC_API_KEY": "sk-ant-demo-0000000000000000000000",
-                "IS_SANDBOX": "1",
-                "DISABLE_AUTOUPDATER": "1",
-                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-                "XDG_DATA_HOME": str(home / "xdg-data"),
-            }
-        else:
-            agent["env"] = {"CODEX_HOME": str(home / "codex"), "FAKE_KEY": "demo"}
-            agent["args"] = [
-                "-c",
-                f'model_providers.fake={{name="fake",base_url="{openai_url}/v1",'
-                f'env_key="FAKE_KEY",wire_api="responses"}}',
-                "-c",
-                "model_provider=fake",
-                "-m",
-                "gpt-5",
-            ]
+        impl = get_runtime(runtime)
+        urls = {"anthropic": anthropic_url, "openai": openai_url}
+        agent["env"], agent["args"] = impl.offline(home, urls[impl.model_api])
         agents.append(agent)
     config: dict[str, Any] = {"launch_stagger_seconds": 1}
     if allowed_users:  # only the demo's human may steer, as a real deployment should say

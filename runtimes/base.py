@@ -115,6 +115,14 @@ class Runtime(Protocol):
         """Whether a captured pane shows the CLI idle at its input prompt."""
         ...
 
+    model_api: str
+    """Which model API the CLI speaks ("anthropic" or "openai"): picks the fake server."""
+
+    def offline(self, home: Path, model_url: str) -> tuple[dict[str, str], list[str]]:
+        """Agent ``env`` and ``args`` that run the CLI in a CLI home of its own (``home``)
+        against a loopback model server at ``model_url`` (tests, benches and the demo)."""
+        ...
+
     def canary(self, plan: LaunchPlan) -> Canary:
         """A run of the CLI with ``plan``'s exact flags that exits at once (doctor)."""
         ...

@@ -161,6 +161,20 @@ class ClaudeRuntime:
         lowered = screen.lower()
         return "bypass permissions" in lowered and "esc to interrupt" not in lowered
 
+    model_api = "anthropic"
+
+    def offline(self, home: Path, model_url: str) -> tuple[dict[str, str], list[str]]:
+        env = {
+            "CLAUDE_CONFIG_DIR": str(home / "claude"),
+            "ANTHROPIC_BASE_URL": model_url,
+            "ANTHROPIC_API_KEY": "sk-ant-offline-000000000000000000000",
+            "IS_SANDBOX": "1",  # --dangerously-skip-permissions as root (sandboxes only)
+            "DISABLE_AUTOUPDATER": "1",  # it would install a newer CLI system-wide
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "XDG_DATA_HOME": str(home / "xdg-data"),  # keeps its URL handler out of ~
+        }
+        return env, []
+
     def canary(self, plan: LaunchPlan) -> Canary:
         return claude_canary(plan.argv)
 

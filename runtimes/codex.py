@@ -134,6 +134,16 @@ class CodexRuntime:
         has_composer = any(line.lstrip().startswith("›") for line in screen.splitlines())
         return has_composer and "esc to interrupt" not in screen.lower()
 
+    model_api = "openai"
+
+    def offline(self, home: Path, model_url: str) -> tuple[dict[str, str], list[str]]:
+        provider = (
+            f'model_providers.fake={{name="fake",base_url={toml_str(model_url + "/v1")},'
+            'env_key="FAKE_KEY",wire_api="responses"}'
+        )
+        env = {"CODEX_HOME": str(home / "codex"), "FAKE_KEY": "offline"}
+        return env, ["-c", provider, "-c", "model_provider=fake", "-m", "gpt-5"]
+
     def canary(self, plan: LaunchPlan) -> Canary:
         return codex_canary(plan.argv)
 

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
+from runtimes import get_runtime
+
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"  # copies of ../shared/fixtures (real CLI output)
 
@@ -121,31 +123,10 @@ class Fleet:
         workdir.mkdir(parents=True, exist_ok=True)
         subprocess.run(["git", "init", "-q", str(workdir)], check=True)
         home = self.root / "homes" / slug
-        env: dict[str, str]
-        args: list[str] = []
-        if runtime == "claude":
-            env = {
-                "CLAUDE_CONFIG_DIR": str(home / "claude"),
-                "ANTHROPIC_BASE_URL": self.anthropic.url,
-                "ANTHROPIC_API_KEY": "sk-ant-test-" + "x" * 24,
-                "IS_SANDBOX": "1",
-                "DISABLE_AUTOUPDATER": "1",
-                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-                "XDG_DATA_HOME": str(home / "xdg-data"),
-            }
-            bin_ = self.bins["claude"]
-        else:
-            env = {"CODEX_HOME": str(home / "codex"), "FAKE_KEY": "fake-key"}
-            args = [
-                "-c",
-                'model_providers.fake={name="fake",base_url="' + self.openai.url + '/v1",'
-                'env_key="FAKE_KEY",wire_api="responses"}',
-                "-c",
-                "model_provider=fake",
-                "-m",
-                "gpt-5",
-            ]
-            bin_ = self.bins[version or "codex"]
+        runtime_impl = get_runtime(runtime)
+        urls = {"anthropic": self.anthropic.url, "openai": self.openai.url}
+        env, args = runtime_impl.offline(home, urls[runtime_impl.model_api])
+        bin_ = self.bins[version or runtime]
         spec: dict[str, Any] = {
             "slug": slug,
             "runtime": runtime,
