@@ -31,7 +31,7 @@ from bridge.reconcile import PRIVATE_ENV, Reconciler, runner_mark
 from bridge.spawn import load_fleet, spawned_dir
 from bridge.state import Store
 from bridge.tmux import TmuxServer
-from bridge.watch import watch_config
+from bridge.watch import config_snapshot, watch_config
 from runtimes import Runtime
 
 log = logging.getLogger("agentbridge")
@@ -125,8 +125,10 @@ class Daemon:
         self.stop = asyncio.Event()
         self._background: set[asyncio.Task[object]] = set()
         self.failed = False
+        self.snapshot: str | None = None
 
     async def run(self) -> int:
+        self.snapshot = config_snapshot(self.config_path, spawned_dir(self.state_dir))
         try:
             config = load_fleet(self.config_path, self.state_dir)
         except ConfigError as err:
@@ -219,6 +221,7 @@ class Daemon:
                     self.stop,
                     load=lambda: load_fleet(self.config_path, self.state_dir),
                     extra_dir=spawned_dir(self.state_dir),
+                    initial=self.snapshot,
                 ),
                 name="watch",
             ),

@@ -26,13 +26,18 @@ async def watch_config(
     *,
     load: Callable[[], Config] | None = None,
     extra_dir: Path | None = None,
+    initial: str | None = None,
 ) -> None:
-    """Reload on every saved change of ``path`` (and of any YAML file in ``extra_dir``)."""
+    """Reload on every saved change of ``path`` (and of any YAML file in ``extra_dir``).
+
+    ``initial`` is the snapshot the running config was loaded from, so an edit made before the
+    watch is set up is not missed; a slow timeout re-check covers events inotify dropped.
+    """
     target = path.resolve()
     extra = extra_dir.resolve() if extra_dir else None
     if extra:
         extra.mkdir(parents=True, exist_ok=True)
-    last_text = _snapshot(target, extra)
+    last_text = initial if initial is not None else config_snapshot(path, extra_dir)
 
     def relevant(_: watchfiles.Change, changed: str) -> bool:
         p = Path(changed).resolve()
@@ -46,8 +51,10 @@ async def watch_config(
         debounce=200,
         step=50,
         recursive=False,
+        rust_timeout=RECHECK_MS,
+        yield_on_timeout=True,
     ):
-        text = _snapshot(target, extra)
+        text = config_snapshot(path, extra_dir)
         if text is None or text == last_text:
             continue
         last_text = text
@@ -62,11 +69,17 @@ async def watch_config(
         on_change(config)
 
 
-def _snapshot(target: Path, extra: Path | None) -> str | None:
-    text = _read(target)
-    if text is None or extra is None:
+#: Even without an event the files are compared this often (a missed inotify event, an edit
+#: made while the watch was being set up).
+RECHECK_MS = 5000
+
+
+def config_snapshot(path: Path, extra_dir: Path | None = None) -> str | None:
+    """The config file's text plus every spawned agent's, to tell whether anything changed."""
+    text = _read(path)
+    if text is None or extra_dir is None or not extra_dir.is_dir():
         return text
-    return text + "".join(f"\0{p.name}\0{_read(p)}" for p in sorted(extra.glob("*.yaml")))
+    return text + "".join(f"\0{p.name}\0{_read(p)}" for p in sorted(extra_dir.glob("*.yaml")))
 
 
 def _read(path: Path) -> str | None:
