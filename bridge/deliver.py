@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bridge.activity import Activity, ActivityTracker
 from bridge.queue import WHILE_WORKING, Kind, PromptQueue, QueueItem
-from bridge.steer import EmptyPrompt, lock_file_for, sanitize
+from bridge.steer import EmptyPrompt, lock_file_for, steer
 from bridge.tmux import SUBMIT_PAUSE_S, TmuxError, TmuxServer
 from runtimes import Runtime
 
@@ -140,12 +140,9 @@ class Deliverer:
         try:
             if item.kind is Kind.COMPACT and self.escape_before_compact(item.slug):
                 await asyncio.to_thread(pane.send_key, "Escape")
-            clean = sanitize(item.text)
-            if not clean.text.strip():
-                raise EmptyPrompt("nothing to send after removing control characters")
             runtime = self.runtime_of(item.slug)
             pause = runtime.submit_pause if runtime else SUBMIT_PAUSE_S
-            await asyncio.to_thread(pane.paste, clean.text, pause=pause)
+            pasted = await asyncio.to_thread(steer, pane, item.text, pause)
         except (EmptyPrompt, TmuxError) as err:
             self.queue.failed(item.id, str(err))
             log.warning("%s: %s #%d not delivered: %s", item.slug, item.kind, item.id, err)
@@ -156,6 +153,6 @@ class Deliverer:
         self.tracker.prompt_pasted(item.slug)
         if item.kind is Kind.COMPACT:
             self.tracker.compaction_started(item.slug)
-        log.info("%s: delivered %s #%d (%d chars)", item.slug, item.kind, item.id, len(clean.text))
+        log.info("%s: delivered %s #%d (%d chars)", item.slug, item.kind, item.id, pasted.chars)
         for listener in self.on_delivered:
             listener(item, "pasted")

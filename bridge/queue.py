@@ -59,8 +59,15 @@ def _item(row: Any) -> QueueItem:
     )
 
 
-def _norm(text: str) -> str:
+def normalized(text: str) -> str:
+    """Whitespace-folded text: CLIs echo prompts back with tabs or newlines changed."""
     return " ".join(text.split())
+
+
+def echoes(pasted: str, reported: str) -> bool:
+    """Whether a prompt the runtime reported is the one pasted (both already normalized); a
+    CLI may echo it with context around it, or prefixed."""
+    return bool(pasted) and (pasted == reported or pasted in reported)
 
 
 class PromptQueue:
@@ -130,7 +137,7 @@ class PromptQueue:
 
     def confirm(self, slug: str, text: str) -> QueueItem | None:
         """Match a prompt the runtime reported back to the oldest unconfirmed delivery."""
-        wanted = _norm(text)
+        wanted = normalized(text)
         rows = self.store.query(
             """SELECT * FROM prompt_queue WHERE slug = ? AND status = 'delivered'
                AND confirmed_at IS NULL ORDER BY id""",
@@ -138,8 +145,7 @@ class PromptQueue:
         )
         for row in rows:
             item = _item(row)
-            pasted = _norm(item.source.get("pasted", item.text))
-            if pasted and (pasted == wanted or wanted.startswith(pasted) or pasted in wanted):
+            if echoes(normalized(item.source.get("pasted", item.text)), wanted):
                 self._set(item.id, "confirmed", "confirmed by the runtime", "confirmed_at")
                 return item
         return None

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from bridge.queue import Kind, QueueItem
+from bridge.queue import Kind, QueueItem, echoes, normalized
 from runtimes.events import Event, EventKind
 
 HEADERS = {
@@ -39,10 +39,6 @@ class Router(Protocol):
     def route(self, slug: str, event: Event) -> Route: ...
 
 
-def _norm(text: str) -> str:
-    return " ".join(text.split())
-
-
 class TurnRouter:
     def __init__(self) -> None:
         self._origins: dict[str, list[tuple[str, QueueItem]]] = {}
@@ -51,17 +47,17 @@ class TurnRouter:
     def origin(self, slug: str, item: QueueItem) -> None:
         """A delivered prompt was confirmed by the runtime: remember where it came from."""
         pending = self._origins.setdefault(slug, [])
-        pending.append((_norm(item.source.get("pasted", item.text)), item))
+        pending.append((normalized(item.source.get("pasted", item.text)), item))
         del pending[:-20]
 
     def thread_of(self, slug: str) -> str | None:
         return self._thread.get(slug)
 
     def _pop(self, slug: str, text: str) -> QueueItem | None:
-        wanted = _norm(text)
+        wanted = normalized(text)
         pending = self._origins.get(slug, [])
         for i, (pasted, item) in enumerate(pending):
-            if pasted and (pasted == wanted or pasted in wanted or wanted.startswith(pasted)):
+            if echoes(pasted, wanted):
                 del pending[i]
                 return item
         return None
