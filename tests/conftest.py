@@ -210,6 +210,16 @@ class Fleet:
     def sessions(self) -> set[str]:
         return {s for s in self.tmux("list-sessions", "-F", "#{session_name}").split() if s}
 
+    def wait_relaunched(
+        self, slug: str, *old_pids: int, timeout: float = 60, what: str = "relaunch"
+    ) -> dict[str, Any]:
+        """Wait until ``slug`` runs again under a pid that is none of ``old_pids``."""
+        return wait_until(
+            lambda: (s := self.status()[slug])["alive"] and s["pid"] not in old_pids and s,
+            timeout,
+            what,
+        )
+
     def status(self) -> dict[str, dict[str, Any]]:
         import json
 

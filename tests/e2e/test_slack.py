@@ -149,9 +149,7 @@ def test_slash_command(fleet: Fleet, slack: Any) -> None:
     wait_until(lambda: "via the slash command" in fleet.anthropic.prompts(), 60, "sent")
     old_pid = fleet.status()["cmd"]["pid"]
     slack.slash_command(alice, channel, "/agent", "restart cmd")
-    wait_until(
-        lambda: (s := fleet.status()["cmd"])["alive"] and s["pid"] != old_pid, 60, "restarted"
-    )
+    fleet.wait_relaunched("cmd", old_pid, what="restarted")
     slack.slash_command(alice, channel, "/agent", "stop cmd")
     wait_until(lambda: fleet.status()["cmd"]["state"] == "stopped", 30, "stopped")
     assert not fleet.status()["cmd"]["alive"]

@@ -102,7 +102,7 @@ def test_killed_while_waiting_input_is_exited_then_restarted(fleet: Fleet) -> No
     pid = fleet.status()["perm"]["pid"]
     os.kill(pid, signal.SIGKILL)
     wait_until(lambda: "perm: waiting_input -> exited" in fleet.log_text(), 30, "exited wins")
-    wait_until(lambda: (s := fleet.status()["perm"])["alive"] and s["pid"] != pid, 30, "restart")
+    fleet.wait_relaunched("perm", pid, timeout=30, what="restart")
     wait_until(lambda: activity(fleet, "perm") == "idle", 60, "idle again")
 
 

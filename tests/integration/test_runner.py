@@ -100,11 +100,7 @@ def test_killed_cli_is_restarted_and_claude_resumes_its_session(fleet: Fleet) ->
     before = fleet.status()["kc"]
     os.kill(before["pid"], signal.SIGKILL)
     # Recovery time itself is measured in bench/recovery.py (no timing assertions in tests).
-    wait_until(
-        lambda: (s := fleet.status()["kc"])["alive"] and s["pid"] != before["pid"],
-        60,
-        "restart",
-    )
+    fleet.wait_relaunched("kc", before["pid"], what="restart")
     after = fleet.status()["kc"]
     assert after["session_id"] == before["session_id"]
     assert after["restarts"] >= 1
@@ -140,19 +136,11 @@ def test_killed_session_and_surviving_shell_are_both_recovered(fleet: Fleet) -> 
     wait_ready(fleet, "ks", "claude")
     first = fleet.status()["ks"]["pid"]
     fleet.tmux("kill-session", "-t", "=ks")
-    wait_until(
-        lambda: (s := fleet.status()["ks"])["alive"] and s["pid"] != first,
-        60,
-        "session back",
-    )
+    fleet.wait_relaunched("ks", first, what="session back")
     # The CLI dies but a shell survives in the pane: still detected as down.
     second = fleet.status()["ks"]["pid"]
     fleet.tmux("respawn-pane", "-k", "-t", "=ks:", "bash")
-    wait_until(
-        lambda: (s := fleet.status()["ks"])["alive"] and s["pid"] not in (first, second),
-        60,
-        "CLI relaunched over a surviving shell",
-    )
+    fleet.wait_relaunched("ks", first, second, what="CLI relaunched over a surviving shell")
 
 
 def test_removed_agent_is_stopped_and_broken_edit_keeps_last_config(fleet: Fleet) -> None:
