@@ -26,9 +26,9 @@ from typing import Any
 
 import yaml
 
-from bridge.chat import Incoming, Outgoing, Posted
-from bridge.config import Config, parse_config
-from bridge.state import Store
+from bridge.chat.protocol import Incoming, Outgoing, Posted
+from bridge.config.model import Config, parse_config
+from bridge.store.db import Store
 from runtimes import agent_session_id
 
 REPO = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ writes around every prompt and request (attachments, prompt snapshots, api-reque
 permission-mode, cost-state, ...; parsed but mirroring nothing), a human prompt, ``--tools``
 rounds of assistant text + ``tool_use`` + ``tool_result`` (with a few KB of command output), a
 closing assistant text and the turn's ``system`` lines. One real
-:class:`bridge.mirror.AgentMirror` (ClaudeRuntime, tailer, SQLite ledger) then catches up from
+:class:`bridge.mirror.agent.AgentMirror` (ClaudeRuntime, tailer, SQLite ledger) then catches up from
 offset 0 to the end against a no-op recording backend.
 
 Last line: ``mb_per_s= seconds= best_mb_per_s= events= lines=`` (median of ``--runs``
@@ -45,9 +45,9 @@ from _common import (
     uniquify,
 )
 
-from bridge.ledger import Ledger
-from bridge.mirror import AgentMirror
-from bridge.state import Store
+from bridge.mirror.agent import AgentMirror
+from bridge.store.db import Store
+from bridge.store.ledger import Ledger
 from runtimes import LaunchContext, agent_session_id
 from runtimes.claude import ClaudeRuntime
 

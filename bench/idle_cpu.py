@@ -4,7 +4,7 @@ Why: agents spend most of their life idle (waiting for a prompt, a schedule, a h
 runner lives on the same small box as them. A watcher that polls, a rescan that does real work
 per agent, or a busy event loop would burn a core's worth of battery and CPU for nothing.
 
-The REAL :class:`bridge.mirrors.Mirrors` runs in a child process (``--child``, started by this
+The REAL :class:`bridge.mirror.fleet.Mirrors` runs in a child process (``--child``, started by this
 script) over ``--agents`` Claude agents, each with its own ``CLAUDE_CONFIG_DIR`` and a
 transcript seeded with the real 2.1.328 fixture. Once the child reports every transcript read
 to its end, this script waits ``--settle`` seconds, then samples the child's CPU time (psutil
@@ -47,7 +47,7 @@ from _common import (
     wait_for,
 )
 
-from bridge.mirrors import Mirrors
+from bridge.mirror.fleet import Mirrors
 
 
 async def child(root: Path) -> None:

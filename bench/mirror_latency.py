@@ -1,7 +1,7 @@
 """Mirror latency: how long after an agent writes a transcript line its chat post goes out.
 
 Why: the bridge is only useful if chat keeps up with the agents. This runs the REAL fleet
-mirror (:class:`bridge.mirrors.Mirrors`: one watchfiles/inotify watcher, per-agent workers,
+mirror (:class:`bridge.mirror.fleet.Mirrors`: one watchfiles/inotify watcher, per-agent workers,
 the tailer, the parser, the renderer and the SQLite ledger) over ``--agents`` Claude agents,
 each with its own ``CLAUDE_CONFIG_DIR`` and a transcript seeded with the real 2.1.328 fixture.
 Once every agent is caught up, a separate writer process (as the agent CLIs are) appends
@@ -43,7 +43,7 @@ from _common import (
 )
 from catchup import build_transcript
 
-from bridge.mirrors import Mirrors
+from bridge.mirror.fleet import Mirrors
 
 _SEQ = re.compile(r"^msg_bench_(\d+):text:")
 

@@ -57,7 +57,7 @@ def main() -> int:
 
     def status() -> dict[str, Any]:
         out = subprocess.run(
-            [sys.executable, "-m", "bridge.cli", "status", "--json"],
+            [sys.executable, "-m", "bridge", "status", "--json"],
             env=env,
             capture_output=True,
             text=True,
@@ -100,7 +100,7 @@ def main() -> int:
         (root / "agents.yaml").write_text(yaml.safe_dump(config))
         env["AGENTBRIDGE_CONFIG"] = str(root / "agents.yaml")
         runner = subprocess.Popen(
-            [sys.executable, "-m", "bridge.cli", "run", "--config", str(root / "agents.yaml")],
+            [sys.executable, "-m", "bridge", "run", "--config", str(root / "agents.yaml")],
             env=env,
             stdout=(root / "runner.log").open("wb"),
             stderr=subprocess.STDOUT,

@@ -80,7 +80,7 @@ def main() -> int:
         )
         log = (root / "runner.log").open("wb")
         runner = subprocess.Popen(
-            [sys.executable, "-m", "bridge.cli", "run", "--config", str(root / "agents.yaml")],
+            [sys.executable, "-m", "bridge", "run", "--config", str(root / "agents.yaml")],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -46,15 +46,23 @@ def merge_json(path: Path, update: Callable[[dict[str, Any]], bool]) -> bool:
         if not update(data):
             return False
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(data, fh, indent=2)
-                fh.write("\n")
-            os.chmod(tmp, mode)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        atomic_write_text(path, json.dumps(data, indent=2) + "\n", mode=mode)
         return True
+
+
+def atomic_write_text(path: Path, text: str, *, mode: int = 0o600) -> None:
+    """Write ``text`` to ``path`` so a reader sees the old or the new file, never half of one.
+
+    A temporary file in the same directory, then ``os.replace``; the temporary file is removed
+    if anything fails. The one atomic-write helper of the project (``bridge`` uses it too).
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

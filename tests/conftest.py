@@ -162,7 +162,7 @@ class Fleet:
         self, *args: str, check: bool = True, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "bridge.cli", *args],
+            [sys.executable, "-m", "bridge", *args],
             env=self.env,
             capture_output=True,
             text=True,
@@ -176,7 +176,7 @@ class Fleet:
             self.write_config()
         log = self.runner_log.open("ab")
         self.runner = subprocess.Popen(
-            [sys.executable, "-m", "bridge.cli", "run", "--config", str(self.config_path), *extra],
+            [sys.executable, "-m", "bridge", "run", "--config", str(self.config_path), *extra],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -74,7 +74,7 @@ class Demo:
 
     def send(self, slug: str, text: str) -> None:
         sent = subprocess.run(
-            [sys.executable, "-m", "bridge.cli", "send", slug, text],
+            [sys.executable, "-m", "bridge", "send", slug, text],
             env=dict(self.env, AGENTBRIDGE_HOME=str(self.state)),
             capture_output=True,
             text=True,
@@ -103,7 +103,7 @@ def demo_runner(tmp_path: Path) -> Iterator[Callable[..., Demo]]:
         state, out = tmp_path / "demo-state", tmp_path / "demo.out"
         with out.open("wb") as sink:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "bridge.cli", "demo", "--state-dir", str(state), *args],
+                [sys.executable, "-m", "bridge", "demo", "--state-dir", str(state), *args],
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 env=env,

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge import doctor
+from bridge.doctor.check import Check
+from bridge.doctor.report import exit_code, render, run_checks
 from runtimes import agent_session_id
 from tests.conftest import Fleet
 
@@ -24,12 +25,12 @@ def tree_state(root: Path) -> dict[str, tuple[int, int]]:
     return state
 
 
-def run(fleet: Fleet) -> list[doctor.Check]:
+def run(fleet: Fleet) -> list[Check]:
     fleet.write_config()
-    return doctor.run_checks(fleet.config_path, fleet.state_dir, fleet.env)
+    return run_checks(fleet.config_path, fleet.state_dir, fleet.env)
 
 
-def canaries(checks: list[doctor.Check]) -> dict[str | None, doctor.Check]:
+def canaries(checks: list[Check]) -> dict[str | None, Check]:
     return {c.agent: c for c in checks if c.name == "canary"}
 
 
@@ -41,15 +42,15 @@ def test_real_clis_accept_the_launch_flags_and_a_rejected_flag_is_named(
     fleet.agent("cx", "codex")
     before = {slug: tree_state(fleet.root / "work" / slug) for slug in ("cl", "cx")}
     checks = run(fleet)
-    report = doctor.render(checks, as_json=False)
-    assert doctor.exit_code(checks) == 0, report
+    report = render(checks, as_json=False)
+    assert exit_code(checks) == 0, report
     assert set(canaries(checks)) == {"cl", "cx"}, report
     assert {slug: tree_state(fleet.root / "work" / slug) for slug in ("cl", "cx")} == before
 
     fleet.agent("bad", "codex", args=["--definitely-not-a-flag"])
     checks = run(fleet)
-    report = doctor.render(checks, as_json=False)
-    assert doctor.exit_code(checks) != 0
+    report = render(checks, as_json=False)
+    assert exit_code(checks) != 0
     bad = canaries(checks)["bad"]
     assert not bad.ok
     assert "unexpected argument '--definitely-not-a-flag'" in bad.detail, report

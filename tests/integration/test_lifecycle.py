@@ -36,7 +36,7 @@ def pane_env(fleet: Fleet, slug: str) -> dict[str, str]:
 
 def run_hook(env: dict[str, str], event: str, payload: dict[str, object]) -> None:
     subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "hook", event],
+        [sys.executable, "-m", "bridge", "hook", event],
         input=json.dumps(payload),
         text=True,
         env={**os.environ, **env},

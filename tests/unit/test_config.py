@@ -14,7 +14,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from bridge.config import (
+from bridge.config.model import (
     DEFAULT_NUDGE,
     AgentConfig,
     Config,

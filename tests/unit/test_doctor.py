@@ -19,11 +19,12 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import yaml
 
-from bridge import doctor, doctor_hooks
-from bridge.config import load_config
-from bridge.doctor import Check
-from bridge.doctor_slack import check_slack
-from bridge.state import Store
+from bridge.config.model import load_config
+from bridge.doctor import basics, report
+from bridge.doctor import hooks as doctor_hooks
+from bridge.doctor.check import Check
+from bridge.doctor.slack import check_slack
+from bridge.store.db import Store
 
 #: What the real claude prints once every flag is accepted (see runtimes.canary).
 CLAUDE_ACCEPTED = (
@@ -58,28 +59,28 @@ def failed(checks: list[Check], name: str | None = None) -> list[Check]:
     [("tmux 3.3a", (3, 3)), ("tmux next-3.5", (3, 5)), ("tmux 3.1c", (3, 1)), ("tmux", None)],
 )
 def test_tmux_version(text: str, version: tuple[int, int] | None) -> None:
-    assert doctor.tmux_version(text) == version
+    assert basics.tmux_version(text) == version
 
 
 def test_tmux_missing_or_too_old(tmp_path: Path) -> None:
-    assert not doctor.check_tmux({"PATH": str(tmp_path / "empty")}).ok
+    assert not basics.check_tmux({"PATH": str(tmp_path / "empty")}).ok
     script(tmp_path / "old" / "tmux", 'echo "tmux 3.1c"\n')
-    old = doctor.check_tmux({"PATH": str(tmp_path / "old")})
+    old = basics.check_tmux({"PATH": str(tmp_path / "old")})
     assert not old.ok and "3.2 is required" in old.detail
     script(tmp_path / "new" / "tmux", 'echo "tmux 3.4"\n')
-    assert doctor.check_tmux({"PATH": str(tmp_path / "new")}).ok
+    assert basics.check_tmux({"PATH": str(tmp_path / "new")}).ok
 
 
 def test_bad_config_gives_one_failed_check_per_error(tmp_path: Path) -> None:
     path = tmp_path / "agents.yaml"
     path.write_text("agents:\n  - slug: Bad Slug\n    workdir: nowhere\n    colour: red\n")
-    checks = doctor.run_checks(path, tmp_path / "state", dict(os.environ))
+    checks = report.run_checks(path, tmp_path / "state", dict(os.environ))
     errors = failed(checks, "config")
     assert len(errors) >= 3, errors
     assert any("colour" in c.detail for c in errors)
     assert any("nowhere" in c.detail for c in errors)
     assert not [c for c in checks if c.name in ("binary", "canary")]
-    assert doctor.exit_code(checks) == 1
+    assert report.exit_code(checks) == 1
 
 
 def test_missing_binaries_fail_per_agent_and_skip_the_canary(tmp_path: Path) -> None:
@@ -92,7 +93,7 @@ def test_missing_binaries_fail_per_agent_and_skip_the_canary(tmp_path: Path) -> 
         ],
     )
     environ = {"PATH": str(tmp_path / "empty"), "HOME": str(tmp_path)}
-    checks, usable = doctor.check_binaries(load_config(path, environ), environ)
+    checks, usable = basics.check_binaries(load_config(path, environ), environ)
     assert usable == []
     assert {(c.agent, c.ok) for c in checks} == {("gone", False), ("unlisted", False)}
     by_agent = {c.agent: c.detail for c in checks}
@@ -150,7 +151,7 @@ def test_canary_runs_the_launch_argv_in_the_workdir_and_names_the_rejected_flag(
         ],
     )
     environ = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"}
-    checks = doctor.run_checks(path, tmp_path / "state", environ)
+    checks = report.run_checks(path, tmp_path / "state", environ)
     canaries = {c.agent: c for c in checks if c.name == "canary"}
     assert canaries["good-claude"].ok, canaries
     assert canaries["good-codex"].ok, canaries
@@ -160,7 +161,7 @@ def test_canary_runs_the_launch_argv_in_the_workdir_and_names_the_rejected_flag(
     versions = {c.agent: c.detail for c in checks if c.name == "binary"}
     assert versions["good-claude"].startswith("claude 9.9.9")
     assert versions["good-codex"].startswith("codex 7.7.7")
-    assert doctor.exit_code(checks) == 1
+    assert report.exit_code(checks) == 1
 
 
 # -- hooks.log, hook command, state dir ----------------------------------------------------------
@@ -190,14 +191,14 @@ def test_hooks_log_counts_recent_failures_per_agent(tmp_path: Path) -> None:
 def test_hook_command_must_be_this_installation(tmp_path: Path) -> None:
     environ = dict(os.environ)
     ours = doctor_hooks.check_hook_command(
-        None, tmp_path, environ, command=f"{sys.executable} -m bridge.cli hook"
+        None, tmp_path, environ, command=f"{sys.executable} -m bridge hook"
     )
     assert ours[0].ok, ours
     missing = doctor_hooks.check_hook_command(None, tmp_path, environ, f"{tmp_path}/nope hook")
     assert not missing[0].ok and "not an executable file" in missing[0].detail
     other_python = script(tmp_path / "py", "echo /elsewhere/bridge/cli.py\n")
     other = doctor_hooks.check_hook_command(
-        None, tmp_path, environ, f"{other_python} -m bridge.cli hook"
+        None, tmp_path, environ, f"{other_python} -m bridge hook"
     )
     assert not other[0].ok and "/elsewhere/bridge/cli.py" in other[0].detail
 
@@ -214,7 +215,7 @@ def test_another_agentbridge_on_the_agents_path_is_reported_but_ok(tmp_path: Pat
     environ = dict(os.environ)
     config = load_config(path, environ)
     checks = doctor_hooks.check_hook_command(
-        config, tmp_path, environ, command=f"{sys.executable} -m bridge.cli hook"
+        config, tmp_path, environ, command=f"{sys.executable} -m bridge hook"
     )
     on_path = [c for c in checks if c.name == "agentbridge on PATH"]
     assert len(on_path) == 1 and on_path[0].ok and on_path[0].agent == "a"
@@ -224,14 +225,14 @@ def test_another_agentbridge_on_the_agents_path_is_reported_but_ok(tmp_path: Pat
 
 def test_state_dir_under_a_regular_file_is_not_writable(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
-    checks = doctor.check_state_dir(tmp_path / "file" / "state")
+    checks = basics.check_state_dir(tmp_path / "file" / "state")
     assert [(c.name, c.ok) for c in checks] == [("state dir", False)]
     assert "not writable" in checks[0].detail
 
 
 def test_state_dir_with_a_database_opens_it(tmp_path: Path) -> None:
     Store(tmp_path / "state.db").close()
-    checks = doctor.check_state_dir(tmp_path)
+    checks = basics.check_state_dir(tmp_path)
     assert all(c.ok for c in checks), checks
     assert "state.db opens (schema v" in checks[-1].detail
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".doctor")) == []
@@ -371,16 +372,16 @@ def test_render_and_exit_code() -> None:
         Check("canary", False, "exit 2: error: unexpected argument '--nope' found", "web"),
         Check("canary", False, "invalid value 'x' [possible values: a, b] [/bold]", "api"),
     ]
-    assert doctor.exit_code(checks) == 1
-    assert doctor.exit_code(checks[:1]) == 0
-    data = json.loads(doctor.render(checks, as_json=True))
+    assert report.exit_code(checks) == 1
+    assert report.exit_code(checks[:1]) == 0
+    data = json.loads(report.render(checks, as_json=True))
     assert data[1] == {
         "name": "canary",
         "ok": False,
         "detail": "exit 2: error: unexpected argument '--nope' found",
         "agent": "web",
     }
-    text = doctor.render(checks, as_json=False)
+    text = report.render(checks, as_json=False)
     assert "FAIL" in text and "web" in text and "'--nope'" in text
     assert "[possible values: a, b] [/bold]" in text  # printed as is, not as markup
     assert "3 checks, 2 failed" in text

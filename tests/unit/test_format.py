@@ -1,4 +1,4 @@
-"""Table tests for bridge.format, plus seeded randomised property tests for split_message.
+"""Table tests for bridge.render.event, plus seeded randomised property tests for split_message.
 
 ``hypothesis`` is not a dev dependency, so the property tests draw their inputs from
 ``random.Random(seed)``: deterministic, reproducible from the seed in the test id.
@@ -14,15 +14,10 @@ from typing import Any
 
 import pytest
 
-from bridge.format import (
-    Rendered,
-    escape_mrkdwn,
-    gfm_to_mrkdwn,
-    render_event,
-    shorten_output,
-    split_message,
-    tool_one_liner,
-)
+from bridge.render.event import Rendered, render_event
+from bridge.render.markdown import escape_mrkdwn, gfm_to_mrkdwn
+from bridge.render.split import split_message
+from bridge.render.tools import shorten_output, tool_one_liner
 from runtimes.events import Event, EventKind
 
 FENCE = "```"

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from bridge.activity import Activity, ActivityTracker
-from bridge.compaction import CompactionGuard, Policy, policy
-from bridge.config import CompactionConfig, parse_config
-from bridge.deliver import Deliverer
-from bridge.queue import Kind, PromptQueue
-from bridge.schedule import Scheduler
-from bridge.state import Store
+from bridge.config.model import CompactionConfig, parse_config
+from bridge.lifecycle.activity import Activity, ActivityTracker
+from bridge.lifecycle.compaction import CompactionGuard, Policy, policy
+from bridge.lifecycle.deliver import Deliverer
+from bridge.lifecycle.schedule import Scheduler
+from bridge.store.db import Store
+from bridge.store.queue import Kind, PromptQueue
 from runtimes.events import Event, EventKind
 
 

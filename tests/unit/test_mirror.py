@@ -12,11 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bridge.config import Config, parse_config
-from bridge.console import ConsoleBackend
-from bridge.ledger import Ledger
-from bridge.mirrors import Mirrors
-from bridge.state import Store
+from bridge.chat.console import ConsoleBackend
+from bridge.config.model import Config, parse_config
+from bridge.mirror.fleet import Mirrors
+from bridge.store.db import Store
+from bridge.store.ledger import Ledger
 from runtimes import agent_session_id
 from runtimes.claude_parse import parse_claude_line
 

@@ -1,4 +1,4 @@
-"""Table tests for bridge.redact.
+"""Table tests for bridge.render.redact.
 
 Fake secrets are assembled at runtime (``"xox" + "b-"``) so that no secret scanner flags this
 file: the point is the shape, never a real credential.
@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from bridge.redact import Redactor, redact
+from bridge.render.redact import Redactor, redact
 
 B62 = "aB3dE5fG7hJ9kL1mN2pQ4rS6tU8vW0xYz"  # 34 mixed alphanumerics, digits included
 

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge import tail
-from bridge.tail import Position, read_new_lines
+from bridge.mirror import tail
+from bridge.mirror.tail import read_new_lines
+from bridge.store.position import Position
 
 START = Position(0, None, 0)
 

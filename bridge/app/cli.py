@@ -1,0 +1,344 @@
+"""The ``agentbridge`` command line (the contract external scripts rely on).
+
+Subcommands stay thin: each parses its arguments and calls one module that does the work.
+Exit codes: 0 ok, 1 a check failed (validate, unknown slug), 2 bad config or usage, 3 the
+runner is already running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bridge.config import paths
+
+if TYPE_CHECKING:  # keep `agentbridge hook`, run on every agent hook, free of heavy imports
+    from bridge.config.model import Config
+    from bridge.fleet.tmux import TmuxServer
+
+DEFAULT_CONFIG = "agents.yaml"
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    return paths.state_dir(getattr(args, "state_dir", None))
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    """--config, else AGENTBRIDGE_CONFIG, else the running runner's config, else ./agents.yaml."""
+    if getattr(args, "config", None):
+        return Path(args.config)
+    if os.environ.get("AGENTBRIDGE_CONFIG"):
+        return Path(os.environ["AGENTBRIDGE_CONFIG"])
+    from bridge.app.runner_files import read_runner_info
+
+    running = read_runner_info(_state_dir(args)).get("config")
+    return Path(running) if running else Path(DEFAULT_CONFIG)
+
+
+def _load(args: argparse.Namespace) -> Config:
+    """agents.yaml plus the agents spawned into the state dir."""
+    from bridge.config.model import ConfigError
+    from bridge.config.spawned import load_fleet
+
+    try:
+        return load_fleet(_config_path(args), _state_dir(args))
+    except ConfigError as err:
+        for line in err.errors:
+            print(line, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _tmux(args: argparse.Namespace, config: Config) -> TmuxServer:
+    from bridge.app.runner_files import read_runner_info
+    from bridge.fleet.tmux import TmuxServer
+
+    socket = paths.tmux_socket(config.tmux_socket)
+    if socket is None:
+        socket = read_runner_info(_state_dir(args)).get("tmux_socket")
+    return TmuxServer(socket)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bridge.app.daemon import Daemon
+    from bridge.app.logs import setup_logging
+
+    setup_logging(args.verbose)
+    daemon = Daemon(Path(args.config), _state_dir(args), stop_agents=args.stop_agents)
+    return asyncio.run(daemon.run())
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from bridge.config.model import ConfigError, load_config
+
+    try:
+        load_config(_config_path(args))
+    except ConfigError as err:
+        for line in err.errors:
+            print(line)
+        return 1
+    print("OK")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from bridge.app.status import as_json, collect, print_table
+    from bridge.store.db import Store
+
+    config = _load(args)
+    db = paths.db_path(_state_dir(args))
+    store = Store(db, readonly=True) if db.exists() else None
+    tmux = _tmux(args, config)
+    statuses = collect(config, store, tmux)
+    if args.json:
+        print(json.dumps(as_json(statuses), indent=2))
+    else:
+        print_table(statuses)
+    return 0
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    """Through the runner's durable queue when a runner is up, else straight into the pane."""
+    from bridge.app.runner_files import runner_alive
+
+    config = _load(args)
+    agent = config.agent(args.slug)
+    if agent is None:
+        known = ", ".join(a.slug for a in config.agents) or "none"
+        print(f"agentbridge: unknown agent {args.slug!r} (known: {known})", file=sys.stderr)
+        return 1
+    text = " ".join(args.text) if args.text != ["-"] else sys.stdin.read()
+    state = _state_dir(args)
+    if runner_alive(state):
+        return _send_queued(state, agent.slug, text, args.wait)
+    return _send_direct(args, config, agent.slug, text)
+
+
+def _send_queued(state: Path, slug: str, text: str, wait: float) -> int:
+    import time
+
+    from bridge.lifecycle.steer import sanitize
+    from bridge.store.db import Store
+    from bridge.store.queue import Kind, PromptQueue
+
+    if not sanitize(text).text.strip():
+        print(
+            f"agentbridge: {slug}: nothing to send after removing control characters",
+            file=sys.stderr,
+        )
+        return 1
+    store = Store(paths.db_path(state))
+    queue = PromptQueue(store)
+    item_id = queue.enqueue(slug, Kind.STEER, text, source={"via": "cli"})
+    assert item_id is not None
+    deadline = time.monotonic() + wait
+    while True:
+        item = queue.get(item_id)
+        status = item.status if item else "missing"
+        if status in ("delivered", "confirmed"):
+            print(f"{slug}: sent ({len(text)} characters, #{item_id})")
+            return 0
+        if status in ("failed", "dropped"):
+            rows = store.query("SELECT outcome FROM prompt_queue WHERE id = ?", (item_id,))
+            print(f"agentbridge: {slug}: not delivered: {rows[0][0]}", file=sys.stderr)
+            return 1
+        if time.monotonic() >= deadline:
+            print(f"{slug}: queued (#{item_id}); delivered when the agent is ready")
+            return 0
+        time.sleep(0.1)
+
+
+def _send_direct(args: argparse.Namespace, config: Config, slug: str, text: str) -> int:
+    from bridge.lifecycle.steer import EmptyPrompt, lock_file_for, steer
+    from runtimes import get_runtime
+
+    tmux = _tmux(args, config)
+    if not tmux.has_session(slug):
+        print(f"agentbridge: {slug}: no tmux session (is the runner up?)", file=sys.stderr)
+        return 1
+    pane = tmux.pane(slug, lock_file_for(paths.locks_dir(_state_dir(args)), slug))
+    agent = config.agent(slug)
+    assert agent is not None
+    try:
+        result = steer(pane, text, pause=get_runtime(agent.runtime).submit_pause)
+    except EmptyPrompt as err:
+        print(f"agentbridge: {slug}: {err}", file=sys.stderr)
+        return 1
+    print(f"{slug}: sent {result.chars} characters (no runner: pasted directly)")
+    return 0
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config.agent(args.slug) is None:
+        print(f"agentbridge: unknown agent {args.slug!r}", file=sys.stderr)
+        return 1
+    tmux = _tmux(args, config)
+    socket = tmux.socket
+    argv = ["tmux", *(["-L", socket] if socket else []), "attach-session", "-t", f"={args.slug}"]
+    os.execvp("tmux", argv)
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from bridge.app.logs import setup_logging
+    from bridge.fleet.reconcile import Reconciler, runner_mark
+    from bridge.hooks.command import hook_command
+    from bridge.store.db import Store
+
+    setup_logging(args.verbose)
+    config = _load(args)
+    state = _state_dir(args)
+    tmux = _tmux(args, config)
+    store = Store(paths.db_path(state))
+    reconciler = Reconciler(
+        config,
+        store,
+        tmux,
+        mark=runner_mark(state),
+        hook_command=hook_command() if args.hooks else None,
+    )
+    for action in reconciler.reconcile_once():
+        print(f"{action.slug}: {action.kind} {action.detail}".rstrip())
+    return 0
+
+
+def cmd_spawn(args: argparse.Namespace) -> int:
+    from bridge.config.model import ConfigError
+    from bridge.config.spawned import spawn
+
+    try:
+        path = spawn(
+            _config_path(args),
+            _state_dir(args),
+            args.template,
+            args.name,
+            args.set or [],
+            args.prompt,
+        )
+    except ConfigError as err:
+        for line in err.errors:
+            print(line, file=sys.stderr)
+        return 2
+    print(f"{args.name}: spawned from {args.template} ({path}); the runner starts it now")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from bridge.doctor.report import exit_code, render, run_checks
+
+    checks = run_checks(_config_path(args), _state_dir(args), os.environ)
+    print(render(checks, args.json))
+    return exit_code(checks)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bridge.app.demo import run_demo
+
+    return run_demo(
+        state_dir=Path(args.state_dir) if args.state_dir else None,
+        verbose=args.verbose,
+        console=args.console,
+        port=args.port,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agentbridge", description=__doc__)
+    parser.add_argument(
+        "--state-dir", help="state dir (default $AGENTBRIDGE_HOME or ~/.agentbridge)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help: str, config: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        if config:
+            p.add_argument(
+                "--config", help="agents.yaml (default: the running runner's, or ./agents.yaml)"
+            )
+        p.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        return p
+
+    p = add("run", "run the fleet in the foreground")
+    p.add_argument("--stop-agents", action="store_true", help="stop agents when the runner stops")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_run, config_required=True)
+
+    p = add("validate", "check a config file")
+    p.set_defaults(func=cmd_validate)
+
+    p = add("status", "show each agent")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = add("send", "paste a prompt into an agent")
+    p.add_argument("slug")
+    p.add_argument("text", nargs="+", help="the prompt ('-' reads stdin)")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=30.0,
+        help="seconds to wait for delivery before reporting 'queued' (default 30)",
+    )
+    p.set_defaults(func=cmd_send)
+
+    p = add("attach", "attach to an agent's tmux session")
+    p.add_argument("slug")
+    p.set_defaults(func=cmd_attach)
+
+    p = add("reconcile", "one reconcile pass, then exit")
+    p.add_argument("--once", action="store_true", default=True)
+    p.add_argument("--hooks", action="store_true", help="configure agent hooks")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_reconcile)
+
+    p = add("spawn", "start a one-shot agent from a template agent (e.g. a PR reviewer)")
+    p.add_argument("template", help="slug of the agent to copy")
+    p.add_argument("--name", required=True, help="slug of the new agent")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a key (dotted for nested: env.GH_REPO=x); repeatable",
+    )
+    p.add_argument("--prompt", required=True, help="the task it runs, then it stops")
+    p.set_defaults(func=cmd_spawn)
+
+    p = add("doctor", "check tmux, the CLIs and their launch flags, hooks, state dir, Slack")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_doctor)
+
+    p = add("demo", "run a demo fleet on fake model servers and the real CLIs", config=False)
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument(
+        "--console", action="store_true", help="no Slack emulator: mirror to stdout instead"
+    )
+    p.add_argument(
+        "--port", type=int, help="the emulated Slack page's port (default 8765 if free; 0: any)"
+    )
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["hook"]:  # the hot path: no argparse tree, no third-party imports
+        from bridge.hooks.client import main as hook_main
+
+        return hook_main(argv[1] if len(argv) > 1 else "unknown")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "config_required", False) and not args.config:
+        parser.error("run needs --config FILE")
+    logging.getLogger().handlers.clear()
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,193 @@
+"""``agentbridge run``: one asyncio process that supervises, watches and mirrors.
+
+SIGTERM and SIGINT stop the runner, never the agents (unless ``--stop-agents``): the fleet keeps
+working while the runner is upgraded or restarted, and the next runner adopts it. One runner per
+state dir, enforced with a lock file, because two would double-post every message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import uuid
+from pathlib import Path
+
+from bridge.app.runner_files import AlreadyRunning, acquire_runner_lock, write_runner_info
+from bridge.channel.chatbridge import ChatBridge
+from bridge.chat.factory import make_backend
+from bridge.chat.protocol import Outgoing
+from bridge.config import paths
+from bridge.config.model import Config, ConfigError, channel_for
+from bridge.config.spawned import load_fleet, spawned_dir
+from bridge.config.watch import config_snapshot, watch_config
+from bridge.fleet.launch import PRIVATE_ENV
+from bridge.fleet.reconcile import Reconciler, runner_mark
+from bridge.fleet.tmux import TmuxServer
+from bridge.hooks.command import hook_command
+from bridge.lifecycle.core import Lifecycle
+from bridge.mirror.fleet import Mirrors
+from bridge.store.db import Store
+from runtimes import Runtime
+
+log = logging.getLogger("agentbridge")
+
+
+class Daemon:
+    def __init__(self, config_path: Path, state_dir: Path, *, stop_agents: bool = False) -> None:
+        self.config_path = config_path
+        self.state_dir = state_dir
+        self.stop_agents = stop_agents
+        self.stop = asyncio.Event()
+        self._background: set[asyncio.Task[object]] = set()
+        self.failed = False
+        self.snapshot: str | None = None
+
+    async def run(self) -> int:
+        self.snapshot = config_snapshot(self.config_path, spawned_dir(self.state_dir))
+        try:
+            config = load_fleet(self.config_path, self.state_dir)
+        except ConfigError as err:
+            for line in err.errors:
+                print(line, file=sys.stderr)
+            return 2
+        try:
+            lock = acquire_runner_lock(self.state_dir)
+        except AlreadyRunning as err:
+            print(f"agentbridge: {err}", file=sys.stderr)
+            return 3
+        # The runner's Slack credentials must never reach an agent's environment, including
+        # through the tmux server's global environment when this process starts the server.
+        secrets = {k: os.environ[k] for k in (*PRIVATE_ENV, "SLACK_API_URL") if k in os.environ}
+        for key in PRIVATE_ENV:
+            os.environ.pop(key, None)
+        try:
+            return await self._serve(config, secrets)
+        finally:
+            lock.close()
+
+    async def _serve(self, config: Config, secrets: dict[str, str]) -> int:
+        loop = asyncio.get_running_loop()
+        socket = paths.tmux_socket(config.tmux_socket)
+        store = Store(paths.db_path(self.state_dir))
+        tmux = TmuxServer(socket)
+        write_runner_info(self.state_dir, self.config_path, socket)
+        backend = make_backend(self.state_dir, secrets)
+        await backend.start()
+        channels = {a.slug: channel_for(a) for a in config.agents}
+
+        def note(slug: str, text: str) -> None:
+            """A short status note in the agent's channel (at most once; not ledgered)."""
+            msg = Outgoing(slug, channels.get(slug, f"#{slug}"), text, f"note:{uuid.uuid4()}")
+
+            def send() -> None:
+                task = loop.create_task(backend.post(msg))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+
+            loop.call_soon_threadsafe(send)
+
+        lifecycle = Lifecycle(
+            config, store, tmux, self.state_dir, paths.locks_dir(self.state_dir), note
+        )
+        reconciler = Reconciler(
+            config,
+            store,
+            tmux,
+            mark=runner_mark(self.state_dir),
+            hook_command=hook_command(),
+            hook_socket=lifecycle.hooks.path,
+            tokens=lifecycle.tokens,
+            listener=LoopListener(lifecycle, loop),
+        )
+        mirrors = Mirrors(store, backend, listeners=[lifecycle.on_event], router=lifecycle.router)
+        mirrors.sync(config)
+        lifecycle.on_session.append(lambda slug: mirrors.wake(slug, refresh=True))
+        lifecycle.on_task_done = lambda slug: loop.run_in_executor(
+            None, reconciler.stop, slug, "done"
+        )
+        chat = ChatBridge(config, backend, lifecycle, reconciler, self.state_dir / "inbox")
+        await chat.start()
+
+        def reload(new: Config) -> None:
+            channels.update({a.slug: channel_for(a) for a in new.agents})
+            reconciler.update_config(new)
+            mirrors.sync(new)
+            lifecycle.update_config(new)
+            chat.update_config(new)
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop.set)
+        log.info(
+            "runner: started with %d agents (config %s, state %s, tmux %s)",
+            len(config.agents),
+            self.config_path,
+            self.state_dir,
+            socket or "default server",
+        )
+        tasks = [
+            asyncio.create_task(lifecycle.run(self.stop), name="lifecycle"),
+            asyncio.create_task(reconciler.run(self.stop), name="reconcile"),
+            asyncio.create_task(mirrors.run(self.stop), name="mirror"),
+            asyncio.create_task(chat.run(self.stop), name="chat"),
+            asyncio.create_task(
+                watch_config(
+                    self.config_path,
+                    reload,
+                    self.stop,
+                    load=lambda: load_fleet(self.config_path, self.state_dir),
+                    extra_dir=spawned_dir(self.state_dir),
+                    initial=self.snapshot,
+                ),
+                name="watch",
+            ),
+        ]
+        for task in tasks:
+            task.add_done_callback(self._task_ended)
+        await self.stop.wait()
+        log.info("runner: stopping%s", " and stopping agents" if self.stop_agents else "")
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.stop_agents:
+            await asyncio.to_thread(reconciler.stop_all)
+        await backend.close()
+        store.close()
+        log.info(
+            "runner: stopped; agents left running" if not self.stop_agents else "runner: stopped"
+        )
+        return 1 if self.failed else 0
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        """A core loop must never end on its own: if one does, stop loudly (and non-zero, so
+        systemd restarts the runner) instead of running on half-blind."""
+        if self.stop.is_set() or task.cancelled():
+            return
+        self.failed = True
+        error = task.exception()
+        log.error(
+            "runner: %s ended unexpectedly: %r; stopping", task.get_name(), error, exc_info=error
+        )
+        self.stop.set()
+
+
+class LoopListener:
+    """Hands the reconciler's (worker-thread) news to the lifecycle on the event loop."""
+
+    def __init__(self, lifecycle: Lifecycle, loop: asyncio.AbstractEventLoop) -> None:
+        self.lifecycle = lifecycle
+        self.loop = loop
+
+    def launched(self, slug: str, runtime: Runtime) -> None:
+        self.loop.call_soon_threadsafe(self.lifecycle.launched, slug, runtime)
+
+    def adopted(self, slug: str) -> None:
+        self.loop.call_soon_threadsafe(self.lifecycle.adopted, slug)
+
+    def down(self, slug: str, crash_loop: bool) -> None:
+        self.loop.call_soon_threadsafe(self.lifecycle.down, slug, crash_loop)

@@ -1,0 +1,143 @@
+"""``agentbridge status``: what each agent is doing, from the state store and a live tmux look.
+
+It works whether or not the runner is up: liveness is checked on tmux directly, so a status
+taken while the runner is down still tells the truth about the agents.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+
+from rich.console import Console
+from rich.table import Table
+
+from bridge.config.model import Config
+from bridge.fleet import liveness
+from bridge.fleet.launch import launch_context
+from bridge.fleet.tmux import TmuxServer
+from bridge.store.db import Store
+from bridge.store.ledger import Ledger
+from bridge.store.queue import PromptQueue
+from runtimes import get_runtime
+
+#: States that explain why an agent is down, shown instead of a plain "exited".
+SHOWN_AS_IS = ("crash_loop", "stopped", "done")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStatus:
+    slug: str
+    runtime: str
+    alive: bool
+    pid: int | None
+    session_id: str | None
+    restarts: int
+    uptime_s: float | None
+    state: str
+    enabled: bool
+    detail: str
+    mirrored: int
+    bad_lines: int
+    activity: str
+    context_tokens: int | None
+    queued: int
+
+
+def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[AgentStatus]:
+    snapshot = tmux.snapshot()
+    rows = {r.slug: r for r in store.agents()} if store else {}
+    ledger = Ledger(store) if store else None
+    queue = PromptQueue(store) if store else None
+    out: list[AgentStatus] = []
+    now = time.time()
+    for agent in config.agents:
+        row = rows.get(agent.slug)
+        runtime = get_runtime(agent.runtime)
+        ctx = launch_context(config, agent, os.environ)
+        live = liveness.check(snapshot.get(agent.slug), runtime, ctx.bin)
+        launch = store.current_launch(agent.slug) if store else None
+        uptime = now - launch.started_at if live.alive and launch and not launch.exited_at else None
+        state = row.state if row else "unknown"
+        if not agent.enabled:
+            state = "disabled"
+        elif not live.alive and state not in SHOWN_AS_IS:
+            state = "exited" if row else "not started"
+        elif live.alive and state in ("exited", "unknown"):
+            state = "running"
+        out.append(
+            AgentStatus(
+                slug=agent.slug,
+                runtime=agent.runtime,
+                alive=live.alive,
+                pid=live.pid,
+                session_id=row.runtime_session_id if row else None,
+                restarts=row.restarts if row else 0,
+                uptime_s=round(uptime, 1) if uptime is not None else None,
+                state=state,
+                enabled=agent.enabled,
+                detail=live.reason,
+                mirrored=ledger.posted_count(agent.slug) if ledger else 0,
+                bad_lines=ledger.bad_lines(agent.slug) if ledger else 0,
+                activity=_activity(state, live.alive, row.activity if row else None),
+                context_tokens=row.context_tokens if row else None,
+                queued=queue.counts(agent.slug).get("queued", 0) if queue else 0,
+            )
+        )
+    return out
+
+
+def as_json(statuses: list[AgentStatus]) -> list[dict[str, object]]:
+    return [asdict(s) for s in statuses]
+
+
+def print_table(statuses: list[AgentStatus], console: Console | None = None) -> None:
+    table = Table(title="agentbridge")
+    columns = (
+        "slug",
+        "runtime",
+        "state",
+        "alive",
+        "pid",
+        "restarts",
+        "uptime",
+        "mirrored",
+        "bad lines",
+        "session",
+    )
+    for column in columns:
+        table.add_column(column)
+    for s in statuses:
+        table.add_row(
+            s.slug,
+            s.runtime,
+            s.state,
+            s.activity,
+            f"{s.context_tokens // 1000}k" if s.context_tokens is not None else "-",
+            str(s.pid or "-"),
+            str(s.restarts),
+            _duration(s.uptime_s),
+            str(s.mirrored),
+            str(s.bad_lines),
+            str(s.queued),
+            s.session_id or "-",
+        )
+    (console or Console()).print(table)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _activity(state: str, alive: bool, recorded: str | None) -> str:
+    """A dead runtime always wins over whatever the last signal said."""
+    if state in (*SHOWN_AS_IS, "disabled"):
+        return state
+    if not alive:
+        return "exited"
+    return recorded or "starting"

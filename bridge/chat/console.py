@@ -1,0 +1,122 @@
+"""The embedded chat backend: mirrored messages on the runner's stdout.
+
+Used whenever no Slack tokens are configured. Each message is printed with the agent's slug in
+front; steering comes from ``agentbridge send``. With an ``outbox`` file every post is also
+appended there as a JSON line (flushed and fsynced before ``post`` returns), which makes the
+console a backend that can be audited and settled after a crash like Slack can.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import threading
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from bridge.chat.protocol import Incoming, Outgoing, Posted
+
+
+class ConsoleBackend:
+    name = "console"
+    coalesce = False
+    live_status = False
+
+    def __init__(self, stream: TextIO | None = None, outbox: Path | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.outbox = outbox
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._inbox: asyncio.Queue[Incoming] = asyncio.Queue()
+        if outbox is not None and outbox.exists():
+            _drop_torn_tail(outbox)
+            self._seq = sum(1 for _ in outbox.open("rb"))
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def _write(self, msg: Outgoing) -> Posted:
+        with self._lock:
+            self._seq += 1
+            ref = str(self._seq)
+            if self.outbox is not None:
+                record = {
+                    "ref": ref,
+                    "slug": msg.slug,
+                    "channel": msg.channel,
+                    "event_id": msg.event_id,
+                    "event_ids": list(msg.ids),
+                    "text": msg.text,
+                    "thread": msg.thread,
+                }
+                with self.outbox.open("a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(record) + "\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            label = f"[{msg.slug}]"
+            if msg.as_file:
+                label += f" (file {msg.filename or 'output.txt'})"
+            text = _plain(msg.text)
+            body = text if "\n" not in text else "\n    " + text.replace("\n", "\n    ")
+            self.stream.write(f"{label} {body}\n")
+            self.stream.flush()
+            return Posted(ref)
+
+    async def post(self, msg: Outgoing) -> Posted:
+        return self._write(msg)
+
+    async def update(self, channel: str, ref: str, text: str) -> None:
+        with self._lock:
+            self.stream.write(f"[{channel}] (edit {ref}) {text}\n")
+            self.stream.flush()
+
+    async def react(self, channel: str, ref: str, emoji: str) -> None:
+        return None
+
+    async def notify_user(self, channel: str, user: str, text: str) -> None:
+        with self._lock:
+            self.stream.write(f"[{channel}] (to {user}) {_plain(text)}\n")
+            self.stream.flush()
+
+    async def find_posted(
+        self, channel: str, event_ids: Sequence[str], thread: str | None = None
+    ) -> dict[str, str]:
+        if self.outbox is None or not self.outbox.exists():
+            return {}
+        wanted = set(event_ids)
+        found: dict[str, str] = {}
+        with self.outbox.open(encoding="utf-8", errors="replace") as fh:
+            for raw in fh:
+                try:
+                    record = json.loads(raw)
+                except ValueError:
+                    continue  # a line torn by a crash mid-write was never acknowledged
+                if record.get("channel") != channel:
+                    continue
+                for event_id in record.get("event_ids") or [record.get("event_id")]:
+                    if event_id in wanted:
+                        found[event_id] = str(record["ref"])
+        return found
+
+    async def receive(self) -> AsyncIterator[Incoming]:
+        while True:
+            yield await self._inbox.get()
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a last line a crash left half-written, so the next record starts on its own line."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as fh:
+            fh.truncate(data.rfind(b"\n") + 1)
+
+
+def _plain(mrkdwn: str) -> str:
+    """A terminal shows text, not Slack's entity escapes."""
+    return mrkdwn.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

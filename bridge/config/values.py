@@ -1,0 +1,96 @@
+"""Scalar value rules of agents.yaml that need more than a type: ``${VAR}`` expansion, token
+thresholds (counts or percentages) and crontab lines.
+
+Kept apart from the models in :mod:`bridge.config.model` so each can be read (and tested) on its
+own, and so the scheduler can build triggers without going through a model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from apscheduler.triggers.cron import CronTrigger
+
+from bridge.config.errors import describe_value
+
+_VAR_RE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PERCENT_RE = re.compile(r"(\d+(?:\.\d+)?)\s*%")
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def expand_vars(text: str, environ: Mapping[str, str]) -> str:
+    """Replace ``${VAR}``; ``$${VAR}`` stays literal. Unset is an error: an empty API key would
+    only surface later as a confusing auth failure inside an agent's pane."""
+
+    def sub(m: re.Match[str]) -> str:
+        if m[1]:
+            return m[0][1:]
+        if m[2] not in environ:
+            raise ValueError(f"${{{m[2]}}} is not set in the runner's environment")
+        return environ[m[2]]
+
+    return _VAR_RE.sub(sub, text)
+
+
+def token_limit(value: Any) -> int | str:
+    """Token thresholds are absolute counts or a share of the model's context window."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    m = _PERCENT_RE.fullmatch(value.strip()) if isinstance(value, str) else None
+    if m and 0 < float(m[1]) <= 100:
+        return f"{m[1]}%"
+    raise ValueError(
+        f"must be a token count > 0 or a percentage like '70%', got {describe_value(value)}"
+    )
+
+
+def resolve_limit(limit: int | str, context_window: int) -> int:
+    """A threshold in tokens: counts as they are, ``"70%"`` as that share of the window."""
+    if isinstance(limit, int):
+        return limit
+    return int(context_window * float(limit.rstrip("%")) / 100)
+
+
+def comparable(a: int | str, b: int | str) -> tuple[float, float] | None:
+    """Two limits as numbers when they are of one kind; a count and a percentage only compare
+    once the context window is known, so they are not checked against each other here."""
+    if isinstance(a, int) and isinstance(b, int):
+        return float(a), float(b)
+    if isinstance(a, str) and isinstance(b, str):
+        return float(a.rstrip("%")), float(b.rstrip("%"))
+    return None
+
+
+def _weekdays(field: str) -> str:
+    """Translate crontab weekday numbers (0 and 7 = Sunday) to names.
+
+    APScheduler 3 numbers weekdays from Monday = 0 even in ``from_crontab``, so ``1-5`` would
+    silently mean Tuesday to Saturday; names mean the same thing to both.
+    """
+    out: list[str] = []
+    for part in field.split(","):
+        m = re.fullmatch(r"(\*|\d+)(?:-(\d+))?(?:/(\d+))?", part)
+        if m is None or (m[1] == "*" and m[3] is None):
+            out.append(part)
+            continue
+        low = 0 if m[1] == "*" else int(m[1])
+        high = int(m[2]) if m[2] else (7 if m[1] == "*" or m[3] else low)
+        if not 0 <= low <= high <= 7 or int(m[3] or 1) < 1:
+            raise ValueError(f"day of week {part!r}: numbers must be 0-7 (0 and 7 are Sunday)")
+        out.extend(_WEEKDAYS[d % 7] for d in range(low, high + 1, int(m[3] or 1)))
+    return ",".join(dict.fromkeys(out))
+
+
+def crontab_trigger(expr: str, timezone: str = "UTC") -> Any:
+    """An APScheduler CronTrigger meaning exactly what the crontab line means to a person."""
+    fields = expr.split()
+    if len(fields) != 5:
+        raise ValueError(f"expected 5 fields (minute hour day month weekday), got {len(fields)}")
+    minute, hour, day, month, weekday = fields
+    if not day.startswith("*") and not weekday.startswith("*"):
+        # crontab fires when either matches; APScheduler only when both do.
+        raise ValueError("day of month and day of week are both set; use two schedules")
+    crontab = " ".join([minute, hour, day, month, _weekdays(weekday)])
+    return CronTrigger.from_crontab(crontab, timezone=timezone)

@@ -1,0 +1,114 @@
+"""The Slack part of ``agentbridge doctor``: tokens, and the bot's membership of each channel.
+
+A bot that is not in an agent's channel cannot post there, and Slack says so only when the
+first message fails; a revoked token looks the same as a network outage from inside the runner.
+These checks make each of those one line. Read-only calls only (``apps.connections.open`` just
+mints a Socket Mode URL that expires unused).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bridge.config.model import Config, channel_for
+from bridge.doctor.check import Check
+
+
+def _slack_error(err: Exception) -> str:
+    response = getattr(err, "response", None)
+    if response is not None:
+        try:
+            return str(response["error"])
+        except (KeyError, TypeError):
+            pass
+    return f"{type(err).__name__}: {err}"
+
+
+def _channel_names(client: Any) -> dict[str, dict[str, Any]]:
+    """Every channel the bot can see, by ``#name`` (conversations.list is paginated)."""
+    found: dict[str, dict[str, Any]] = {}
+    cursor: str | None = None
+    while True:
+        page = client.conversations_list(
+            types="public_channel,private_channel",
+            exclude_archived=True,
+            limit=1000,
+            cursor=cursor,
+        )
+        for channel in page.get("channels") or []:
+            found["#" + str(channel.get("name"))] = channel
+        cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+        if not cursor:
+            return found
+
+
+def check_slack(config: Config | None, environ: Mapping[str, str]) -> list[Check]:
+    """Both tokens work, and the bot is in every agent's channel (it cannot post otherwise)."""
+    bot, app = environ.get("SLACK_BOT_TOKEN"), environ.get("SLACK_APP_TOKEN")
+    if not bot and not app:
+        return [Check("slack", True, "Slack: not configured (console backend)")]
+    if not bot or not app:
+        missing = "SLACK_BOT_TOKEN" if not bot else "SLACK_APP_TOKEN"
+        return [Check("slack", False, f"{missing} is not set; Slack needs both tokens")]
+    from slack_sdk import WebClient
+
+    base = environ.get("SLACK_API_URL") or WebClient.BASE_URL
+    base = base if base.endswith("/") else base + "/"
+    client = WebClient(token=bot, base_url=base, timeout=15)
+    try:
+        auth = client.auth_test()
+    except Exception as err:  # SlackApiError, URLError, timeouts: all mean "cannot reach"
+        return [
+            Check("slack", False, f"auth.test with SLACK_BOT_TOKEN failed: {_slack_error(err)}")
+        ]
+    checks = [
+        Check(
+            "slack",
+            True,
+            f"bot {auth.get('user')} ({auth.get('user_id')}) in {auth.get('team')} via {base}",
+        )
+    ]
+    try:
+        WebClient(base_url=base, timeout=15).apps_connections_open(app_token=app)
+        checks.append(Check("slack app token", True, "SLACK_APP_TOKEN opens Socket Mode"))
+    except Exception as err:
+        detail = f"apps.connections.open with SLACK_APP_TOKEN failed: {_slack_error(err)}"
+        checks.append(Check("slack app token", False, detail))
+    wanted: dict[str, list[str]] = {}
+    for agent in config.enabled_agents() if config else []:
+        wanted.setdefault(channel_for(agent), []).append(agent.slug)
+    by_name: dict[str, dict[str, Any]] = {}
+    if any(c.startswith("#") for c in wanted):
+        try:
+            by_name = _channel_names(client)
+        except Exception as err:
+            detail = f"conversations.list failed: {_slack_error(err)}"
+            return [*checks, Check("slack channels", False, detail)]
+    for channel, slugs in wanted.items():
+        checks.append(_channel_check(client, channel, slugs, by_name, auth.get("user")))
+    return checks
+
+
+def _channel_check(
+    client: Any, channel: str, slugs: list[str], by_name: dict[str, dict[str, Any]], bot: Any
+) -> Check:
+    agent = slugs[0] if len(slugs) == 1 else None
+    who = f" (agents {', '.join(slugs)})" if agent is None else ""
+    if channel.startswith("#"):
+        info = by_name.get(channel)
+        if info is None:
+            detail = (
+                f"{channel}{who}: no such channel visible to the bot (create it, or "
+                f"invite @{bot} if it is private)"
+            )
+            return Check("slack channel", False, detail, agent)
+    else:
+        try:
+            info = client.conversations_info(channel=channel)["channel"]
+        except Exception as err:
+            return Check("slack channel", False, f"{channel}{who}: {_slack_error(err)}", agent)
+    if not info.get("is_member"):
+        detail = f"{channel}{who}: the bot is not a member (/invite @{bot} in {channel})"
+        return Check("slack channel", False, detail, agent)
+    return Check("slack channel", True, f"{channel}{who}: bot is a member", agent)

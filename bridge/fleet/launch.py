@@ -1,0 +1,51 @@
+"""An agent's launch context: the environment, binary, model and resume settings it starts with.
+
+Shared by the reconciler (to launch), the mirror (to find transcripts), ``status`` and
+``doctor``, so all four agree on what the agent runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+from bridge.config.model import AgentConfig, Config
+from runtimes import LaunchContext, get_runtime
+
+#: Variables never passed into an agent's pane: the runner's own Slack credentials, and tmux's
+#: variables from a runner that was itself started inside tmux.
+PRIVATE_ENV = frozenset({"SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "TMUX", "TMUX_PANE"})
+
+
+def agent_env(config: Config, agent: AgentConfig, environ: Mapping[str, str]) -> dict[str, str]:
+    """The whole environment an agent runs with: runner env, runtime defaults, agent env."""
+    env = {k: v for k, v in environ.items() if k not in PRIVATE_ENV}
+    env.update(agent.effective_env(config))
+    return env
+
+
+def launch_context(
+    config: Config,
+    agent: AgentConfig,
+    environ: Mapping[str, str],
+    *,
+    known_session_id: str | None = None,
+    hook_command: str | None = None,
+) -> LaunchContext:
+    runtime = get_runtime(agent.runtime)
+    env = agent_env(config, agent, environ)
+    bin = agent.effective_bin(config) or runtime.default_bin
+    resolved = shutil.which(bin, path=env.get("PATH")) if os.path.sep not in bin else bin
+    return LaunchContext(
+        slug=agent.slug,
+        workdir=Path(agent.workdir),
+        bin=resolved or bin,
+        env=env,
+        model=agent.effective_model(config),
+        extra_args=tuple(agent.effective_args(config)),
+        resume=agent.resume and not agent.ephemeral,  # a one-shot agent always starts fresh
+        known_session_id=known_session_id,
+        hook_command=hook_command,
+    )

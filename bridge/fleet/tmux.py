@@ -1,0 +1,238 @@
+"""The runner's view of one tmux server, and the single chokepoint for keystrokes.
+
+One class per tmux concept, after libtmux: :class:`TmuxServer` (a ``-L`` socket) hands out
+:class:`PaneState` snapshots and :class:`AgentPane` handles. Every keystroke the runner ever sends
+into an agent goes through :meth:`AgentPane.paste`, which holds a per-pane lock (a thread lock
+plus an ``flock`` on a file in the state dir, so the daemon and a concurrent ``agentbridge send``
+never interleave) and uses a uniquely named buffer, because tmux's shared unnamed buffer swaps
+prompts between agents under concurrency.
+
+Sessions the runner created carry the user option ``@agentbridge`` set to the runner's id (a
+hash of its state dir); a runner only ever stops sessions bearing its own mark, so two runners,
+or a person's own sessions, can share one tmux server safely.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import libtmux
+
+from bridge.errors import AgentbridgeError
+from runtimes.jsonfile import flocked
+
+MARK = "@agentbridge"
+SPEC = "@agentbridge_spec"
+_FIELDS = (
+    "session_name",
+    "window_index",
+    "pane_index",
+    "pane_id",
+    "pane_pid",
+    "pane_dead",
+    "pane_dead_status",
+    "pane_current_command",
+    MARK,
+    SPEC,
+)
+#: Default pause between the paste and Enter (runtimes set their own: Codex treats an Enter
+#: that arrives within ~100 ms of fast input as part of the paste, FORMATS.md).
+SUBMIT_PAUSE_S = 0.3
+
+
+class TmuxError(AgentbridgeError, RuntimeError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class PaneState:
+    """The first pane of one session, as tmux saw it at snapshot time."""
+
+    session: str
+    pane_id: str
+    pid: int | None
+    dead: bool
+    dead_status: int | None
+    command: str
+    mark: str
+    spec_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class PasteResult:
+    target: str
+    buffer: str
+    chars: int
+    submitted: bool
+
+
+_thread_locks: dict[str, threading.Lock] = {}
+_thread_locks_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def pane_lock(lock_file: Path) -> Iterator[None]:
+    """Hold the per-pane lock across threads and processes."""
+    with _thread_locks_guard:
+        tlock = _thread_locks.setdefault(str(lock_file), threading.Lock())
+    with tlock, flocked(lock_file):
+        yield
+
+
+class TmuxServer:
+    """A tmux server addressed by socket name (``tmux -L``), or the default server."""
+
+    def __init__(self, socket: str | None = None) -> None:
+        self.socket = socket
+        self.server = libtmux.Server(socket_name=socket) if socket else libtmux.Server()
+
+    def run(self, *args: str, check: bool = True) -> list[str]:
+        proc = self.server.cmd(*args)
+        if check and proc.stderr:
+            raise TmuxError(f"tmux {args[0]}: {' '.join(proc.stderr).strip()}")
+        return list(proc.stdout)
+
+    def snapshot(self) -> dict[str, PaneState]:
+        """One ``list-panes -a`` call describing every session's first pane."""
+        fmt = "\t".join("#{" + f + "}" for f in _FIELDS)
+        proc = self.server.cmd("list-panes", "-a", "-F", fmt)
+        if proc.stderr:
+            text = " ".join(proc.stderr)
+            if "no server running" in text or "error connecting" in text or "No such file" in text:
+                return {}
+            raise TmuxError(f"tmux list-panes: {text}")
+        panes: dict[str, tuple[tuple[int, int], PaneState]] = {}
+        for line in proc.stdout:
+            parts = line.split("\t")
+            if len(parts) != len(_FIELDS):
+                continue
+            name, win, idx, pane_id, pid, dead, status, cmd, mark, spec = parts
+            order = (_int(win) or 0, _int(idx) or 0)
+            state = PaneState(
+                session=name,
+                pane_id=pane_id,
+                pid=_int(pid),
+                dead=dead == "1",
+                dead_status=_int(status),
+                command=cmd,
+                mark=mark,
+                spec_hash=spec,
+            )
+            if name not in panes or order < panes[name][0]:
+                panes[name] = (order, state)
+        return {name: state for name, (_, state) in panes.items()}
+
+    def has_session(self, name: str) -> bool:
+        return name in self.snapshot()
+
+    def launch(
+        self,
+        name: str,
+        cwd: Path,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        *,
+        mark: str,
+        spec_hash: str,
+    ) -> PaneState:
+        """Start ``argv`` as the first pane of session ``name``, creating or reusing it.
+
+        The session starts on a placeholder so ``remain-on-exit`` is set before the agent runs:
+        a CLI that dies at once then leaves a dead pane (with its exit status) rather than
+        vanishing, and the next attempt respawns it in place.
+        """
+        if not self.has_session(name):
+            self.run(
+                "new-session",
+                "-d",
+                "-s",
+                name,
+                "-c",
+                str(cwd),
+                "-x",
+                "200",
+                "-y",
+                "50",
+                "tail",
+                "-f",
+                "/dev/null",
+            )
+        target = f"={name}:"
+        self.run("set-option", "-w", "-t", target, "remain-on-exit", "on")
+        self.run("set-option", "-t", target, MARK, mark)
+        self.run("set-option", "-t", target, SPEC, spec_hash)
+        for key, value in env.items():
+            self.run("set-environment", "-t", f"={name}", key, value)
+        env_args: list[str] = []
+        for key, value in env.items():
+            env_args += ["-e", f"{key}={value}"]
+        self.run("respawn-pane", "-k", "-t", target, "-c", str(cwd), *env_args, *argv)
+        state = self.snapshot().get(name)
+        if state is None:
+            raise TmuxError(f"{name}: session vanished right after launch")
+        return state
+
+    def kill_session(self, name: str) -> None:
+        self.run("kill-session", "-t", f"={name}", check=False)
+
+    def pane(self, name: str, lock_file: Path) -> AgentPane:
+        return AgentPane(self, name, lock_file)
+
+
+class AgentPane:
+    """The pane an agent's CLI runs in; the only way keystrokes reach an agent."""
+
+    def __init__(self, server: TmuxServer, session: str, lock_file: Path) -> None:
+        self.server = server
+        self.session = session
+        self.lock_file = lock_file
+
+    @property
+    def target(self) -> str:
+        return f"={self.session}:"
+
+    def capture(self) -> str:
+        return "\n".join(self.server.run("capture-pane", "-p", "-t", self.target))
+
+    def paste(
+        self, text: str, *, submit: bool = True, pause: float = SUBMIT_PAUSE_S
+    ) -> PasteResult:
+        """Paste ``text`` literally (bracketed paste from a named buffer), then Enter.
+
+        The text must already be sanitised (see :mod:`bridge.lifecycle.steer`): control characters
+        here would reach the CLI as keystrokes.
+        """
+        buffer = f"agentbridge-{uuid.uuid4().hex[:16]}"
+        with pane_lock(self.lock_file):
+            fd, tmp = tempfile.mkstemp(prefix=".paste-", dir=self.lock_file.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    fh.write(text)
+                self.server.run("load-buffer", "-b", buffer, tmp)
+            finally:
+                os.unlink(tmp)
+            self.server.run("paste-buffer", "-p", "-d", "-b", buffer, "-t", self.target)
+            if submit:
+                time.sleep(pause)
+                self.server.run("send-keys", "-t", self.target, "Enter")
+        return PasteResult(self.target, buffer, len(text), submit)
+
+    def send_key(self, key: str) -> None:
+        """Send one named key (e.g. ``Escape``) under the same lock."""
+        with pane_lock(self.lock_file):
+            self.server.run("send-keys", "-t", self.target, key)
+
+
+def _int(value: str) -> int | None:
+    try:
+        return int(value)
+    except ValueError:
+        return None

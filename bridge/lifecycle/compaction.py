@@ -1,0 +1,153 @@
+"""Keeping long sessions from running out of context.
+
+Crossing a soft threshold queues one nudge (the agent is asked to wrap up and compact on its
+own terms); crossing the hard threshold queues ``/compact`` itself. Both go through the prompt
+queue, so they are delivered only at a turn boundary and never on top of a running compaction.
+A queued nudge or ``/compact`` whose threshold is no longer exceeded when its moment comes (the
+agent compacted meanwhile) is dropped. A compaction re-arms every threshold.
+
+Which thresholds already fired is kept in the state store, keyed by the last compaction seen,
+so a runner restart neither re-sends a nudge nor forgets one was due.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.config.model import CompactionConfig
+from bridge.config.values import resolve_limit
+from bridge.store.db import Store
+from bridge.store.queue import Kind, PromptQueue, QueueItem
+
+log = logging.getLogger("agentbridge.compaction")
+
+#: Context window assumed until the CLI reports one (Claude's default models: 1M tokens).
+DEFAULT_WINDOW = 1_000_000
+
+Note = Callable[[str, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    enabled: bool
+    soft: tuple[int, ...]
+    hard: int
+    nudge: str
+    escape_first: bool
+
+
+def policy(cfg: CompactionConfig, self_compacts: bool, window: int | None) -> Policy:
+    size = window or DEFAULT_WINDOW
+    enabled = cfg.enabled if cfg.enabled is not None else not self_compacts
+    soft = tuple(sorted(resolve_limit(limit, size) for limit in cfg.soft))
+    return Policy(enabled, soft, resolve_limit(cfg.hard, size), cfg.nudge, cfg.escape_first)
+
+
+class CompactionGuard:
+    def __init__(
+        self,
+        store: Store,
+        queue: PromptQueue,
+        policy_of: Callable[[str, int | None], Policy | None],
+        note: Note,
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.policy_of = policy_of
+        self.note = note
+        self.tokens: dict[str, int] = {}
+        self.windows: dict[str, int] = {}
+
+    # -- persisted arming -------------------------------------------------------------------
+
+    def _armed(self, slug: str) -> dict[str, Any]:
+        rows = self.store.query(
+            "SELECT value FROM agent_meta WHERE slug = ? AND key = 'guard'", (slug,)
+        )
+        armed: dict[str, Any] = json.loads(rows[0][0]) if rows else {}
+        return {"epoch": "", "fired": [], "hard": False} | armed
+
+    def _save(self, slug: str, armed: dict[str, Any]) -> None:
+        with self.store.tx() as db:
+            db.execute(
+                """INSERT INTO agent_meta (slug, key, value, updated_at) VALUES (?, 'guard', ?, ?)
+                   ON CONFLICT(slug, key) DO UPDATE SET value = excluded.value,
+                       updated_at = excluded.updated_at""",
+                (slug, json.dumps(armed), time.time()),
+            )
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    def context(self, slug: str, tokens: int | None, window: int | None = None) -> None:
+        if tokens is None:
+            return
+        self.tokens[slug] = tokens
+        if window:
+            self.windows[slug] = window
+        pol = self.policy_of(slug, self.windows.get(slug))
+        if pol is None or not pol.enabled:
+            return
+        armed = self._armed(slug)
+        fired = {int(x) for x in armed["fired"]}
+        epoch = str(armed["epoch"])
+        if armed["hard"]:
+            return  # /compact is already on its way; nudges would only add noise
+        if tokens >= pol.hard:
+            armed["hard"] = True
+            self._save(slug, armed)
+            key = f"compact:{epoch}:{pol.hard}"
+            if self.queue.enqueue(
+                slug, Kind.COMPACT, "/compact", dedupe_key=key, source={"threshold": pol.hard}
+            ):
+                self.note(
+                    slug,
+                    f":broom: Context at {_k(tokens)} tokens (hard limit "
+                    f"{_k(pol.hard)}): `/compact` queued for the next idle moment.",
+                )
+            return
+        crossed = [t for t in pol.soft if tokens >= t and t not in fired]
+        if not crossed:
+            return
+        fired.update(crossed)
+        armed["fired"] = sorted(fired)
+        self._save(slug, armed)
+        top = max(crossed)
+        key = f"nudge:{epoch}:{top}"
+        if self.queue.enqueue(
+            slug, Kind.NUDGE, pol.nudge, dedupe_key=key, source={"threshold": top}
+        ):
+            self.note(
+                slug,
+                f":hourglass: Context at {_k(tokens)} tokens (soft limit {_k(top)}): "
+                "asking the agent to wrap up and compact after this turn.",
+            )
+
+    def compacted(self, slug: str, compaction_id: str, pre: int | None, post: int | None) -> None:
+        """A compaction happened: re-arm every threshold under a new epoch."""
+        armed = self._armed(slug)
+        if armed["epoch"] == compaction_id:
+            return  # the same compaction seen again (a re-read after a restart)
+        self._save(slug, {"epoch": compaction_id, "fired": [], "hard": False})
+        if post is not None:
+            self.tokens[slug] = post
+        detail = f" ({_k(pre)} → {_k(post)} tokens)" if pre and post is not None else ""
+        self.note(slug, f":white_check_mark: Context compacted{detail}; limits re-armed.")
+
+    def still_needed(self, item: QueueItem) -> bool:
+        """A nudge or /compact whose threshold is no longer exceeded is not sent."""
+        threshold = item.source.get("threshold")
+        current = self.tokens.get(item.slug)
+        if not isinstance(threshold, int) or current is None:
+            return True
+        return current >= threshold
+
+
+def _k(tokens: int | None) -> str:
+    if tokens is None:
+        return "?"
+    return f"{tokens / 1000:.0f}k" if tokens >= 1000 else str(tokens)

@@ -1,0 +1,250 @@
+"""Wiring the agent lifecycle together: signals in, decisions out.
+
+Signals: hook messages (fast), transcript events (the truth), launches and deaths (from the
+reconciler), schedule firings. Decisions: the activity of each agent, prompt deliveries at the
+right moment, compaction nudges, channel notes. Each concern lives in its own module; this one
+only routes between them, so each stays testable alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bridge.config.model import Config
+from bridge.fleet.tmux import TmuxServer
+from bridge.hooks.server import HookMessage, HookServer, TokenBook
+from bridge.lifecycle.activity import Activity, ActivityTracker
+from bridge.lifecycle.compaction import CompactionGuard, Policy, policy
+from bridge.lifecycle.deliver import Deliverer
+from bridge.lifecycle.schedule import Scheduler
+from bridge.mirror.routing import TurnRouter
+from bridge.store.db import Store
+from bridge.store.queue import Kind, PromptQueue, QueueItem
+from runtimes import Runtime, get_runtime
+from runtimes.events import Event, EventKind
+
+log = logging.getLogger("agentbridge.lifecycle")
+
+Note = Callable[[str, str], None]
+
+
+class Lifecycle:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        tmux: TmuxServer,
+        state_dir: Path,
+        locks: Path,
+        note: Note,
+        router: TurnRouter | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.note = note
+        self.router = router or TurnRouter()
+        self.on_confirmed: list[Callable[[QueueItem], None]] = []
+        self.on_task_done: Callable[[str], object] | None = None
+        self.on_session: list[Callable[[str], None]] = []
+        self.tracker = ActivityTracker(grace_seconds=config.signal_grace_seconds)
+        self.queue = PromptQueue(store)
+        self.tokens = TokenBook(store)
+        self.guard = CompactionGuard(store, self.queue, self._policy, note)
+        self.deliverer = Deliverer(
+            self.queue,
+            self.tracker,
+            tmux,
+            locks,
+            self._runtime,
+            still_needed=self.guard.still_needed,
+            escape_before_compact=self._escape_first,
+        )
+        self.hooks = HookServer(state_dir / "hooks.sock", self.tokens, self.on_hook)
+        self.scheduler = Scheduler(state_dir / "schedules.db", self.on_schedule)
+        self.tracker.listeners.append(self._activity_changed)
+        self._no_signal_noted: set[str] = set()
+
+    # -- config ---------------------------------------------------------------------------
+
+    def update_config(self, config: Config) -> None:
+        self.config = config
+        self.tracker.grace = config.signal_grace_seconds
+        if self.scheduler.scheduler.running:
+            self.scheduler.sync(config)
+
+    def _runtime(self, slug: str) -> Runtime | None:
+        agent = self.config.agent(slug)
+        return get_runtime(agent.runtime) if agent else None
+
+    def _policy(self, slug: str, window: int | None) -> Policy | None:
+        agent = self.config.agent(slug)
+        if agent is None:
+            return None
+        return policy(agent.compaction, get_runtime(agent.runtime).self_compacts, window)
+
+    def _escape_first(self, slug: str) -> bool:
+        agent = self.config.agent(slug)
+        return bool(agent and agent.compaction.escape_first)
+
+    # -- signals in ----------------------------------------------------------------------------
+
+    def on_hook(self, msg: HookMessage) -> str | None:
+        if msg.event != "statusline" and not self.tracker.get(msg.slug).hooks_heard:
+            log.info("%s: hooks reporting (%s)", msg.slug, msg.event)
+        self.tracker.hook(msg.slug, msg.event, msg.payload)
+        if msg.event == "SessionStart":
+            self._session_started(msg.slug, msg.payload)
+        if msg.event == "UserPromptSubmit":
+            prompt = msg.payload.get("prompt")
+            if isinstance(prompt, str):
+                self._confirm(msg.slug, prompt)
+        agent = self.tracker.get(msg.slug)
+        if msg.event == "statusline":
+            self.guard.context(msg.slug, agent.context_tokens, agent.context_window)
+        self.deliverer.wake.set()
+        return self.status_line(msg.slug)
+
+    def on_event(self, slug: str, event: Event) -> None:
+        """Transcript events, from the mirror (also re-read ones after a restart)."""
+        self.tracker.event(slug, event)
+        if event.kind is EventKind.CONTEXT_SIZE:
+            self.guard.context(slug, event.tokens, event.context_window)
+        elif event.kind is EventKind.COMPACTION:
+            meta = event.meta
+            pre, post = meta.get("pre_tokens"), meta.get("post_tokens")
+            self.guard.compacted(
+                slug,
+                event.id,
+                pre if isinstance(pre, int) else None,
+                post if isinstance(post, int) else None,
+            )
+        elif event.kind is EventKind.USER_PROMPT:
+            self._confirm(slug, event.text)
+        elif event.kind is EventKind.TURN_END:
+            self.deliverer.wake.set()
+
+    def _session_started(self, slug: str, payload: dict[str, object]) -> None:
+        """The CLI says which session (and transcript) it writes now: a fresh Codex's minted id,
+        or a new one after ``/clear`` or ``/new``. The mirror finishes the old file first."""
+        session = payload.get("session_id")
+        if not isinstance(session, str) or not session:
+            return
+        row = self.store.agent(slug)
+        if row is None or row.runtime_session_id == session:
+            return
+        self.store.set_runtime_session(slug, session)
+        launch = self.store.current_launch(slug)
+        if launch is not None and launch.exited_at is None:
+            self.store.update_launch(launch.id, session_id=session)
+        log.info("%s: session %s (from its SessionStart hook)", slug, session)
+        for listener in self.on_session:
+            listener(slug)
+
+    def _confirm(self, slug: str, text: str) -> None:
+        """The runtime echoed a prompt: mark its queue item confirmed, remember its origin."""
+        item = self.queue.confirm(slug, text)
+        if item is None:
+            return
+        self.router.origin(slug, item)
+        for listener in self.on_confirmed:
+            listener(item)
+
+    def on_schedule(self, slug: str, key: str, prompt: str) -> None:
+        item = self.queue.enqueue(slug, Kind.SCHEDULED, prompt, source={"schedule": key})
+        log.info("%s: scheduled prompt queued (#%s, %s)", slug, item, key)
+        self.deliverer.wake.set()
+
+    def launched(self, slug: str, runtime: Runtime) -> None:
+        self._no_signal_noted.discard(slug)
+        self.tracker.launched(slug, announces=runtime.announces_launch)
+        agent = self.config.agent(slug)
+        if agent is not None and agent.ephemeral and agent.task:
+            # A fresh launch has no memory of an earlier attempt: the task goes (again) now.
+            self.queue.enqueue(
+                slug,
+                Kind.TASK,
+                agent.task,
+                source={"via": "task"},
+                dedupe_key=f"task:{slug}:{time.time():.3f}",
+            )
+            log.info("%s: task queued", slug)
+
+    def adopted(self, slug: str) -> None:
+        self.tracker.adopted(slug)
+
+    def down(self, slug: str, crash_loop: bool) -> None:
+        self.tracker.liveness(slug, alive=False, crash_loop=crash_loop)
+
+    def _task_finished(self, slug: str) -> bool:
+        """An ephemeral agent's task was delivered and its turn has just ended."""
+        agent = self.config.agent(slug)
+        if agent is None or not agent.ephemeral:
+            return False
+        rows = self.store.query(
+            "SELECT 1 FROM prompt_queue WHERE slug = ? AND kind = 'task'"
+            " AND status IN ('delivered', 'confirmed')",
+            (slug,),
+        )
+        return bool(rows)
+
+    def _activity_changed(self, slug: str, old: Activity, new: Activity) -> None:
+        if old is Activity.WORKING and new is Activity.IDLE and self._task_finished(slug):
+            self.note(slug, ":checkered_flag: Task finished; stopping this one-shot agent.")
+            log.info("%s: task finished", slug)
+            if self.on_task_done is not None:
+                self.on_task_done(slug)
+        agent = self.tracker.get(slug)
+        self.store.set_activity(slug, str(new), agent.context_tokens, agent.context_window)
+        log.info("%s: %s -> %s", slug, old, new)
+        if new is Activity.NO_SIGNAL and slug not in self._no_signal_noted:
+            self._no_signal_noted.add(slug)
+            self.note(
+                slug,
+                ":warning: No signal from the agent (no hook, no transcript line) "
+                f"within {self.tracker.grace:.0f} s. Its hooks may be broken; "
+                "check `agentbridge doctor` or attach to its tmux session.",
+            )
+        elif new is not Activity.NO_SIGNAL:
+            self._no_signal_noted.discard(slug)
+        self.deliverer.wake.set()
+
+    # -- out ----------------------------------------------------------------------------------
+
+    def status_line(self, slug: str) -> str:
+        agent = self.tracker.get(slug)
+        parts = [f"agentbridge · {slug} · {agent.state}"]
+        if agent.context_tokens is not None:
+            parts.append(f"ctx {agent.context_tokens // 1000}k")
+        queued = self.queue.counts(slug).get("queued", 0)
+        if queued:
+            parts.append(f"{queued} queued")
+        return " · ".join(parts)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.hooks.start()
+        for item in self.queue.recover():
+            log.warning(
+                "%s: %s #%d was being pasted when the runner stopped; not re-sent",
+                item.slug,
+                item.kind,
+                item.id,
+            )
+            self.note(
+                item.slug,
+                f":warning: A {item.kind} prompt was being pasted when the "
+                "runner stopped; it was not re-sent to avoid a duplicate.",
+            )
+        self.scheduler.scheduler.start(paused=True)
+        self.scheduler.sync(self.config)
+        self.scheduler.scheduler.resume()
+        try:
+            await self.deliverer.run(stop)
+        finally:
+            self.scheduler.shutdown()
+            with contextlib.suppress(Exception):
+                await self.hooks.close()

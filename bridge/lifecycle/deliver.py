@@ -1,0 +1,158 @@
+"""Pasting queued prompts into agents at the right moment, exactly once.
+
+The loop wakes a few times a second (and whenever activity changes), lets the activity tracker
+apply its timers, and for each agent with queued prompts pastes the oldest one its current state
+allows (see :mod:`bridge.store.queue` for the policy). An agent that has not announced itself
+(a fresh Codex) is checked on screen: its input prompt is the readiness signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bridge.fleet.tmux import SUBMIT_PAUSE_S, TmuxError, TmuxServer
+from bridge.lifecycle.activity import Activity, ActivityTracker
+from bridge.lifecycle.steer import EmptyPrompt, lock_file_for, steer
+from bridge.store.queue import WHILE_WORKING, Kind, PromptQueue, QueueItem
+from runtimes import Runtime
+
+log = logging.getLogger("agentbridge.deliver")
+
+#: States a prompt may never be pasted in.
+BLOCKED = frozenset(
+    {
+        Activity.STARTING,
+        Activity.COMPACTING,
+        Activity.WAITING_INPUT,
+        Activity.EXITED,
+        Activity.CRASH_LOOP,
+    }
+)
+
+Outcome = Callable[[QueueItem, str], None]
+
+#: Seconds a compaction is left to its own hooks before the screen is consulted.
+COMPACT_SCREEN_AFTER = 5.0
+
+
+class Deliverer:
+    def __init__(
+        self,
+        queue: PromptQueue,
+        tracker: ActivityTracker,
+        tmux: TmuxServer,
+        locks: Path,
+        runtime_of: Callable[[str], Runtime | None],
+        *,
+        still_needed: Callable[[QueueItem], bool] = lambda _item: True,
+        escape_before_compact: Callable[[str], bool] = lambda _slug: False,
+    ) -> None:
+        self.queue = queue
+        self.tracker = tracker
+        self.tmux = tmux
+        self.locks = locks
+        self.runtime_of = runtime_of
+        self.still_needed = still_needed
+        self.escape_before_compact = escape_before_compact
+        self.on_delivered: list[Outcome] = []
+        self.on_failed: list[Outcome] = []
+        self.wake = asyncio.Event()
+        self._screen_checked: dict[str, float] = {}
+
+    def eligible(self, item: QueueItem, state: Activity) -> bool:
+        if state in BLOCKED:
+            return False
+        if state is Activity.WORKING:
+            return item.kind in WHILE_WORKING
+        return True  # idle, or no_signal with a ready screen (checked by the caller)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.pass_once()
+            except Exception:
+                log.exception("delivery pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=0.25)
+            self.wake.clear()
+
+    async def pass_once(self) -> None:
+        self.tracker.tick()
+        await self._check_screens()
+        by_agent: dict[str, list[QueueItem]] = {}
+        for item in await asyncio.to_thread(self.queue.queued):
+            by_agent.setdefault(item.slug, []).append(item)
+        for slug, items in by_agent.items():
+            state = self.tracker.get(slug).state
+            if state is Activity.NO_SIGNAL and not await self._screen_ready(slug):
+                continue
+            for item in items:
+                if not self.eligible(item, state):
+                    continue
+                await self._deliver(item)
+                break  # one paste per agent per pass: the state has changed
+
+    async def _check_screens(self) -> None:
+        """Agents starting, or compacting for a while: is the CLI at its input prompt?
+
+        At most once a second per agent; a compaction gets a few seconds first, since its
+        own hook normally ends it.
+        """
+        now = time.monotonic()
+        wall = self.tracker.clock()
+        for slug, agent in list(self.tracker.agents.items()):
+            stale_compaction = (
+                agent.state is Activity.COMPACTING and wall - agent.since >= COMPACT_SCREEN_AFTER
+            )
+            if agent.state is not Activity.STARTING and not stale_compaction:
+                continue
+            if now - self._screen_checked.get(slug, 0.0) < 1.0:
+                continue
+            self._screen_checked[slug] = now
+            if await self._screen_ready(slug):
+                self.tracker.screen_ready(slug)
+                log.info("%s: ready (input prompt on screen)", slug)
+
+    async def _screen_ready(self, slug: str) -> bool:
+        runtime = self.runtime_of(slug)
+        if runtime is None:
+            return False
+        pane = self.tmux.pane(slug, lock_file_for(self.locks, slug))
+        try:
+            screen = await asyncio.to_thread(pane.capture)
+        except TmuxError:
+            return False
+        return runtime.is_ready_screen(screen)
+
+    async def _deliver(self, item: QueueItem) -> None:
+        if item.kind in (Kind.NUDGE, Kind.COMPACT) and not self.still_needed(item):
+            self.queue.dropped(item.id, "no longer needed (context below the threshold)")
+            log.info("%s: dropped queued %s #%d: no longer needed", item.slug, item.kind, item.id)
+            return
+        if not self.queue.begin(item.id):
+            return
+        pane = self.tmux.pane(item.slug, lock_file_for(self.locks, item.slug))
+        try:
+            if item.kind is Kind.COMPACT and self.escape_before_compact(item.slug):
+                await asyncio.to_thread(pane.send_key, "Escape")
+            runtime = self.runtime_of(item.slug)
+            pause = runtime.submit_pause if runtime else SUBMIT_PAUSE_S
+            pasted = await asyncio.to_thread(steer, pane, item.text, pause)
+        except (EmptyPrompt, TmuxError) as err:
+            self.queue.failed(item.id, str(err))
+            log.warning("%s: %s #%d not delivered: %s", item.slug, item.kind, item.id, err)
+            for listener in self.on_failed:
+                listener(item, str(err))
+            return
+        self.queue.delivered(item.id)
+        self.tracker.prompt_pasted(item.slug)
+        if item.kind is Kind.COMPACT:
+            self.tracker.compaction_started(item.slug)
+        log.info("%s: delivered %s #%d (%d chars)", item.slug, item.kind, item.id, pasted.chars)
+        for listener in self.on_delivered:
+            listener(item, "pasted")

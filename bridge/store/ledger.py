@@ -1,0 +1,184 @@
+"""Exactly-once delivery bookkeeping: event id -> posted message, and file offsets.
+
+The protocol, per mirrored event:
+
+1. ``is_posted`` -- already delivered (possibly before a crash): skip it.
+2. ``record_intents`` -- committed *before* the chat call, so a crash during the call leaves a
+   trace.
+3. the chat call, tagged with the event ids it carries (one message may carry several when a
+   rate-limited backend coalesces a burst).
+4. ``commit_posts`` -- the posted ref, and the new file offset, in one transaction.
+
+After a restart, :meth:`Ledger.pending` lists intents whose outcome is unknown; the mirror asks
+the backend which of them really arrived (``find_posted``) and settles them before posting
+anything again. Offsets only move past a line once all of its events are recorded as posted, so
+the line is re-read (and its posted events skipped) after any crash.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from bridge.store.db import Store
+from bridge.store.position import Position
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptState:
+    path: str
+    session_id: str | None
+    position: Position
+    bad_lines: int
+
+
+class Ledger:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- events ---------------------------------------------------------------------------
+
+    def is_posted(self, slug: str, event_id: str) -> bool:
+        rows = self.store.query(
+            "SELECT 1 FROM ledger WHERE slug = ? AND event_id = ? AND status = 'posted'",
+            (slug, event_id),
+        )
+        return bool(rows)
+
+    def record_intents(
+        self, slug: str, event_ids: tuple[str, ...], channel: str, thread: str | None = None
+    ) -> None:
+        """``channel``/``thread`` say where to look for the post when settling after a crash."""
+        where = json.dumps({"channel": channel, "thread": thread})
+        with self.store.tx() as db:
+            db.executemany(
+                """INSERT INTO ledger (slug, event_id, status, payload, created_at)
+                   VALUES (?, ?, 'pending', ?, ?)
+                   ON CONFLICT(slug, event_id) DO UPDATE SET payload = excluded.payload
+                   WHERE status = 'pending'""",
+                [(slug, event_id, where, time.time()) for event_id in event_ids],
+            )
+
+    def commit_posts(
+        self,
+        slug: str,
+        event_ids: tuple[str, ...],
+        ref: str,
+        *,
+        path: str | None = None,
+        position: Position | None = None,
+        bad: int = 0,
+    ) -> None:
+        """Record the post of these events and, in the same transaction, the offset it allows."""
+        now = time.time()
+        with self.store.tx() as db:
+            db.executemany(
+                """UPDATE ledger SET status = 'posted', chat_ref = ?, posted_at = ?
+                   WHERE slug = ? AND event_id = ?""",
+                [(ref, now, slug, event_id) for event_id in event_ids],
+            )
+            if path is not None and position is not None:
+                _save_position(db, slug, path, position, bad)
+
+    def pending(self, slug: str) -> list[tuple[str, str, str | None]]:
+        """(event id, channel, thread) of intents whose chat call may or may not have happened."""
+        rows = self.store.query(
+            "SELECT event_id, payload FROM ledger WHERE slug = ? AND status = 'pending'"
+            " ORDER BY created_at",
+            (slug,),
+        )
+        out: list[tuple[str, str, str | None]] = []
+        for event_id, payload in rows:
+            try:
+                where = json.loads(payload or "{}")
+            except ValueError:
+                where = {"channel": payload}
+            if not isinstance(where, dict):
+                where = {}
+            out.append((event_id, str(where.get("channel") or ""), where.get("thread")))
+        return out
+
+    def drop_intent(self, slug: str, event_id: str) -> None:
+        with self.store.tx() as db:
+            db.execute(
+                "DELETE FROM ledger WHERE slug = ? AND event_id = ? AND status = 'pending'",
+                (slug, event_id),
+            )
+
+    def ref_of(self, slug: str, event_id: str) -> str | None:
+        rows = self.store.query(
+            "SELECT chat_ref FROM ledger WHERE slug = ? AND event_id = ?", (slug, event_id)
+        )
+        return str(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def posted_count(self, slug: str) -> int:
+        rows = self.store.query(
+            "SELECT COUNT(*) FROM ledger WHERE slug = ? AND status = 'posted'", (slug,)
+        )
+        return int(rows[0][0])
+
+    # -- transcripts ----------------------------------------------------------------------
+
+    def transcript(self, slug: str, path: str) -> TranscriptState | None:
+        rows = self.store.query(
+            "SELECT * FROM transcripts WHERE slug = ? AND path = ?", (slug, path)
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return TranscriptState(
+            r["path"],
+            r["session_id"],
+            Position(r["offset"], r["inode"], r["generation"]),
+            r["bad_lines"],
+        )
+
+    def current_transcript(self, slug: str) -> TranscriptState | None:
+        """The file the agent's mirror was last following (unfinished, most recent)."""
+        rows = self.store.query(
+            "SELECT path FROM transcripts WHERE slug = ? AND finished = 0"
+            " ORDER BY updated_at DESC LIMIT 1",
+            (slug,),
+        )
+        return self.transcript(slug, rows[0][0]) if rows else None
+
+    def follow(self, slug: str, path: str, session_id: str | None) -> TranscriptState:
+        """Start (or keep) following ``path``; any other file of the agent is finished."""
+        with self.store.tx() as db:
+            db.execute(
+                """INSERT INTO transcripts (slug, path, session_id, updated_at)
+                   VALUES (?, ?, ?, ?)
+                   ON CONFLICT(slug, path) DO UPDATE SET finished = 0,
+                       session_id = COALESCE(excluded.session_id, session_id),
+                       updated_at = excluded.updated_at""",
+                (slug, path, session_id, time.time()),
+            )
+            db.execute(
+                "UPDATE transcripts SET finished = 1 WHERE slug = ? AND path != ?", (slug, path)
+            )
+        state = self.transcript(slug, path)
+        assert state is not None
+        return state
+
+    def advance(self, slug: str, path: str, position: Position, bad: int = 0) -> None:
+        with self.store.tx() as db:
+            _save_position(db, slug, path, position, bad)
+
+    def bad_lines(self, slug: str) -> int:
+        rows = self.store.query(
+            "SELECT COALESCE(SUM(bad_lines), 0) FROM transcripts WHERE slug = ?", (slug,)
+        )
+        return int(rows[0][0])
+
+
+def _save_position(
+    db: sqlite3.Connection, slug: str, path: str, pos: Position, bad: int = 0
+) -> None:
+    db.execute(
+        """UPDATE transcripts SET offset = ?, inode = ?, generation = ?,
+               bad_lines = bad_lines + ?, updated_at = ?
+           WHERE slug = ? AND path = ?""",
+        (pos.offset, pos.inode, pos.generation, bad, time.time(), slug, path),
+    )
