@@ -16,12 +16,13 @@ import sys
 import uuid
 from pathlib import Path
 
+from bridge.aio import TaskSet
 from bridge.app.runner_files import AlreadyRunning, acquire_runner_lock, write_runner_info
 from bridge.channel.chatbridge import ChatBridge
 from bridge.chat.factory import make_backend
 from bridge.chat.protocol import Outgoing
 from bridge.config import paths
-from bridge.config.model import Config, ConfigError, channel_for
+from bridge.config.model import Config, ConfigError, default_channel
 from bridge.config.spawned import load_fleet, spawned_dir
 from bridge.config.watch import config_snapshot, watch_config
 from bridge.fleet.launch import PRIVATE_ENV
@@ -42,7 +43,7 @@ class Daemon:
         self.state_dir = state_dir
         self.stop_agents = stop_agents
         self.stop = asyncio.Event()
-        self._background: set[asyncio.Task[object]] = set()
+        self._background = TaskSet()
         self.failed = False
         self.snapshot: str | None = None
 
@@ -77,16 +78,16 @@ class Daemon:
         write_runner_info(self.state_dir, self.config_path, socket)
         backend = make_backend(self.state_dir, secrets)
         await backend.start()
-        channels = {a.slug: channel_for(a) for a in config.agents}
+        channels = config.channels()
 
         def note(slug: str, text: str) -> None:
             """A short status note in the agent's channel (at most once; not ledgered)."""
-            msg = Outgoing(slug, channels.get(slug, f"#{slug}"), text, f"note:{uuid.uuid4()}")
+            msg = Outgoing(
+                slug, channels.get(slug) or default_channel(slug), text, f"note:{uuid.uuid4()}"
+            )
 
             def send() -> None:
-                task = loop.create_task(backend.post(msg))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+                self._background.spawn(backend.post(msg))
 
             loop.call_soon_threadsafe(send)
 
@@ -113,7 +114,7 @@ class Daemon:
         await chat.start()
 
         def reload(new: Config) -> None:
-            channels.update({a.slug: channel_for(a) for a in new.agents})
+            channels.update(new.channels())  # a removed agent's last notes still find it
             reconciler.update_config(new)
             mirrors.sync(new)
             lifecycle.update_config(new)

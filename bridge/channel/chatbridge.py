@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from bridge.aio import TaskSet
 from bridge.channel.commands import Commands
 from bridge.channel.inbound import Inbound
 from bridge.channel.turnstatus import TurnStatus
@@ -44,7 +45,7 @@ class ChatBridge:
             lifecycle.queue,
             backend,
             inbox,
-            channel_ids=lambda: dict(getattr(backend, "channels", {})),
+            channel_ids=lambda: dict(backend.channels),
             wake=wake,
         )
         self.commands = Commands(config, lifecycle.queue, lifecycle.tracker, reconciler, wake)
@@ -55,11 +56,10 @@ class ChatBridge:
         lifecycle.on_confirmed.append(self._spawn_confirmed)
         lifecycle.deliverer.on_delivered.append(self._delivered)
         lifecycle.deliverer.on_failed.append(self._spawn_failed)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet()
 
     def _channel(self, slug: str) -> str:
-        agent = self.config.agent(slug)
-        return channel_for(agent) if agent else f"#{slug}"
+        return self.config.channel_of(slug)
 
     def update_config(self, config: Config) -> None:
         self.config = config
@@ -68,13 +68,10 @@ class ChatBridge:
 
     async def start(self) -> None:
         """Resolve channels (one clear line per problem) and take slash commands."""
-        resolve = getattr(self.backend, "resolve_channels", None)
-        if resolve is not None:
-            wanted = sorted({channel_for(a) for a in self.config.enabled_agents()})
-            for problem in await resolve(wanted):
-                log.error("%s", problem)
-        if hasattr(self.backend, "command_handler"):
-            self.backend.command_handler = self.commands.run
+        wanted = sorted({channel_for(a) for a in self.config.enabled_agents()})
+        for problem in await self.backend.resolve_channels(wanted):
+            log.error("%s", problem)
+        self.backend.command_handler = self.commands.run
         if not self.config.allowed_users and not any(a.allowed_users for a in self.config.agents):
             log.warning(
                 "chat: no allowed_users configured: anyone in an agent's channel can steer it"
@@ -85,9 +82,7 @@ class ChatBridge:
             self.status.hint(item.slug, str(item.source.get("thread_ts") or ""))
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(coro)
 
     def _spawn_confirmed(self, item: QueueItem) -> None:
         self._spawn(self._guard(self.inbound.confirmed(item)))

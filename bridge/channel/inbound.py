@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bridge.chat.protocol import ChatBackend, Incoming, Outgoing
-from bridge.config.model import AgentConfig, Config
+from bridge.config.model import AgentConfig, Config, channel_for
 from bridge.lifecycle.steer import sanitize
 from bridge.store.queue import Kind, PromptQueue, QueueItem
 
@@ -66,7 +66,7 @@ class Inbound:
     def agent_for(self, channel: str) -> AgentConfig | None:
         ids = self.channel_ids()
         for agent in self.config.enabled_agents():
-            wanted = agent.channel or f"#{agent.slug}"
+            wanted = channel_for(agent)
             if channel in (wanted, ids.get(wanted)):
                 return agent
         return None

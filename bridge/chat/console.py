@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from bridge.chat.protocol import Incoming, Outgoing, Posted
+from bridge.chat.protocol import CommandHandler, Incoming, Outgoing, Posted
 
 
 class ConsoleBackend:
@@ -31,6 +31,8 @@ class ConsoleBackend:
         self._lock = threading.Lock()
         self._seq = 0
         self._inbox: asyncio.Queue[Incoming] = asyncio.Queue()
+        self.channels: dict[str, str] = {}
+        self.command_handler: CommandHandler | None = None
         if outbox is not None and outbox.exists():
             _drop_torn_tail(outbox)
             self._seq = sum(1 for _ in outbox.open("rb"))
@@ -40,6 +42,10 @@ class ConsoleBackend:
 
     async def close(self) -> None:
         return None
+
+    async def resolve_channels(self, wanted: Sequence[str]) -> list[str]:
+        """Console channels are just names: nothing to resolve or join."""
+        return []
 
     def _write(self, msg: Outgoing) -> Posted:
         with self._lock:

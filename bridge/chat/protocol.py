@@ -8,7 +8,7 @@ instead of guessing between a loss and a duplicate.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -53,12 +53,28 @@ class Incoming:
     is_bot: bool = False
 
 
+CommandHandler = Callable[[str, str, str], Awaitable[str]]
+"""``/agent`` handler: (user, channel, text) -> the reply only that user sees."""
+
+
 class ChatBackend(Protocol):
     name: str
     coalesce: bool
     """True for rate-limited backends: the mirror then joins a burst into fewer messages."""
     live_status: bool
     """True when a per-turn status line (posted, then edited) is worth showing."""
+
+    @property
+    def channels(self) -> Mapping[str, str]:
+        """Resolved channel ids by configured name (``#name`` -> id); empty when names are ids."""
+        ...
+
+    command_handler: CommandHandler | None
+    """Who answers the ``/agent`` slash command (set by the channel bridge; None: nobody)."""
+
+    async def resolve_channels(self, wanted: Sequence[str]) -> list[str]:
+        """Resolve (and join, where allowed) the agents' channels; one line per problem."""
+        ...
 
     async def start(self) -> None: ...
 

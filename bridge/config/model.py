@@ -360,6 +360,15 @@ class Config(_Model):
     def enabled_agents(self) -> list[AgentConfig]:
         return [a for a in self.agents if a.enabled]
 
+    def channel_of(self, slug: str) -> str:
+        """The agent's channel; ``#<slug>`` for a slug no longer (or never) configured."""
+        agent = self.agent(slug)
+        return channel_for(agent) if agent else default_channel(slug)
+
+    def channels(self) -> dict[str, str]:
+        """Every configured agent's channel, by slug."""
+        return {a.slug: channel_for(a) for a in self.agents}
+
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
     """Read and validate a config file; raise ConfigError listing every problem, one a line."""
@@ -380,5 +389,11 @@ def parse_config(text: str, path: str | Path, environ: Mapping[str, str] | None 
     return validate_document(text, Config, AgentConfig, Path(path), str(path), env)
 
 
+def default_channel(slug: str) -> str:
+    """The channel an agent posts to when its config names none: ``#<slug>``."""
+    return f"#{slug}"
+
+
 def channel_for(agent: AgentConfig) -> str:
-    return agent.channel or f"#{agent.slug}"
+    """The one rule for an agent's channel (the configured one, else ``#<slug>``)."""
+    return agent.channel or default_channel(agent.slug)

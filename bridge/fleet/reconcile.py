@@ -14,7 +14,6 @@ does not start every CLI (and its auth refresh) in the same second.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -27,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from bridge.aio import wait_event
 from bridge.config.model import AgentConfig, Config
 from bridge.fleet import liveness
 from bridge.fleet.launch import launch_context
@@ -290,8 +290,7 @@ class Reconciler:
                 await asyncio.to_thread(self.reconcile_once)
             except Exception:  # one bad pass must not end supervision of the whole fleet
                 log.exception("reconcile pass failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
+            await wait_event(stop, interval)
 
     def restart(self, slug: str) -> str:
         """Relaunch an agent now (a person asked): its current process is stopped first."""

@@ -74,7 +74,7 @@ class Lifecycle:
     def update_config(self, config: Config) -> None:
         self.config = config
         self.tracker.grace = config.signal_grace_seconds
-        if self.scheduler.scheduler.running:
+        if self.scheduler.running:
             self.scheduler.sync(config)
 
     def _runtime(self, slug: str) -> Runtime | None:
@@ -239,9 +239,7 @@ class Lifecycle:
                 f":warning: A {item.kind} prompt was being pasted when the "
                 "runner stopped; it was not re-sent to avoid a duplicate.",
             )
-        self.scheduler.scheduler.start(paused=True)
-        self.scheduler.sync(self.config)
-        self.scheduler.scheduler.resume()
+        self.scheduler.start(self.config)
         try:
             await self.deliverer.run(stop)
         finally:

@@ -9,12 +9,12 @@ allows (see :mod:`bridge.store.queue` for the policy). An agent that has not ann
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bridge.aio import wait_event
 from bridge.fleet.tmux import SUBMIT_PAUSE_S, TmuxError, TmuxServer
 from bridge.lifecycle.activity import Activity, ActivityTracker
 from bridge.lifecycle.steer import EmptyPrompt, lock_file_for, steer
@@ -77,8 +77,7 @@ class Deliverer:
                 await self.pass_once()
             except Exception:
                 log.exception("delivery pass failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=0.25)
+            await wait_event(self.wake, 0.25)
             self.wake.clear()
 
     async def pass_once(self) -> None:

@@ -51,8 +51,16 @@ class Scheduler:
             timezone="UTC",
         )
 
-    def start(self) -> None:
-        self.scheduler.start()
+    @property
+    def running(self) -> bool:
+        return bool(self.scheduler.running)
+
+    def start(self, config: Config) -> None:
+        """Start with the stored jobs paused until they match ``config``: a job removed from the
+        config while the runner was down must not fire once on start-up."""
+        self.scheduler.start(paused=True)
+        self.sync(config)
+        self.scheduler.resume()
 
     def shutdown(self) -> None:
         if self.scheduler.running:

@@ -197,7 +197,7 @@ class AgentMirror:
         """Post the batch in order: one message per part, or coalesced when the backend is
         rate-limited; each post's ids and the offset it allows commit together."""
         parts, i, sent = batch.parts, 0, 0
-        coalesce = bool(getattr(self.backend, "coalesce", False))
+        coalesce = self.backend.coalesce
         while i < len(parts):
             group = [parts[i]]
             i += 1

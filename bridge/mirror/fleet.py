@@ -19,6 +19,7 @@ from pathlib import Path
 
 import watchfiles
 
+from bridge.aio import wait_event
 from bridge.chat.protocol import ChatBackend
 from bridge.config.model import AgentConfig, Config, channel_for
 from bridge.fleet.launch import launch_context
@@ -141,8 +142,7 @@ class Mirrors:
                     task = self._workers.get(slug)
                     if task is None or task.done():
                         self._workers[slug] = asyncio.create_task(self._worker(slug, stop))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=0.5)
+                await wait_event(stop, 0.5)
         finally:
             for task in [*tasks, *self._workers.values()]:
                 task.cancel()
@@ -230,8 +230,7 @@ class Mirrors:
 
     async def _rescan(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.rescan_seconds)
+            await wait_event(stop, self.rescan_seconds)
             for slug in self.mirrors:
                 self.wake(slug, refresh=True)
 

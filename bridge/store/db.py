@@ -187,10 +187,6 @@ class Store:
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 self._db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
 
-    @property
-    def schema_version(self) -> int:
-        return int(self.query("PRAGMA user_version")[0][0])
-
     # -- agents --------------------------------------------------------------------------
 
     def upsert_agent(self, slug: str, runtime: str, agent_id: str, spec_hash: str) -> None:

@@ -107,12 +107,6 @@ class Ledger:
                 (slug, event_id),
             )
 
-    def ref_of(self, slug: str, event_id: str) -> str | None:
-        rows = self.store.query(
-            "SELECT chat_ref FROM ledger WHERE slug = ? AND event_id = ?", (slug, event_id)
-        )
-        return str(rows[0][0]) if rows and rows[0][0] is not None else None
-
     def posted_count(self, slug: str) -> int:
         rows = self.store.query(
             "SELECT COUNT(*) FROM ledger WHERE slug = ? AND status = 'posted'", (slug,)

@@ -25,13 +25,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from bridge.chat.protocol import Incoming, Outgoing, Posted
+from bridge.chat.protocol import CommandHandler, Incoming, Outgoing, Posted
 
 log = logging.getLogger("agentbridge.slack")
 
 METADATA_TYPE = "agentbridge_event"
 DEFAULT_API = "https://slack.com/api/"
-CommandHandler = Callable[[str, str, str], Awaitable[str]]
 
 
 def _status(exc: BaseException) -> int | None:

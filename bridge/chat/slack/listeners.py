@@ -7,21 +7,33 @@ than ours are passed on marked as bots; the agent's ``allow_bots`` decides.
 
 from __future__ import annotations
 
+import asyncio
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from bridge.chat.protocol import Incoming
+from bridge.chat.protocol import CommandHandler, Incoming
 from bridge.chat.slack.markup import unescape
 
-if TYPE_CHECKING:
-    from bridge.chat.slack.backend import SlackBackend
+
+class ListenerHost(Protocol):
+    """What the listeners need from the backend (so they do not import it: no cycle)."""
+
+    bot_user_id: str
+    bot_id: str
+    command_handler: CommandHandler | None
+    incoming: asyncio.Queue[Incoming]
+
+    async def user_name(self, user: str) -> str: ...
+
+    async def humans_in(self, channel: str) -> int: ...
+
 
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 #: Subtypes that still carry something a person typed.
 HUMAN_SUBTYPES = frozenset({None, "thread_broadcast"})
 
 
-def register(transport: Any, backend: SlackBackend) -> None:
+def register(transport: Any, backend: ListenerHost) -> None:
     async def on_message(event: dict[str, Any], body: dict[str, Any]) -> None:
         await handle_message(backend, event, body)
 
@@ -48,7 +60,7 @@ def register(transport: Any, backend: SlackBackend) -> None:
 
 
 async def handle_message(
-    backend: SlackBackend, event: dict[str, Any], body: dict[str, Any]
+    backend: ListenerHost, event: dict[str, Any], body: dict[str, Any]
 ) -> None:
     if event.get("subtype") not in HUMAN_SUBTYPES or event.get("hidden"):
         return
