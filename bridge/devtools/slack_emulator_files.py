@@ -49,8 +49,20 @@ SIGNIN_PAGE = (
 )
 
 
-def guess_type(filename: str) -> str:
-    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
+TEXT_SUFFIXES = {".log": "text/plain", ".md": "text/markdown", ".diff": "text/x-diff"}
+
+
+def guess_type(filename: str, content: bytes | None = None) -> str:
+    """The MIME type Slack would report: by name, else text/plain for UTF-8 bytes."""
+    suffix = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    found = mimetypes.guess_type(filename)[0] or TEXT_SUFFIXES.get(suffix)
+    if found is None and content is not None:
+        try:
+            content.decode("utf-8")
+            found = "text/plain"
+        except UnicodeDecodeError:
+            pass
+    return found or "application/octet-stream"
 
 
 def _of_types(f: UploadedFile, types: list[str]) -> bool:
@@ -84,7 +96,7 @@ def user_file_message(
     for name, content in files:
         fid = st.new_id("F")
         f = UploadedFile(fid, name, len(content), content, name, user=user, created=now)
-        f.mimetype = guess_type(name)
+        f.mimetype = guess_type(name, content)
         st.files[fid] = f
         made.append(f)
     msg: Json = {"type": "message", "ts": st.new_ts(), "user": user, "text": check_text(text)}
