@@ -90,8 +90,8 @@ class Inspection:
             return [copy.deepcopy(c) for c in log if method is None or c[0] == method]
 
     def deliveries(self, kind: str | None = None) -> list[Json]:
-        """Socket Mode requests with their envelope ids, the connection each envelope went
-        to, attempts and ack state."""
+        """Socket Mode requests: the payload sent, its envelope ids, the connection each
+        envelope went to, attempts and ack state (with the ack's payload)."""
         with self.state.lock:
             ds = self.state.deliveries.values()
             return [d.summary() for d in ds if kind is None or d.kind == kind]
@@ -153,5 +153,7 @@ def text_summary(st: WorkspaceState, open_sockets: int, headline: str) -> str:
         lines.append(f"ephemerals: {[e['text'][:60] for e in st.ephemerals[-5:]]}")
         lines.append(f"last calls: {[c[0] for c in st.call_log[-12:]]}")
         lines.append(f"429s served: {len(st.rate_limited)} {st.rate_limited[-3:]}")
-        lines += [f"  {d.summary()}" for d in list(st.deliveries.values())[-8:]]
+        for d in list(st.deliveries.values())[-8:]:
+            brief = {k: v for k, v in d.summary().items() if k != "payload"}
+            lines.append(f"  {brief}")
     return "\n".join(lines)

@@ -149,6 +149,7 @@ class Delivery:
             envelope_ids=list(self.envelope_ids), acked=self.acked, gave_up=self.gave_up,
             acked_envelope_ids=list(self.acked_envelope_ids), connections=list(self.connections),
             payload_type=self.payload.get("type"), ack_payload=copy.deepcopy(self.ack_payload),
+            payload=copy.deepcopy(self.payload),
         )  # fmt: skip
 
 
