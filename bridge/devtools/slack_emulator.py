@@ -233,6 +233,8 @@ class SlackEmulator(People, Inspection):
         `clear_faults`): 429 with `Retry-After`, a 5xx, `status=200` with `{"ok": false,
         "error": error}`, or `status=0` for a TCP reset. With `after`, the call takes effect
         first and only its answer fails. With `channel`, only calls naming that channel."""
+        if times is not None and times <= 0:
+            return
         default = "ratelimited" if status == 429 else "internal_error"
         cid = None
         if channel is not None:

@@ -72,8 +72,9 @@ class Inspection:
 
     def views(self, user: str | None = None) -> list[Json]:
         """Modals the app opened: {id, user, state, view, errors}. `state` is "open",
-        "submitting" (a submission waits for the app's ack) or "closed"; `errors` holds
-        the app's `response_action: errors` answer while the modal stays open."""
+        "submitting" (a submission waits for the app's ack; back to "open" if none comes in
+        `ack_timeout`) or "closed"; `errors` holds the app's `response_action: errors` answer
+        while the modal stays open."""
         with self.state.lock:
             return [
                 copy.deepcopy(v) for v in self.state.views.values() if user in (None, v["user"])

@@ -95,7 +95,7 @@ class UploadedFile:
         name = quote(self.filename, safe="")
         return root + name, f"{root}download/{name}"
 
-    def to_api(self, base_url: str, team_id: str = "T0001EMU") -> Json:
+    def to_api(self, base_url: str, team_id: str) -> Json:
         private, download = self.urls(base_url, team_id)
         filetype = self.filename.rsplit(".", 1)[-1].lower() if "." in self.filename else "text"
         shares: Json = {}

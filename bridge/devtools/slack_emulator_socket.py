@@ -91,7 +91,8 @@ class SocketHub:
         self.max_connections = max_connections
         self.rng = random.Random(seed)
         self.ack_listeners: list[Callable[[Delivery, Json | None], None]] = []
-        """Called (on the loop, without the lock) after each ack, e.g. to close a modal."""
+        """Called (on the loop, without the lock) after each ack, e.g. to close a modal, and
+        when a delivery is given up (then `delivery.gave_up` is set and the ack is None)."""
         self.ws_base = ""
         self.loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[tuple[int, bool]] | None = None
@@ -341,9 +342,13 @@ class SocketHub:
             d = self.state.deliveries[key]
             if d.acked or d.envelope_ids[-1] != envelope_id:
                 return
-            if d.kind != "events_api" or d.attempts > self.max_retries:
+            gave_up = d.kind != "events_api" or d.attempts > self.max_retries
+            if gave_up:
                 d.gave_up = True
                 self.state.touch()
-                return
+        if gave_up:
+            for listener in self.ack_listeners:  # no ack is coming: tell them (ack None)
+                listener(d, None)
+            return
         if self._queue is not None:
             self._queue.put_nowait((key, False))

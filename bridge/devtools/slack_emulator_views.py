@@ -7,7 +7,8 @@ a `submit` button whenever there is an input block). A person then submits the m
 they entered (Slack's client refuses to submit while a required input is empty, so the emulator
 raises instead). The app's ack decides what happens next, as on Slack: a plain ack closes the
 modal, `response_action: errors` keeps it open with the messages, `update` replaces it, `push`
-stacks a new one and `clear` closes the whole stack.
+stacks a new one and `clear` closes the whole stack. No ack in time leaves the modal open
+(Slack shows an error in it), so it can be submitted again.
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ def view_submission(
     is text, an option value, a list of option values, or a ready state entry). Lock held."""
     user = st.user(user_id)
     rec = st.views.get(view_id)
-    if rec is None or rec["user"] != user_id or rec["state"] != "open":
+    if rec is None or rec["user"] != user_id or rec["state"] == "closed":
         raise LookupError(f"no open view {view_id} for {user_id}")
     view = copy.deepcopy(rec["view"])
     chosen: Json = {}
@@ -226,7 +227,9 @@ def on_view_ack(st: WorkspaceState, delivery: Delivery, ack: Json | None) -> Non
         if rec is None or rec["state"] == "closed":
             return
         action = (ack or {}).get("response_action")
-        if action == "errors":
+        if delivery.gave_up:  # no ack in time: Slack shows an error, the modal stays open
+            rec["state"] = "open"
+        elif action == "errors":
             rec["state"], rec["errors"] = "open", dict((ack or {}).get("errors") or {})
         elif action == "update":
             old = rec["view"]

@@ -310,6 +310,13 @@ class _WebView:
         return web.json_response({"ok": True})
 
     async def submit_view(self, request: web.Request) -> web.Response:
+        return await self._modal(request, submit=True)
+
+    async def close_view(self, request: web.Request) -> web.Response:
+        return await self._modal(request, submit=False)
+
+    async def _modal(self, request: web.Request, submit: bool) -> web.Response:
+        """Submit (`submit_view`) or dismiss (`close_view`) a modal, as the person would."""
         body = await self._body(request)
         if isinstance(body, web.Response):
             return body
@@ -317,21 +324,11 @@ class _WebView:
         if not (isinstance(user, str) and isinstance(view_id, str) and isinstance(values, dict)):
             return _bad("user and view_id are required strings, values an object")
         try:
-            self.emulator.submit_view(user, view_id, values)
+            if submit:
+                self.emulator.submit_view(user, view_id, values)
+            else:
+                self.emulator.close_view(user, view_id)
         except (ApiError, LookupError, ValueError) as err:
-            return _bad(err.error if isinstance(err, ApiError) else str(err))
-        return web.json_response({"ok": True})
-
-    async def close_view(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        if isinstance(body, web.Response):
-            return body
-        user, view_id = body.get("user"), body.get("view_id")
-        if not (isinstance(user, str) and isinstance(view_id, str)):
-            return _bad("user and view_id are required strings")
-        try:
-            self.emulator.close_view(user, view_id)
-        except (ApiError, LookupError) as err:
             return _bad(err.error if isinstance(err, ApiError) else str(err))
         return web.json_response({"ok": True})
 

@@ -421,3 +421,19 @@ def test_trigger_ids_and_view_checks(
     assert updated["id"] == top["id"] and updated["notify_on_close"] is False
     assert emu.close_view(alice, top["id"]) is None  # no notify_on_close after the update
     assert [v["state"] for v in emu.views(user=alice)] == ["open", "closed"]
+
+
+def test_an_unacked_submission_leaves_the_modal_open(
+    emu: SlackEmulator, web: WebClient, people: tuple[str, str], sock: Collector
+) -> None:
+    alice, general = people
+    trigger = emu.slash_command(alice, general)["trigger_id"]
+    vid = web.views_open(trigger_id=trigger, view=OTHER_MODAL)["view"]["id"]
+    sock.ack = lambda req: req.type != "interactive"  # the app is too slow this time
+    emu.submit_view(alice, vid, {"answer": "first try"})
+    assert emu.view(vid)["state"] == "submitting"
+    emu.wait_for(lambda: emu.view(vid)["state"] == "open", 10, "back to open after no ack")
+    assert emu.deliveries("interactive")[-1]["gave_up"] is True
+    sock.ack = lambda req: True
+    emu.submit_view(alice, vid, {"answer": "second try"})
+    emu.wait_for(lambda: emu.view(vid)["state"] == "closed", 10, "closed by the ack")
