@@ -40,6 +40,7 @@ class People:
     hub: SocketHub
     api: WebApi
     app_mentions: bool
+    host: str
 
     def join(self, user_id: str, channel: str) -> str | None:
         """`user_id` joins: `channel_join` message + `member_joined_channel` event."""

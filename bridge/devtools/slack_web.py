@@ -31,16 +31,13 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
 from bridge.devtools.slack_emulator_model import ApiError, Json, top_level
+from bridge.devtools.slack_emulator_people import People
 from bridge.devtools.slack_emulator_state import WorkspaceState
-
-if TYPE_CHECKING:
-    from bridge.devtools.slack_emulator import SlackEmulator
 
 __all__ = ["EMOJI", "add_web_routes", "snapshot"]
 
@@ -73,7 +70,7 @@ EMOJI = {
 """Slack emoji names the runner uses (and a few common ones) as the characters to show."""
 
 
-def add_web_routes(app: web.Application, emulator: SlackEmulator) -> None:
+def add_web_routes(app: web.Application, emulator: People) -> None:
     """Register the page and its JSON/SSE endpoints on `app` (before it starts)."""
     view = _WebView(emulator)
     app.router.add_get("/", view.page)
@@ -218,7 +215,7 @@ def _refuse(request: web.Request, extra_hosts: set[str]) -> web.Response | None:
 class _WebView:
     """The handlers; state reads go through the emulator's lock, posts through its helpers."""
 
-    def __init__(self, emulator: SlackEmulator) -> None:
+    def __init__(self, emulator: People) -> None:
         self.emulator = emulator
         self.hosts = {emulator.host.lower()}
         self.streams: set[asyncio.Task[object]] = set()
