@@ -21,7 +21,7 @@ for arg in "$@"; do
 done
 if [ "${AGENTBRIDGE_CLI_CHANNEL:-pinned}" = latest ] && [ -z "${AGENTBRIDGE_CLI_LATEST:-}" ]; then
   # Resolve before bootstrap installs, and before the proxy variables go (npm may need them).
-  AGENTBRIDGE_CLI_LATEST="$(python3 bridge/devtools/clis.py --print-latest | tr '\n' ' ')"
+  AGENTBRIDGE_CLI_LATEST="$(python3 bridge/devtools/clis.py --print-latest | paste -sd ' ')"
   export AGENTBRIDGE_CLI_LATEST
   echo "run.sh: testing against the newest CLI releases: $AGENTBRIDGE_CLI_LATEST" >&2
 fi

@@ -25,6 +25,7 @@ Stdlib only, and nothing imported from ``bridge``: the container build runs this
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fcntl
 import functools
 import json
@@ -33,7 +34,6 @@ import re
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 CHANNEL_ENV = "AGENTBRIDGE_CLI_CHANNEL"
@@ -45,7 +45,7 @@ CHANNELS = ("pinned", "latest")
 _VERSION = re.compile(r"\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Pin:
     name: str
     """The pin's key: what tests and benches ask :func:`ensure` for."""
@@ -84,7 +84,7 @@ def channel() -> str:
 
 
 def _already_resolved(package: str) -> str | None:
-    """``package``'s version in ``$AGENTBRIDGE_CLI_LATEST`` (``--print-pins`` output)."""
+    """``package``'s version in ``$AGENTBRIDGE_CLI_LATEST`` (``--print-latest`` output)."""
     for spec in os.environ.get(LATEST_ENV, "").split():
         name, _, version = spec.rpartition("@")
         if name == package and _VERSION.fullmatch(version):
@@ -96,9 +96,9 @@ def _already_resolved(package: str) -> str | None:
 def latest_version(package: str) -> str:
     """The version npm's ``latest`` dist-tag names now (asked once per process).
 
-    ``$AGENTBRIDGE_CLI_LATEST`` (what ``--print-pins`` printed on the ``latest`` channel) answers
-    first: ``tests/run.sh --latest-clis`` resolves once, so every test worker runs the same
-    versions and none of them needs the registry.
+    ``$AGENTBRIDGE_CLI_LATEST`` (what ``--print-latest`` printed) answers first:
+    ``tests/run.sh --latest-clis`` resolves once, so every test worker runs the same versions and
+    none of them needs the registry.
     """
     resolved = _already_resolved(package)
     if resolved:
@@ -124,14 +124,7 @@ def resolve(name: str) -> Pin:
     """The pin ``name`` on the current channel (for ``latest``: with the resolved version)."""
     pin = PINS[name]
     if channel() == "latest" and pin.follows_latest:
-        return Pin(
-            pin.name,
-            pin.runtime,
-            pin.package,
-            latest_version(pin.package),
-            pin.bin,
-            pin.follows_latest,
-        )
+        return dataclasses.replace(pin, version=latest_version(pin.package))
     return pin
 
 
@@ -212,7 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         for name in names:
             pin = resolve(name)
-            print(f"{name}: {pin.spec} ({channel()}) {ensure(name)}")
+            how = channel() if pin.follows_latest else "pinned"
+            print(f"{name}: {pin.spec} ({how}) {ensure(name)}")
     except (ValueError, RuntimeError, subprocess.CalledProcessError) as exc:
         print(f"clis: {exc}", file=sys.stderr)
         return 1
