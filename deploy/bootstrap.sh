@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install everything agentbridge needs on a fresh Debian box, idempotently:
 # tmux and git (apt, only when missing), a virtualenv in .venv with the package and its dev
-# extra, and the pinned agent CLIs (npm, into $AGENTBRIDGE_CLI_CACHE or ~/.cache/agentbridge/cli).
+# extra, and the pinned agent CLIs (npm, into $AGENTBRIDGE_CLI_CACHE or ~/.cache/agentbridge/cli,
+# one prefix per package and version; the pins are PINS in bridge/devtools/clis.py). With
+# AGENTBRIDGE_CLI_CHANNEL=latest it installs the newest releases instead (tests/run.sh --latest-clis).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
