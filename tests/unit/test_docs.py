@@ -25,7 +25,6 @@ import yaml
 from pydantic import BaseModel
 
 from bridge.config.model import AgentConfig, Config
-from bridge.devtools.clis import PINS
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -346,11 +345,7 @@ def test_containerfile_installs_the_pinned_clis() -> None:
     code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
     assert re.search(r"apt-get install[^\n]*\\?\n?[^\n]*\btmux\b", code), "tmux is not installed"
     assert re.search(r"\bnode\b", code) and re.search(r"\bnpm\b", code)
-    for name in ("claude", "codex"):
-        pin = PINS[name]
-        assert f"{pin.package}@{pin.version}" in code, f"{pin.package} not pinned to {pin.version}"
-    assert "@anthropic-ai/claude-code@2.1.328" in code
-    assert "@openai/codex@0.169.0" in code
+    # The CLI versions are checked in tests/unit/test_pins.py (against bridge/devtools/clis.py).
     assert re.search(r"^FROM python:3\.11-slim-bookworm\b", code, re.M)
     assert re.search(r"^USER agent\b", code, re.M)
     entry = re.search(r"^ENTRYPOINT (\[.*\])", code, re.M)
