@@ -128,6 +128,10 @@ class FakeAnthropic(FakeModelServer):
     """Scripted Anthropic Messages API. Point Claude Code at it with `ANTHROPIC_BASE_URL`."""
 
     name = "fake-anthropic"
+    limit_retry_after = True
+    """Send `retry-after` on usage-limit 429s. Claude Code 2.1.328/2.1.332 give up at once when it
+    is present (StopFailure `rate_limit`) and retry 10 times over ~3.5 min when it is absent
+    (docs/cli-signals.md)."""
 
     def route(self, h: _Handler, req: LoggedRequest, path: str, body: Any) -> None:
         if h.command == "POST" and path == "/v1/messages/count_tokens":
@@ -150,6 +154,8 @@ class FakeAnthropic(FakeModelServer):
         reset = self.limited(req, turn)
         if reset is not None:
             body_, headers = limit_answer(reset, time.time())
+            if not self.limit_retry_after:
+                headers.pop("retry-after")
             send_json(h, 429, body_, headers)
             return
         if turn.kind in ("side", "compact"):

@@ -95,9 +95,13 @@ def warn_percent(prompt: str) -> float | None:
 
 
 def limit_directive(prompt: str) -> tuple[str, float] | None:
-    """(`LIMIT:<s>` as written, seconds) when the prompt asks for a usage-limit window."""
-    match = _LIMIT_RE.search(prompt)
-    return (match.group(0).replace(" ", ""), float(match.group(1))) if match else None
+    """(`LIMIT:<s>` as written, seconds) when the prompt asks for a usage-limit window. The last
+    one counts: Claude sends a prompt that failed at the limit again with the next one."""
+    matches = list(_LIMIT_RE.finditer(prompt))
+    if not matches:
+        return None
+    match = matches[-1]
+    return f"LIMIT:{match.group(1)}", float(match.group(1))
 
 
 def decide(turn: Turn, default_usage: int) -> Reply:
