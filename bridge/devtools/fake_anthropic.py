@@ -7,6 +7,8 @@ sends (titles, token counts, probes) only has to be answered harmlessly so the T
 from __future__ import annotations
 
 import json
+import math
+import time
 from typing import Any
 
 from bridge.devtools.fake_script import (
@@ -90,13 +92,22 @@ def classify(body: Any) -> Turn:
             for b in _blocks(m)
             if b.get("type") == "tool_use"
         }
-        tool_input = uses.get(str(results[-1].get("tool_use_id")))
+        names = {
+            str(b.get("id")): str(b.get("name"))
+            for m in messages
+            if m.get("role") == "assistant"
+            for b in _blocks(m)
+            if b.get("type") == "tool_use"
+        }
+        use_id = str(results[-1].get("tool_use_id"))
+        tool_input = uses.get(use_id)
         cmd = tool_input.get("command") if isinstance(tool_input, dict) else None
         return Turn(
             kind="tool_result",
             prompt=prompt,
             tool_output=_result_text(results[-1]),
             tool_command=str(cmd) if cmd is not None else None,
+            tool_name=names.get(use_id),
             history_prompts=len(humans),
         )
     return Turn(kind="turn", prompt=prompt, history_prompts=len(humans))
@@ -117,6 +128,10 @@ class FakeAnthropic(FakeModelServer):
     """Scripted Anthropic Messages API. Point Claude Code at it with `ANTHROPIC_BASE_URL`."""
 
     name = "fake-anthropic"
+    limit_retry_after = True
+    """Send `retry-after` on usage-limit 429s. Claude Code 2.1.328/2.1.332 give up at once when it
+    is present (StopFailure `rate_limit`) and retry 10 times over ~3.5 min when it is absent
+    (docs/cli-signals.md)."""
 
     def route(self, h: _Handler, req: LoggedRequest, path: str, body: Any) -> None:
         if h.command == "POST" and path == "/v1/messages/count_tokens":
@@ -136,6 +151,13 @@ class FakeAnthropic(FakeModelServer):
 
     def _messages(self, h: _Handler, req: LoggedRequest, body: dict[str, Any]) -> None:
         turn = classify(body)
+        reset = self.limited(req, turn)
+        if reset is not None:
+            body_, headers = limit_answer(reset, time.time())
+            if not self.limit_retry_after:
+                headers.pop("retry-after")
+            send_json(h, 429, body_, headers)
+            return
         if turn.kind in ("side", "compact"):
             text = _summary(turn) if turn.kind == "compact" else _side_answer(body)
             reply = self.plan_fixed(req, turn, text)
@@ -145,9 +167,19 @@ class FakeAnthropic(FakeModelServer):
         usage = reply.usage if reply.usage is not None else self._default_usage
         model = str(body.get("model") or "claude-fake")
         msg_id = self.next_id("msg")
-        if reply.command is not None:
+        block: dict[str, Any]
+        if reply.questions is not None:
+            block = {
+                "type": "tool_use",
+                "id": self.next_id("toolu"),
+                "name": "AskUserQuestion",
+                "input": {"questions": reply.questions},
+            }
+            stop_reason = "tool_use"
+            out_tokens = 40
+        elif reply.command is not None:
             tool_input = {"command": reply.command, "description": "run"}
-            block: dict[str, Any] = {
+            block = {
                 "type": "tool_use",
                 "id": self.next_id("toolu"),
                 "name": "Bash",
@@ -169,8 +201,9 @@ class FakeAnthropic(FakeModelServer):
             "stop_sequence": None,
             "usage": _usage(usage, out_tokens),
         }
+        headers = warn_headers(reply.warn_percent, time.time())
         if not body.get("stream"):
-            send_json(h, 200, message)
+            send_json(h, 200, message, headers)
             return
         start = {**message, "content": [], "stop_reason": None, "usage": _usage(usage, 1)}
         if block["type"] == "tool_use":
@@ -191,7 +224,49 @@ class FakeAnthropic(FakeModelServer):
                                "usage": _usage(usage, out_tokens)}),
             ("message_stop", {"type": "message_stop"}),
         ]  # fmt: skip
-        send_sse(h, events, self.next_id("req"))
+        stall = (lambda: self.stall(reply.stall)) if reply.stall > 0 else None
+        send_sse(h, events, self.next_id("req"), headers=headers, stall=stall)
+
+
+LIMIT_MESSAGE = "This request would exceed your account's rate limit. Please try again later."
+FIVE_HOURS = 5 * 3600
+
+
+def limit_answer(reset: float, now: float) -> tuple[dict[str, Any], dict[str, str]]:
+    """Body and headers of the API's 429 at the account's 5-hour usage limit."""
+    reset_s = str(math.ceil(reset))
+    headers = {
+        "anthropic-ratelimit-unified-status": "rejected",
+        "anthropic-ratelimit-unified-reset": reset_s,
+        "anthropic-ratelimit-unified-5h-status": "rejected",
+        "anthropic-ratelimit-unified-5h-reset": reset_s,
+        "anthropic-ratelimit-unified-5h-utilization": "1.0",
+        "anthropic-ratelimit-unified-representative-claim": "five_hour",
+        "retry-after": str(max(1, math.ceil(reset - now))),
+    }
+    body = {"type": "error", "error": {"type": "rate_limit_error", "message": LIMIT_MESSAGE}}
+    return body, headers
+
+
+def warn_headers(percent: float | None, now: float) -> dict[str, str]:
+    """Headers of a normal answer that reports `percent` of the 5-hour limit used
+    (`LIMITWARN:`); Claude reads `...-5h-utilization` as a fraction."""
+    if percent is None:
+        return {}
+    share = f"{percent / 100:g}"
+    reset = str(math.ceil(now + FIVE_HOURS))
+    status = "allowed_warning" if percent >= 75 else "allowed"
+    headers = {
+        "anthropic-ratelimit-unified-status": status,
+        "anthropic-ratelimit-unified-reset": reset,
+        "anthropic-ratelimit-unified-5h-status": status,
+        "anthropic-ratelimit-unified-5h-reset": reset,
+        "anthropic-ratelimit-unified-5h-utilization": share,
+        "anthropic-ratelimit-unified-representative-claim": "five_hour",
+    }
+    if status == "allowed_warning":
+        headers["anthropic-ratelimit-unified-5h-surpassed-threshold"] = "0.75"
+    return headers
 
 
 def _side_answer(body: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ pending tool output can be read straight from `input`.
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
@@ -15,6 +16,7 @@ from bridge.devtools.fake_script import (
     SUMMARY_MARKER,
     FakeModelServer,
     LoggedRequest,
+    Reply,
     Turn,
     _Handler,
     is_injected,
@@ -84,6 +86,11 @@ def classify(body: Any) -> Turn:
                 for i in items
                 if i.get("type") == "function_call"
             }
+            names = {
+                str(i.get("call_id")): str(i.get("name"))
+                for i in items
+                if i.get("type") == "function_call"
+            }
             cmd: str | None = None
             try:
                 args = json.loads(calls.get(str(item.get("call_id")), "{}"))
@@ -97,6 +104,7 @@ def classify(body: Any) -> Turn:
                 prompt=prompt,
                 tool_output=_output_text(item),
                 tool_command=str(cmd) if cmd else None,
+                tool_name=names.get(str(item.get("call_id"))),
                 history_prompts=len(humans),
             )
     if not body.get("tools"):
@@ -150,6 +158,11 @@ class FakeOpenAI(FakeModelServer):
 
     def _responses(self, h: _Handler, req: LoggedRequest, body: dict[str, Any]) -> None:
         turn = classify(body)
+        reset = self.limited(req, turn)
+        if reset is not None:
+            body_, headers = limit_answer(reset, time.time())
+            send_json(h, 429, body_, headers)
+            return
         if turn.kind in ("compact", "side"):
             text = _summary(turn) if turn.kind == "compact" else _side_answer(body)
             reply = self.plan_fixed(req, turn, text)
@@ -161,13 +174,13 @@ class FakeOpenAI(FakeModelServer):
         model = str(body.get("model") or "gpt-fake")
         item: dict[str, Any]
         events: list[tuple[str, dict[str, Any]]] = []
-        if reply.command is not None:
-            args = json.dumps({"cmd": reply.command})
+        if reply.command is not None or reply.questions is not None:
+            name, args = _call(reply)
             item = {
                 "type": "function_call",
                 "id": self.next_id("fc"),
                 "call_id": self.next_id("call"),
-                "name": "exec_command",
+                "name": name,
                 "arguments": args,
                 "status": "completed",
             }
@@ -216,7 +229,69 @@ class FakeOpenAI(FakeModelServer):
         events.append(_ev("response.completed", response=done))
         for seq, (_, data) in enumerate(events):
             data["sequence_number"] = seq
-        send_sse(h, events, self.next_id("req"))
+        headers = warn_headers(reply.warn_percent, time.time())
+        stall = (lambda: self.stall(reply.stall)) if reply.stall > 0 else None
+        send_sse(h, events, self.next_id("req"), headers=headers, stall=stall)
+
+
+def _call(reply: Reply) -> tuple[str, str]:
+    """(tool name, JSON arguments) of the function call a reply makes."""
+    if reply.questions is not None:
+        questions = [
+            {
+                "id": f"q{n}",
+                "header": q["header"],
+                "question": q["question"],
+                "options": q["options"],
+            }
+            for n, q in enumerate(reply.questions, 1)
+        ]
+        return "request_user_input", json.dumps({"questions": questions})
+    args: dict[str, Any] = {"cmd": reply.command}
+    if reply.approve:
+        args["sandbox_permissions"] = "require_escalated"
+        args["justification"] = "APPROVE directive: this command needs your approval"
+    return "exec_command", json.dumps(args)
+
+
+LIMIT_MESSAGE = "The usage limit has been reached"
+PRIMARY_WINDOW_MINUTES = 300
+SECONDARY_WINDOW_MINUTES = 10080
+
+
+def _window_headers(percent: float, reset: float, now: float) -> dict[str, str]:
+    return {
+        "x-codex-primary-used-percent": f"{percent:g}",
+        "x-codex-primary-window-minutes": str(PRIMARY_WINDOW_MINUTES),
+        "x-codex-primary-reset-at": str(math.ceil(reset)),
+        "x-codex-primary-reset-after-seconds": str(max(0, math.ceil(reset - now))),
+        "x-codex-secondary-used-percent": f"{min(percent, 100) / 4:g}",
+        "x-codex-secondary-window-minutes": str(SECONDARY_WINDOW_MINUTES),
+        "x-codex-secondary-reset-at": str(math.ceil(now + SECONDARY_WINDOW_MINUTES * 60)),
+    }
+
+
+def limit_answer(reset: float, now: float) -> tuple[dict[str, Any], dict[str, str]]:
+    """Body and headers of the ChatGPT backend's 429 at a plan usage limit, as Codex parses it
+    (`codex-api/src/api_bridge.rs`: `error.type == "usage_limit_reached"`, `plan_type`,
+    `resets_at`; older releases read `resets_in_seconds`)."""
+    error = {
+        "type": "usage_limit_reached",
+        "message": LIMIT_MESSAGE,
+        "plan_type": "plus",
+        "resets_at": math.ceil(reset),
+        "resets_in_seconds": max(1, math.ceil(reset - now)),
+    }
+    headers = {**_window_headers(100, reset, now), "x-codex-active-limit": "codex"}
+    return {"error": error}, headers
+
+
+def warn_headers(percent: float | None, now: float) -> dict[str, str]:
+    """Rate-limit headers of a normal answer with `percent` of the 5-hour window used
+    (`LIMITWARN:`); Codex copies them into its `token_count` events' `rate_limits`."""
+    if percent is None:
+        return {}
+    return _window_headers(percent, now + PRIMARY_WINDOW_MINUTES * 60, now)
 
 
 def _ev(kind: str, **fields: Any) -> tuple[str, dict[str, Any]]:

@@ -9,7 +9,6 @@ inject into user messages (system reminders, environment context, compaction sum
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 import uuid
@@ -19,6 +18,30 @@ from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar, Self
+
+from bridge.devtools.fake_rules import (
+    LimitBook,
+    Reply,
+    Turn,
+    decide,
+    first_output_line,
+    one_line,
+)
+
+__all__ = [
+    "DEFAULT_USAGE",
+    "FakeModelServer",
+    "LoggedRequest",
+    "Reply",
+    "Turn",
+    "decide",
+    "first_output_line",
+    "is_injected",
+    "one_line",
+    "schema_answer",
+    "send_json",
+    "send_sse",
+]
 
 DEFAULT_USAGE = 1000
 """Context size reported when nothing asks for another one: small, so no CLI auto-compacts."""
@@ -40,31 +63,11 @@ INJECTED_PREFIXES = (
 # fmt: on
 """Text blocks the CLIs add to user messages on their own; never the human's prompt."""
 
-_RUN_RE = re.compile(r"RUN:[ \t]*(\S[^\r\n]*)")
-_USAGE_RE = re.compile(r"USAGE:[ \t]*(\d+)")
-_SLOW_RE = re.compile(r"SLOW:[ \t]*(\d+(?:\.\d+)?)")
-
 
 def is_injected(text: str) -> bool:
     """True for CLI-injected text, so a hostile prompt that merely mentions a tag still counts."""
     stripped = text.lstrip()
     return stripped.startswith(INJECTED_PREFIXES) or SUMMARY_MARKER in stripped
-
-
-def one_line(text: str, limit: int = 200) -> str:
-    """Fold a prompt onto one line so an `ack:` reply is easy to find on screen and in files."""
-    return " ".join(text[:limit].split())
-
-
-def first_output_line(output: str) -> str:
-    """First line of a tool's output, skipping Codex's `Chunk ID/Wall time/...` preamble."""
-    marker = "\nOutput:\n"
-    if marker in output:
-        output = output.split(marker, 1)[1]
-    for line in output.splitlines():
-        if line.strip():
-            return line.strip()
-    return ""
 
 
 def schema_answer(schema: Any, text: str = "Fake session") -> str:
@@ -90,30 +93,6 @@ def schema_answer(schema: Any, text: str = "Fake session") -> str:
 
 
 @dataclass
-class Reply:
-    """One canned model answer: text, or a shell command for the CLI to run as a tool call."""
-
-    text: str = ""
-    command: str | None = None
-    usage: int | None = None
-    delay: float = 0.0
-
-
-@dataclass
-class Turn:
-    """What the script needs to know about one request, extracted by the API-specific parser."""
-
-    kind: str
-    """`turn` (new human prompt), `tool_result`, `compact`, `side` (no tools: titles etc.)."""
-    prompt: str | None = None
-    """Newest human prompt in the conversation (also set for tool results: directives persist)."""
-    tool_output: str | None = None
-    tool_command: str | None = None
-    history_prompts: int = 0
-    """How many human prompts the request carries; tells a retry apart from a repeated prompt."""
-
-
-@dataclass
 class LoggedRequest:
     """One request as the fake saw it; `kind` and `prompt` let tests assert what the model got."""
 
@@ -127,26 +106,6 @@ class LoggedRequest:
     prompt: str | None = None
     history_prompts: int = 0
     reply: dict[str, Any] = field(default_factory=dict)
-
-
-def decide(turn: Turn, default_usage: int) -> Reply:
-    """Apply the prompt directives (`RUN:`, `USAGE:`, `SLOW:`); the fakes share this rulebook."""
-    prompt = turn.prompt or ""
-    usage_match = _USAGE_RE.search(prompt)
-    usage = int(usage_match.group(1)) if usage_match else default_usage
-    if turn.kind == "tool_result":
-        cmd = turn.tool_command or ""
-        run = _RUN_RE.search(prompt)
-        if not cmd and run:
-            cmd = run.group(1).strip()
-        out = first_output_line(turn.tool_output or "")
-        return Reply(text=f"ran: {cmd} -> {out}", usage=usage)
-    slow = _SLOW_RE.search(prompt)
-    delay = float(slow.group(1)) if slow else 0.0
-    run = _RUN_RE.search(prompt)
-    if run:
-        return Reply(command=run.group(1).strip(), usage=usage, delay=delay)
-    return Reply(text=f"ack: {one_line(prompt)}", usage=usage, delay=delay)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -205,6 +164,7 @@ class FakeModelServer:
         self._thread: threading.Thread | None = None
         self._ids = 0
         self._run = uuid.uuid4().hex[:8]
+        self._limits = LimitBook()
 
     def start(self) -> Self:
         if self._server is not None:
@@ -322,6 +282,32 @@ class FakeModelServer:
             self._ids += 1
             return f"{prefix}_fake{self._run}{self._ids:06d}"
 
+    def limit(self, seconds: float) -> None:
+        """Answer main requests as at an account usage limit for ``seconds`` from the next one,
+        whatever their prompt (the `LIMIT:` directive without touching the prompt)."""
+        self._limits.force(seconds)
+
+    def clear_limits(self) -> None:
+        """Forget every usage-limit window, so a `LIMIT:` prompt limits again."""
+        self._limits.clear()
+
+    def limited(self, req: LoggedRequest, turn: Turn) -> float | None:
+        """The reset time (epoch s) when this request hits a usage limit (`LIMIT:`, `limit()`),
+        recorded on the request as a 429; None when it is answered normally."""
+        if turn.kind not in ("turn", "tool_result", "compact"):
+            return None
+        reset = self._limits.reset_at(turn.prompt or "", time.time())
+        if reset is not None:
+            req.kind, req.prompt = turn.kind, turn.prompt
+            req.history_prompts = turn.history_prompts
+            req.reply = {"status": 429, "limited_until": reset}
+            self._notify()
+        return reset
+
+    def stall(self, seconds: float) -> None:
+        """Keep a stream silent (`STALL:`); `stop()` cuts it short."""
+        self._stopping.wait(seconds)
+
     def plan(self, req: LoggedRequest, turn: Turn) -> Reply:
         """Record the classification, then pick the reply: queue first, else the script."""
         req.kind, req.prompt, req.history_prompts = turn.kind, turn.prompt, turn.history_prompts
@@ -365,7 +351,7 @@ class FakeModelServer:
         req = self._log(h.command, h.path, headers, body)
         try:
             self.route(h, req, path, body)
-        except (BrokenPipeError, ConnectionResetError):
+        except (ConnectionError, TimeoutError):
             pass  # the CLI gave up on this answer (interrupt, timeout): nothing to do
         finally:
             self._commit(req)
@@ -375,28 +361,43 @@ class FakeModelServer:
         raise NotImplementedError
 
 
-def send_json(h: BaseHTTPRequestHandler, status: int, obj: Any) -> None:
+def send_json(
+    h: BaseHTTPRequestHandler, status: int, obj: Any, headers: dict[str, str] | None = None
+) -> None:
     data = json.dumps(obj).encode()
     h.send_response(status)
     h.send_header("Content-Type", "application/json")
     h.send_header("Content-Length", str(len(data)))
+    for name, value in (headers or {}).items():
+        h.send_header(name, value)
     h.end_headers()
     if h.command != "HEAD":
         h.wfile.write(data)
 
 
 def send_sse(
-    h: BaseHTTPRequestHandler, events: Iterable[tuple[str, dict[str, Any]]], request_id: str
+    h: BaseHTTPRequestHandler,
+    events: Iterable[tuple[str, dict[str, Any]]],
+    request_id: str,
+    *,
+    headers: dict[str, str] | None = None,
+    stall: Callable[[], None] | None = None,
+    stall_after: int = 2,
 ) -> None:
-    """Stream events, then close: both CLIs accept a body delimited by the connection close."""
+    """Stream events, then close: both CLIs accept a body delimited by the connection close.
+    With ``stall``, call it after the first ``stall_after`` events (a stream gone quiet)."""
     h.send_response(200)
     h.send_header("Content-Type", "text/event-stream")
     h.send_header("Cache-Control", "no-cache")
     h.send_header("Connection", "close")
     h.send_header("request-id", request_id)
     h.send_header("x-request-id", request_id)
+    for name, value in (headers or {}).items():
+        h.send_header(name, value)
     h.end_headers()
     h.close_connection = True
-    for event, data in events:
+    for index, (event, data) in enumerate(events):
+        if stall is not None and index == stall_after:
+            stall()
         h.wfile.write(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
         h.wfile.flush()
