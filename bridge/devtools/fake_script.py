@@ -26,6 +26,7 @@ from bridge.devtools.fake_rules import (
     decide,
     first_output_line,
     one_line,
+    schema_answer,
 )
 
 __all__ = [
@@ -68,28 +69,6 @@ def is_injected(text: str) -> bool:
     """True for CLI-injected text, so a hostile prompt that merely mentions a tag still counts."""
     stripped = text.lstrip()
     return stripped.startswith(INJECTED_PREFIXES) or SUMMARY_MARKER in stripped
-
-
-def schema_answer(schema: Any, text: str = "Fake session") -> str:
-    """Side calls (session titles) ask for structured output; give the smallest valid object so
-    the CLI's parser is satisfied rather than logging an error."""
-
-    def value(node: Any) -> Any:
-        kind = node.get("type") if isinstance(node, dict) else None
-        if kind == "object":
-            props = node.get("properties") or {}
-            return {k: value(props.get(k)) for k in node.get("required") or list(props)}
-        if kind == "array":
-            return []
-        if kind == "boolean":
-            return False
-        if kind in ("integer", "number"):
-            return 0
-        if kind == "null":
-            return None
-        return text
-
-    return json.dumps(value(schema))
 
 
 @dataclass
