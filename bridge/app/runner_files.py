@@ -37,8 +37,14 @@ def acquire_runner_lock(state_dir: Path) -> IO[str]:
 
 
 def write_runner_info(state_dir: Path, config_path: Path, socket: str | None) -> None:
-    """What ``status`` / ``send`` need to find this fleet without the runner's environment."""
-    info = {"pid": os.getpid(), "config": str(config_path.resolve()), "tmux_socket": socket}
+    """What ``status`` / ``send`` need to find this fleet without the runner's environment,
+    and for ``doctor`` the Slack Web API base it was given (the demo's loopback emulator)."""
+    info = {
+        "pid": os.getpid(),
+        "config": str(config_path.resolve()),
+        "tmux_socket": socket,
+        "slack_api_url": os.environ.get("SLACK_API_URL"),
+    }
     atomic_write_text(state_dir / "runner.json", json.dumps(info))
 
 

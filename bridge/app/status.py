@@ -123,9 +123,10 @@ agent's reason (exited, crash_loop, stopped, disabled); ``--wide`` shows everyth
 def print_table(
     statuses: list[AgentStatus], console: Console | None = None, *, wide: bool = False
 ) -> None:
-    """One row per agent, one header per column, no vertical rules (they cost 3 characters a
-    column). Only the agent column may wrap (a long slug), never with an ellipsis."""
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    """One row per agent, one header per column, two spaces between columns and no vertical
+    rules, so slugs up to about 20 characters fit 80 columns. Only the agent column may wrap
+    (a longer slug), never with an ellipsis."""
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
     names = tuple(COLUMNS) if wide else NARROW
     for name in names:
         if name == "agent":
