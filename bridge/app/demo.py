@@ -206,6 +206,7 @@ def run_demo(
     for name in ("claude", "codex"):
         clis.ensure(name)
     code = 130
+    config_path = root / "agents.yaml"
     with ExitStack() as stack:
         anthropic = stack.enter_context(FakeAnthropic(log_path=root / "anthropic-requests.jsonl"))
         openai = stack.enter_context(FakeOpenAI(log_path=root / "openai-requests.jsonl"))
@@ -230,7 +231,6 @@ def run_demo(
             for var in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_API_URL"):
                 os.environ.pop(var, None)
         config = demo_config(root, anthropic.url, openai.url, allowed)
-        config_path = root / "agents.yaml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         # Plain commands find the demo through the pointer, unless home has its own runner.
         plain = root == home or not runner_alive(home)
@@ -247,5 +247,7 @@ def run_demo(
         finally:
             stop_tmux(socket, slugs)
             remove_stale_runner_info(root)
-    print("agentbridge demo: stopped.", file=sys.stderr)
+    where = f"--state-dir {shlex.quote(str(root))} --config {shlex.quote(str(config_path))}"
+    check = f"{own_command()} doctor {where}"
+    print(f"agentbridge demo: stopped. Check it with: {check}", file=sys.stderr)
     return code

@@ -148,7 +148,7 @@ def test_status_without_runner_or_config_says_both(
     assert "empty" not in err
 
 
-# -- the demo pointer -------------------------------------------------------------------------------
+# -- the demo pointer ----------------------------------------------------------------------------
 
 
 def test_plain_commands_follow_the_pointer_to_a_running_demo(
