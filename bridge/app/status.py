@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from rich import box
 from rich.console import Console
@@ -45,10 +45,10 @@ class AgentStatus:
     bad_lines: int
     activity: str
     context_tokens: int | None
-    queued: int
-    unknown_records: dict[str, int] = field(default_factory=dict)
+    unknown_records: dict[str, int]
     """Transcript records of types the parser did not know, by type (a format change's
     first sign; see bridge/store/unknown_records.py)."""
+    queued: int
 
 
 def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[AgentStatus]:
@@ -88,8 +88,8 @@ def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[Agent
                 bad_lines=ledger.bad_lines(agent.slug) if ledger else 0,
                 activity=_activity(state, live.alive, row.activity if row else None),
                 context_tokens=row.context_tokens if row else None,
-                queued=queue.counts(agent.slug).get("queued", 0) if queue else 0,
                 unknown_records=unknown_counts(store, agent.slug) if store else {},
+                queued=queue.counts(agent.slug).get("queued", 0) if queue else 0,
             )
         )
     return out
