@@ -38,6 +38,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from runtimes.events import Event, EventKind, LineResult
+from runtimes.known_records import claude_unknown
 from runtimes.parse_util import (
     JsonObject,
     as_dict,
@@ -93,7 +94,7 @@ _SUMMARY_KEYS = (
 
 def parse_claude_line(line: bytes, offset: int, source: str) -> LineResult:
     """Turn one Claude Code transcript line into events; never raises."""
-    return guarded_parse(line, offset, source, _parse_record, _log)
+    return guarded_parse(line, offset, source, _parse_record, _log, classify=claude_unknown)
 
 
 def _parse_record(obj: JsonObject, offset: int, source: str) -> Iterator[Event]:

@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from runtimes.events import Event, EventKind, LineResult
+from runtimes.known_records import codex_unknown
 from runtimes.parse_util import (
     JsonObject,
     as_dict,
@@ -80,7 +81,7 @@ _HEADER_MARKS = ("Chunk ID:", "Wall time:", "Process exited with code", "Process
 
 def parse_codex_line(line: bytes, offset: int, source: str) -> LineResult:
     """Turn one Codex rollout line into events; never raises."""
-    return guarded_parse(line, offset, source, _parse_record, _log)
+    return guarded_parse(line, offset, source, _parse_record, _log, classify=codex_unknown)
 
 
 def _parse_record(obj: JsonObject, offset: int, source: str) -> Iterator[Event]:

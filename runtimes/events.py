@@ -67,8 +67,11 @@ class LineResult:
     """What parsing one transcript line gave: its events, or that it was bad.
 
     ``bad`` is set for lines that are not valid JSON objects; unknown but well-formed
-    record types are not bad, they simply yield no events.
+    record types are not bad, they simply yield no events, and ``unknown`` names them
+    (``"foo"``, ``"event_msg/foo"``): a type the parser has never seen is the first sign that
+    a CLI release changed its transcript format, so the mirror counts them per agent.
     """
 
     events: tuple[Event, ...] = ()
     bad: bool = False
+    unknown: str | None = None

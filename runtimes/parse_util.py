@@ -44,6 +44,7 @@ def guarded_parse(
     source: str,
     parse: Callable[[JsonObject, int, str], Iterable[Event]],
     log: logging.Logger,
+    classify: Callable[[JsonObject], str | None] | None = None,
 ) -> LineResult:
     """Run a record parser so that nothing escapes: the tailer must survive any input.
 
@@ -51,6 +52,7 @@ def guarded_parse(
     line of defence against a bug. A line that trips it is reported as bad and logged with its
     position, so the bug is visible rather than silently dropping the line. Both CLIs stamp
     every record with a top-level ``timestamp``; it is copied onto each event here, once.
+    ``classify`` names a record type the parser does not know (``LineResult.unknown``).
     """
     try:
         obj = load_object(line)
@@ -60,7 +62,7 @@ def guarded_parse(
         ts = as_str(obj.get("timestamp"))
         if ts is not None:
             events = tuple(dataclasses.replace(e, timestamp=e.timestamp or ts) for e in events)
-        return LineResult(events=events)
+        return LineResult(events=events, unknown=classify(obj) if classify else None)
     except Exception:
         log.exception("transcript parser failed on %s at byte %s", source, offset)
         return _BAD

@@ -2,7 +2,7 @@
 
 Subcommands stay thin: each parses its arguments and calls one module that does the work.
 Exit codes: 0 ok, 1 a check failed (validate, unknown slug), 2 bad config or usage, 3 the
-runner is already running.
+runner is already running. The argument tree and its help live in :mod:`bridge.app.cli_args`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +26,27 @@ DEFAULT_CONFIG = "agents.yaml"
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
-    return paths.state_dir(getattr(args, "state_dir", None))
+    """The state dir as the contract says; for the commands that look at a running fleet
+    (``follow_demo`` set), the running demo's when nothing else was asked for."""
+    explicit = getattr(args, "state_dir", None)
+    root = paths.state_dir(explicit)
+    asked_config = getattr(args, "config", None) or os.environ.get("AGENTBRIDGE_CONFIG")
+    if explicit or asked_config or not getattr(args, "follow_demo", False):
+        return root
+    from bridge.app.runner_files import follow_demo
+
+    return follow_demo(root)
+
+
+def _require_file(path: Path) -> None:
+    """A missing config is reported as missing (not as an empty one) with where to look."""
+    if not path.is_file():
+        what = "is not a file" if path.exists() else "no such config file"
+        print(
+            f"agentbridge: {path}: {what} (pass --config FILE, or run where agents.yaml is)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
 
 
 def _config_path(args: argparse.Namespace) -> Path:
@@ -45,8 +66,10 @@ def _load(args: argparse.Namespace) -> Config:
     from bridge.config.model import ConfigError
     from bridge.config.spawned import load_fleet
 
+    path = _config_path(args)
+    _require_file(path)
     try:
-        return load_fleet(_config_path(args), _state_dir(args))
+        return load_fleet(path, _state_dir(args))
     except ConfigError as err:
         for line in err.errors:
             print(line, file=sys.stderr)
@@ -69,16 +92,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bridge.app.daemon import Daemon
     from bridge.app.logs import setup_logging
 
+    config = Path(args.config or os.environ.get("AGENTBRIDGE_CONFIG") or DEFAULT_CONFIG)
+    _require_file(config)
     setup_logging(args.verbose)
-    daemon = Daemon(Path(args.config), _state_dir(args), stop_agents=args.stop_agents)
+    daemon = Daemon(config, _state_dir(args), stop_agents=args.stop_agents)
     return asyncio.run(daemon.run())
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from bridge.config.model import ConfigError, load_config
 
+    path = _config_path(args)
+    if not path.is_file():
+        print(f"{path}: no such config file")
+        return 1
     try:
-        load_config(_config_path(args))
+        load_config(path)
     except ConfigError as err:
         for line in err.errors:
             print(line)
@@ -88,18 +117,25 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from bridge.app.runner_files import runner_note
     from bridge.app.status import as_json, collect, print_table
     from bridge.store.db import Store
 
+    state = _state_dir(args)
+    if not _config_path(args).is_file():  # say first that nothing runs, then what is missing
+        print(runner_note(state), file=sys.stderr)
     config = _load(args)
-    db = paths.db_path(_state_dir(args))
+    db = paths.db_path(state)
     store = Store(db, readonly=True) if db.exists() else None
     tmux = _tmux(args, config)
     statuses = collect(config, store, tmux)
+    note = runner_note(state)
     if args.json:
+        print(note, file=sys.stderr)
         print(json.dumps(as_json(statuses), indent=2))
     else:
-        print_table(statuses)
+        print(note)
+        print_table(statuses, wide=args.wide)
     return 0
 
 
@@ -160,7 +196,11 @@ def _send_direct(args: argparse.Namespace, config: Config, slug: str, text: str)
 
     tmux = _tmux(args, config)
     if not tmux.has_session(slug):
-        print(f"agentbridge: {slug}: no tmux session (is the runner up?)", file=sys.stderr)
+        print(
+            f"agentbridge: {slug}: no tmux session, and no runner is running for "
+            f"{_state_dir(args)}",
+            file=sys.stderr,
+        )
         return 1
     pane = tmux.pane(slug, lock_file_for(paths.locks_dir(_state_dir(args)), slug))
     agent = config.agent(slug)
@@ -248,95 +288,43 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="agentbridge", description=__doc__)
-    parser.add_argument(
-        "--state-dir", help="state dir (default $AGENTBRIDGE_HOME or ~/.agentbridge)"
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+def cmd_hook(args: argparse.Namespace) -> int:
+    """Reached only through argparse (``main`` takes the fast path for real hooks)."""
+    from bridge.hooks.client import main as hook_main
 
-    def add(name: str, help: str, config: bool = True) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help)
-        if config:
-            p.add_argument(
-                "--config", help="agents.yaml (default: the running runner's, or ./agents.yaml)"
-            )
-        p.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-        return p
+    return hook_main(args.event)
 
-    p = add("run", "run the fleet in the foreground")
-    p.add_argument("--stop-agents", action="store_true", help="stop agents when the runner stops")
-    p.add_argument("-v", "--verbose", action="store_true")
-    p.set_defaults(func=cmd_run, config_required=True)
 
-    p = add("validate", "check a config file")
-    p.set_defaults(func=cmd_validate)
-
-    p = add("status", "show each agent")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_status)
-
-    p = add("send", "paste a prompt into an agent")
-    p.add_argument("slug")
-    p.add_argument("text", nargs="+", help="the prompt ('-' reads stdin)")
-    p.add_argument(
-        "--wait",
-        type=float,
-        default=30.0,
-        help="seconds to wait for delivery before reporting 'queued' (default 30)",
-    )
-    p.set_defaults(func=cmd_send)
-
-    p = add("attach", "attach to an agent's tmux session")
-    p.add_argument("slug")
-    p.set_defaults(func=cmd_attach)
-
-    p = add("reconcile", "one reconcile pass, then exit")
-    p.add_argument("--once", action="store_true", default=True)
-    p.add_argument("--hooks", action="store_true", help="configure agent hooks")
-    p.add_argument("-v", "--verbose", action="store_true")
-    p.set_defaults(func=cmd_reconcile)
-
-    p = add("spawn", "start a one-shot agent from a template agent (e.g. a PR reviewer)")
-    p.add_argument("template", help="slug of the agent to copy")
-    p.add_argument("--name", required=True, help="slug of the new agent")
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="override a key (dotted for nested: env.GH_REPO=x); repeatable",
-    )
-    p.add_argument("--prompt", required=True, help="the task it runs, then it stops")
-    p.set_defaults(func=cmd_spawn)
-
-    p = add("doctor", "check tmux, the CLIs and their launch flags, hooks, state dir, Slack")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_doctor)
-
-    p = add("demo", "run a demo fleet on fake model servers and the real CLIs", config=False)
-    p.add_argument("-v", "--verbose", action="store_true")
-    p.add_argument(
-        "--console", action="store_true", help="no Slack emulator: mirror to stdout instead"
-    )
-    p.add_argument(
-        "--port", type=int, help="the emulated Slack page's port (default 8765 if free; 0: any)"
-    )
-    p.set_defaults(func=cmd_demo)
-    return parser
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": cmd_run,
+    "validate": cmd_validate,
+    "status": cmd_status,
+    "send": cmd_send,
+    "attach": cmd_attach,
+    "reconcile": cmd_reconcile,
+    "spawn": cmd_spawn,
+    "doctor": cmd_doctor,
+    "demo": cmd_demo,
+    "hook": cmd_hook,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["hook"]:  # the hot path: no argparse tree, no third-party imports
+        if len(argv) < 2 or argv[1] in ("-h", "--help"):
+            from bridge.app.cli_args import HOOK_USAGE
+
+            print(HOOK_USAGE)
+            return 0
         from bridge.hooks.client import main as hook_main
 
-        return hook_main(argv[1] if len(argv) > 1 else "unknown")
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "config_required", False) and not args.config:
-        parser.error("run needs --config FILE")
+        return hook_main(argv[1])
+    from bridge.app.cli_args import build_parser
+
+    args = build_parser().parse_args(argv)
     logging.getLogger().handlers.clear()
-    code: int = args.func(args)
+    code: int = COMMANDS[args.command](args)
     return code
 
 

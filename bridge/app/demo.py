@@ -10,13 +10,21 @@ posts as the human user "You" from a browser, so the demo shows exactly what a t
 Slack. ``--console`` keeps the older, browser-less demo (mirrored messages on stdout).
 
 Ctrl-C stops everything it started: the runner and the agents, the demo's tmux sessions, the
-emulator, the fake model servers.
+emulator, the fake model servers, and removes what would otherwise be left stale: the tmux
+socket file (tmux 3.3 leaves it after ``kill-server``), ``runner.json`` and the pointer below.
+
+Its state lives in ``<state dir>/demo`` (``~/.agentbridge/demo`` by default). While it runs, a
+pointer in the default state dir (``demo.json``, :mod:`bridge.app.runner_files`) lets a plain
+``agentbridge status`` / ``send`` / ``attach`` / ``doctor`` in another shell find the demo,
+and the banner prints those commands with the path of this very executable, since the
+Quickstart's ``.venv/bin`` is not on PATH.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import subprocess
 import sys
 from contextlib import ExitStack
@@ -27,12 +35,18 @@ import yaml
 
 from bridge.app.daemon import Daemon
 from bridge.app.logs import setup_logging
-from bridge.app.runner_files import runner_alive
+from bridge.app.runner_files import (
+    clear_demo_pointer,
+    remove_stale_runner_info,
+    runner_alive,
+    write_demo_pointer,
+)
 from bridge.config import paths
 from bridge.devtools import clis
 from bridge.devtools.fake_anthropic import FakeAnthropic
 from bridge.devtools.fake_openai import FakeOpenAI
 from bridge.devtools.slack_emulator import SlackEmulator
+from bridge.hooks.command import hook_command
 from runtimes import get_runtime
 
 DEMO_SOCKET = "agentbridge-demo"
@@ -72,8 +86,28 @@ def demo_config(
     return config
 
 
-def banner(root: Path, socket: str, slugs: list[str], web_url: str | None = None) -> str:
-    home = f"AGENTBRIDGE_HOME={root}"
+def own_command(cwd: Path | None = None) -> str:
+    """How to run this very ``agentbridge`` as typed in a shell: relative to ``cwd`` when it
+    is below it (``.venv/bin/agentbridge`` in the checkout), else its absolute path."""
+    words = shlex.split(hook_command().removesuffix(" hook"))
+    here = (cwd or Path.cwd()).absolute()
+    exe = Path(words[0])
+    if exe.is_relative_to(here):
+        words[0] = str(exe.relative_to(here))
+    return shlex.join(words)
+
+
+def banner(
+    root: Path,
+    socket: str,
+    slugs: list[str],
+    web_url: str | None = None,
+    command: str = "agentbridge",
+    state_arg: str = "",
+) -> str:
+    """What to open and type; ``command`` and ``state_arg`` (``--state-dir X`` when a plain
+    command would not find the demo) make every printed line work as printed."""
+    run = f"{command}{state_arg}"
     lines = ["", "agentbridge demo is running (Ctrl-C stops it and everything it started).", ""]
     if web_url:
         lines += [
@@ -83,9 +117,15 @@ def banner(root: Path, socket: str, slugs: list[str], web_url: str | None = None
         ]
     for slug in slugs:
         lines.append(f"  {slug}:" + (f"  channel #{slug}" if web_url else ""))
-        lines.append(f"    watch:  tmux -L {socket} attach -t {slug}   (detach: Ctrl-b d)")
-        lines.append(f'    steer:  {home} agentbridge send {slug} "RUN: ls -la"')
-    lines += ["", f"  status: {home} agentbridge status", ""]
+        lines.append(f"    watch:  {run} attach {slug}   (detach: Ctrl-b d; tmux -L {socket})")
+        lines.append(f'    steer:  {run} send {slug} "RUN: ls -la"')
+    lines += [
+        "",
+        f"  status: {run} status",
+        f"  doctor: {run} doctor",
+        f"  state:  {root} (work dirs, CLI homes, state.db, fake model request logs)",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -116,6 +156,26 @@ def stop_tmux(socket: str, slugs: list[str]) -> None:
         subprocess.run([*tmux, "kill-session", "-t", f"={slug}"], capture_output=True, check=False)
     if socket == DEMO_SOCKET:
         subprocess.run([*tmux, "kill-server"], capture_output=True, check=False)
+    remove_stale_socket(socket)
+
+
+def tmux_socket_file(socket: str) -> Path:
+    """Where tmux puts a ``-L`` socket: ``$TMUX_TMPDIR`` (else /tmp) ``/tmux-UID/NAME``."""
+    return Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}" / socket
+
+
+def remove_stale_socket(socket: str) -> bool:
+    """Unlink the socket file when no server answers on it (tmux 3.3 leaves it behind)."""
+    path = tmux_socket_file(socket)
+    if not path.exists():
+        return False
+    probe = subprocess.run(
+        ["tmux", "-L", socket, "list-sessions"], capture_output=True, text=True, check=False
+    )
+    if probe.returncode == 0 or "no server running" not in probe.stderr:
+        return False  # a server is up (someone else's sessions), or tmux said something else
+    path.unlink(missing_ok=True)
+    return True
 
 
 def run_demo(
@@ -130,11 +190,13 @@ def run_demo(
     the page stays up and answers while the runner is busy, and it is stopped only after the
     runner has closed its Socket Mode connection and stopped the agents."""
     setup_logging(verbose)
-    root = paths.state_dir(state_dir) if state_dir else paths.state_dir() / "demo"
+    home = paths.state_dir()
+    root = paths.state_dir(state_dir) if state_dir else home / "demo"
     root.mkdir(parents=True, exist_ok=True)
     if runner_alive(root):
         print(f"agentbridge demo: another runner is using {root}", file=sys.stderr)
         return 3
+    remove_stale_runner_info(root)  # a killed demo's, so status never points at a dead pid
     socket = os.environ.get("AGENTBRIDGE_TMUX_SOCKET") or DEMO_SOCKET
     os.environ["AGENTBRIDGE_TMUX_SOCKET"] = socket
     for var in PROXY_VARS:
@@ -144,6 +206,7 @@ def run_demo(
     for name in ("claude", "codex"):
         clis.ensure(name)
     code = 130
+    config_path = root / "agents.yaml"
     with ExitStack() as stack:
         anthropic = stack.enter_context(FakeAnthropic(log_path=root / "anthropic-requests.jsonl"))
         openai = stack.enter_context(FakeOpenAI(log_path=root / "openai-requests.jsonl"))
@@ -168,9 +231,14 @@ def run_demo(
             for var in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_API_URL"):
                 os.environ.pop(var, None)
         config = demo_config(root, anthropic.url, openai.url, allowed)
-        config_path = root / "agents.yaml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        print(banner(root, socket, slugs, web_url), flush=True)
+        # Plain commands find the demo through the pointer, unless home has its own runner.
+        plain = root == home or not runner_alive(home)
+        if root != home and plain:
+            write_demo_pointer(home, root)
+            stack.callback(clear_demo_pointer, home)
+        state_arg = "" if plain else f" --state-dir {shlex.quote(str(root))}"
+        print(banner(root, socket, slugs, web_url, own_command(), state_arg), flush=True)
         daemon = Daemon(config_path, root, stop_agents=True)
         try:
             code = asyncio.run(daemon.run())
@@ -178,5 +246,8 @@ def run_demo(
             code = 130
         finally:
             stop_tmux(socket, slugs)
-    print("agentbridge demo: stopped.", file=sys.stderr)
+            remove_stale_runner_info(root)
+    where = f"--state-dir {shlex.quote(str(root))} --config {shlex.quote(str(config_path))}"
+    check = f"{own_command()} doctor {where}"
+    print(f"agentbridge demo: stopped. Check it with: {check}", file=sys.stderr)
     return code

@@ -37,8 +37,14 @@ def acquire_runner_lock(state_dir: Path) -> IO[str]:
 
 
 def write_runner_info(state_dir: Path, config_path: Path, socket: str | None) -> None:
-    """What ``status`` / ``send`` need to find this fleet without the runner's environment."""
-    info = {"pid": os.getpid(), "config": str(config_path.resolve()), "tmux_socket": socket}
+    """What ``status`` / ``send`` need to find this fleet without the runner's environment,
+    and for ``doctor`` the Slack Web API base it was given (the demo's loopback emulator)."""
+    info = {
+        "pid": os.getpid(),
+        "config": str(config_path.resolve()),
+        "tmux_socket": socket,
+        "slack_api_url": os.environ.get("SLACK_API_URL"),
+    }
     atomic_write_text(state_dir / "runner.json", json.dumps(info))
 
 
@@ -62,3 +68,80 @@ def runner_alive(state_dir: Path) -> bool:
             return True
         fcntl.flock(handle, fcntl.LOCK_UN)
         return False
+
+
+def pid_alive(pid: object) -> bool:
+    """Whether a process with this pid exists (signal 0 probes without sending anything)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def runner_note(state_dir: Path) -> str:
+    """One line for ``status``: whether a runner serves this state dir, and if not, why the
+    agents are still shown (tmux and the state store are read directly)."""
+    info = read_runner_info(state_dir)
+    pid = info.get("pid")
+    if runner_alive(state_dir):
+        return f"runner: pid {pid or '?'}, state dir {state_dir}, config {info.get('config')}"
+    if info:
+        return (
+            f"no runner is running for {state_dir} (stale runner.json from pid {pid or '?'}); "
+            "agents as tmux and the state store show them"
+        )
+    return f"no runner is running for {state_dir}; agents as tmux and the state store show them"
+
+
+def remove_stale_runner_info(state_dir: Path) -> bool:
+    """Delete ``runner.json`` when no runner holds the state dir's lock (the demo's exit)."""
+    path = state_dir / "runner.json"
+    if not path.exists() or runner_alive(state_dir):
+        return False
+    path.unlink(missing_ok=True)
+    return True
+
+
+# -- the demo's pointer ---------------------------------------------------------------------------
+
+DEMO_POINTER = "demo.json"
+"""In the default state dir, while ``agentbridge demo`` runs: where the demo's state dir is, so
+plain ``status`` / ``send`` / ``attach`` / ``doctor`` find the demo without ``--state-dir``."""
+
+
+def write_demo_pointer(home: Path, demo_state: Path) -> Path | None:
+    """Point ``home`` (the default state dir) at the demo's; None when they are the same."""
+    if home.resolve() == demo_state.resolve():
+        return None
+    path = home / DEMO_POINTER
+    atomic_write_text(path, json.dumps({"state_dir": str(demo_state), "pid": os.getpid()}))
+    return path
+
+
+def clear_demo_pointer(home: Path) -> None:
+    """Remove the pointer if it is this process's (a second demo may have replaced it)."""
+    path = home / DEMO_POINTER
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(data, dict) and data.get("pid") == os.getpid():
+        path.unlink(missing_ok=True)
+
+
+def follow_demo(state_dir: Path) -> Path:
+    """``state_dir``, or the running demo's state dir when ``state_dir`` has no runner of its
+    own and holds a pointer to a demo whose runner is up."""
+    if runner_alive(state_dir):
+        return state_dir
+    try:
+        data = json.loads((state_dir / DEMO_POINTER).read_text())
+        target = Path(str(data["state_dir"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return state_dir
+    return target if runner_alive(target) else state_dir

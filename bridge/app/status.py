@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -20,6 +22,7 @@ from bridge.fleet.tmux import TmuxServer
 from bridge.store.db import Store
 from bridge.store.ledger import Ledger
 from bridge.store.queue import PromptQueue
+from bridge.store.unknown_records import counts as unknown_counts
 from runtimes import get_runtime
 
 #: States that explain why an agent is down, shown instead of a plain "exited".
@@ -42,6 +45,9 @@ class AgentStatus:
     bad_lines: int
     activity: str
     context_tokens: int | None
+    unknown_records: dict[str, int]
+    """Transcript records of types the parser did not know, by type (a format change's
+    first sign; see bridge/store/unknown_records.py)."""
     queued: int
 
 
@@ -82,6 +88,7 @@ def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[Agent
                 bad_lines=ledger.bad_lines(agent.slug) if ledger else 0,
                 activity=_activity(state, live.alive, row.activity if row else None),
                 context_tokens=row.context_tokens if row else None,
+                unknown_records=unknown_counts(store, agent.slug) if store else {},
                 queued=queue.counts(agent.slug).get("queued", 0) if queue else 0,
             )
         )
@@ -92,37 +99,42 @@ def as_json(statuses: list[AgentStatus]) -> list[dict[str, object]]:
     return [asdict(s) for s in statuses]
 
 
-def print_table(statuses: list[AgentStatus], console: Console | None = None) -> None:
-    table = Table(title="agentbridge")
-    columns = (
-        "slug",
-        "runtime",
-        "state",
-        "alive",
-        "pid",
-        "restarts",
-        "uptime",
-        "mirrored",
-        "bad lines",
-        "session",
-    )
-    for column in columns:
-        table.add_column(column)
+#: (header, value) for every column; ``NARROW`` is the subset that fits 80 columns.
+COLUMNS: dict[str, Callable[[AgentStatus], str]] = {
+    "agent": lambda s: s.slug,
+    "runtime": lambda s: s.runtime,
+    "state": lambda s: s.state,
+    "activity": lambda s: s.activity,
+    "context": lambda s: f"{s.context_tokens // 1000}k" if s.context_tokens is not None else "-",
+    "pid": lambda s: str(s.pid or "-"),
+    "restarts": lambda s: str(s.restarts),
+    "uptime": lambda s: _duration(s.uptime_s),
+    "mirrored": lambda s: str(s.mirrored),
+    "bad lines": lambda s: str(s.bad_lines),
+    "unknown": lambda s: str(sum(s.unknown_records.values())),
+    "queued": lambda s: str(s.queued),
+    "session": lambda s: s.session_id or "-",
+}
+NARROW = ("agent", "runtime", "activity", "context", "uptime", "restarts", "queued")
+"""What a person checks at a glance, in 80 columns: the activity already names a down
+agent's reason (exited, crash_loop, stopped, disabled); ``--wide`` shows everything."""
+
+
+def print_table(
+    statuses: list[AgentStatus], console: Console | None = None, *, wide: bool = False
+) -> None:
+    """One row per agent, one header per column, two spaces between columns and no vertical
+    rules, so slugs up to about 20 characters fit 80 columns. Only the agent column may wrap
+    (a longer slug), never with an ellipsis."""
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
+    names = tuple(COLUMNS) if wide else NARROW
+    for name in names:
+        if name == "agent":
+            table.add_column(name, overflow="fold")
+        else:
+            table.add_column(name, no_wrap=True)
     for s in statuses:
-        table.add_row(
-            s.slug,
-            s.runtime,
-            s.state,
-            s.activity,
-            f"{s.context_tokens // 1000}k" if s.context_tokens is not None else "-",
-            str(s.pid or "-"),
-            str(s.restarts),
-            _duration(s.uptime_s),
-            str(s.mirrored),
-            str(s.bad_lines),
-            str(s.queued),
-            s.session_id or "-",
-        )
+        table.add_row(*(COLUMNS[name](s) for name in names))
     (console or Console()).print(table)
 
 

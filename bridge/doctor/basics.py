@@ -29,6 +29,7 @@ from bridge.hooks.command import hook_command
 from bridge.store.db import Store
 from runtimes import LaunchContext, get_runtime
 from runtimes.canary import Canary, run_canary
+from runtimes.tested import is_tested, normalize, tested_versions
 
 MIN_TMUX = (3, 2)
 _PROBE_TIMEOUT = 30.0
@@ -110,8 +111,21 @@ def check_binaries(
         detail = f"{agent.runtime} {version} ({bin})" if ok else f"{bin}: {version}"
         checks.append(Check("binary", ok, detail, agent.slug))
         if ok:
+            checks.append(version_check(agent.slug, agent.runtime, version))
             usable.append(agent)
     return checks, usable
+
+
+def version_check(slug: str, runtime_name: str, version: str) -> Check:
+    """The agent's CLI version against the tested set (:mod:`runtimes.tested`): outside it is
+    a warning, not a failure, since releases so far only added fields; run the suite against it
+    (``bash tests/run.sh --latest-clis``) before relying on it."""
+    found = normalize(version) or version
+    tested = ", ".join(tested_versions(runtime_name)) or "none"
+    if is_tested(runtime_name, version):
+        return Check("cli version", True, f"{runtime_name} {found}: tested", slug)
+    detail = f"{runtime_name} {found} is not a tested version (tested: {tested})"
+    return Check("cli version", True, detail, slug, warning=True)
 
 
 def _known_session_ids(state_dir: Path) -> dict[str, str]:

@@ -9,6 +9,7 @@ probe the command the way an agent would run it.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shlex
@@ -61,20 +62,54 @@ def _ago(seconds: float) -> str:
 
 
 def check_hooks_log(state_dir: Path, now: float | None = None) -> list[Check]:
+    """Hook failures per agent. Hooks that found no runner listening (``runner_down``, see
+    :mod:`bridge.hooks.client`) are expected while the runner is stopped, e.g. the
+    ``SessionEnd`` of agents a clean stop ended: one ok line, unless a runner is up now and
+    refused them since it started."""
     now = time.time() if now is None else now
-    failures = hook_failures(state_dir / "hooks.log", now)
-    if not failures:
-        return [Check("hooks", True, "no hook failures in the last 24 h")]
+    found = hook_failures(state_dir / "hooks.log", now)
+    started = _runner_started(state_dir)
     checks = []
-    for slug, entries in sorted(failures.items()):
-        last = entries[-1]
+    down = [e for entries in found.values() for e in entries if e.get("runner_down")]
+    refused_live = [e for e in down if started is not None and float(e["ts"]) >= started]
+    if down and not refused_live:
+        last = max(down, key=lambda e: float(e["ts"]))
         detail = (
-            f"{len(entries)} hook failure{'s' if len(entries) != 1 else ''} in the last 24 h; "
+            f"{len(down)} hook{'s' if len(down) != 1 else ''} fired while no runner was "
+            f"listening (last {_ago(now - float(last['ts']))}, {last.get('event', '?')}): "
+            "expected while the runner is stopped"
+        )
+        checks.append(Check("hooks", True, detail))
+    for slug, entries in sorted(found.items()):
+        failures = [e for e in entries if not e.get("runner_down") or e in refused_live]
+        if not failures:
+            continue
+        last = failures[-1]
+        detail = (
+            f"{len(failures)} hook failure{'s' if len(failures) != 1 else ''} in the last 24 h; "
             f"last {_ago(now - float(last['ts']))} ({last.get('event', '?')}): "
             f"{last.get('error', '?')}"
         )
         checks.append(Check("hooks", False, detail, slug))
+    if not any(not c.ok for c in checks):
+        checks.insert(0, Check("hooks", True, "no hook failures in the last 24 h"))
     return checks
+
+
+def _runner_started(state_dir: Path) -> float | None:
+    """When the runner holding the state dir's lock started (it rewrites ``runner.lock`` with
+    its pid on start), or None when no runner holds it."""
+    path = state_dir / "runner.lock"
+    try:
+        with path.open("a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return path.stat().st_mtime
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except OSError:
+        return None
+    return None
 
 
 def _interpreter(script: str, environ: Mapping[str, str]) -> str | None:

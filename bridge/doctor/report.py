@@ -18,6 +18,7 @@ from bridge.doctor.basics import (
 )
 from bridge.doctor.check import Check
 from bridge.doctor.hooks import check_hook_command, check_hooks_log
+from bridge.doctor.records import check_unknown_records
 from bridge.doctor.slack import check_slack
 
 
@@ -32,9 +33,10 @@ def run_checks(config_path: Path, state_dir: Path, environ: Mapping[str, str]) -
         binary_checks, usable = check_binaries(config, environ)
         checks += binary_checks
         checks += check_canaries(usable, config, state_dir, environ)
+        checks += check_unknown_records(config, state_dir)
     checks += check_hook_command(config, state_dir, environ)
     checks += check_hooks_log(state_dir)
-    checks += check_slack(config, environ)
+    checks += check_slack(config, environ, state_dir)
     return checks
 
 
@@ -56,15 +58,19 @@ def render(checks: list[Check], as_json: bool) -> str:
         table.add_column(column, overflow="fold")
     for c in checks:
         # Text, not markup: CLI messages contain brackets ("[possible values: ...]").
-        table.add_row(
-            *(Text(x) for x in ("ok" if c.ok else "FAIL", c.name, c.agent or "", c.detail))
-        )
+        table.add_row(*(Text(x) for x in (_mark(c), c.name, c.agent or "", c.detail)))
     failed = sum(not c.ok for c in checks)
+    warned = sum(c.ok and c.warning for c in checks)
     buffer = io.StringIO()
     width = max(100, shutil.get_terminal_size((140, 24)).columns)
     console = Console(file=buffer, width=width, color_system=None, force_terminal=False)
     console.print(table)
-    console.print(
+    summary = (
         f"{len(checks)} checks, {failed} failed" if failed else f"{len(checks)} checks, all ok"
     )
+    console.print(summary + (f", {warned} warning{'s' if warned != 1 else ''}" if warned else ""))
     return buffer.getvalue()
+
+
+def _mark(check: Check) -> str:
+    return "FAIL" if not check.ok else "warn" if check.warning else "ok"

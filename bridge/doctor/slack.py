@@ -8,8 +8,12 @@ mints a Socket Mode URL that expires unused).
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from bridge.config.model import Config, channel_for
 from bridge.doctor.check import Check
@@ -43,10 +47,53 @@ def _channel_names(client: Any) -> dict[str, dict[str, Any]]:
             return found
 
 
-def check_slack(config: Config | None, environ: Mapping[str, str]) -> list[Check]:
-    """Both tokens work, and the bot is in every agent's channel (it cannot post otherwise)."""
+def is_loopback(url: str | None) -> bool:
+    """Whether a Slack API base points at this machine (the demo's and the tests' emulator)."""
+    host = urlparse(url or "").hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def runner_slack(state_dir: Path | None) -> tuple[str | None, object]:
+    """The ``SLACK_API_URL`` the state dir's runner was started with (``runner.json``, written
+    by the runner) and its pid."""
+    if state_dir is None:
+        return None, None
+    try:
+        info = json.loads((state_dir / "runner.json").read_text())
+    except (OSError, ValueError):
+        return None, None
+    if not isinstance(info, dict):
+        return None, None
+    url = info.get("slack_api_url")
+    return (url if isinstance(url, str) and url else None), info.get("pid")
+
+
+def check_slack(
+    config: Config | None, environ: Mapping[str, str], state_dir: Path | None = None
+) -> list[Check]:
+    """Both tokens work, and the bot is in every agent's channel (it cannot post otherwise).
+    Without tokens here, the runner's own ``SLACK_API_URL`` (from ``runner.json``) still says
+    whether it talks to the loopback Slack emulator (the demo), rather than "not configured"."""
     bot, app = environ.get("SLACK_BOT_TOKEN"), environ.get("SLACK_APP_TOKEN")
     if not bot and not app:
+        url, pid = runner_slack(state_dir)
+        if is_loopback(url):
+            detail = (
+                f"the runner (pid {pid}) uses the Slack emulator at {url} (loopback "
+                "SLACK_API_URL, as the demo does); its tokens are only in its environment"
+            )
+            return [Check("slack", True, detail)]
+        if url:
+            detail = (
+                f"the runner (pid {pid}) uses Slack at {url}; set SLACK_BOT_TOKEN and "
+                "SLACK_APP_TOKEN here to check the tokens and channels"
+            )
+            return [Check("slack", True, detail)]
         return [Check("slack", True, "Slack: not configured (console backend)")]
     if not bot or not app:
         missing = "SLACK_BOT_TOKEN" if not bot else "SLACK_APP_TOKEN"
@@ -62,11 +109,12 @@ def check_slack(config: Config | None, environ: Mapping[str, str]) -> list[Check
         return [
             Check("slack", False, f"auth.test with SLACK_BOT_TOKEN failed: {_slack_error(err)}")
         ]
+    where = f"the Slack emulator at {base}" if is_loopback(base) else base
     checks = [
         Check(
             "slack",
             True,
-            f"bot {auth.get('user')} ({auth.get('user_id')}) in {auth.get('team')} via {base}",
+            f"bot {auth.get('user')} ({auth.get('user_id')}) in {auth.get('team')} via {where}",
         )
     ]
     try:

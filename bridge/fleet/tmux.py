@@ -106,7 +106,9 @@ class TmuxServer:
         proc = self.server.cmd("list-panes", "-a", "-F", fmt)
         if proc.stderr:
             text = " ".join(proc.stderr)
-            if "no server running" in text or "error connecting" in text or "No such file" in text:
+            # "no current target": the server's last session was just killed (it has none)
+            gone = ("no server running", "error connecting", "No such file", "no current target")
+            if any(marker in text for marker in gone):
                 return {}
             raise TmuxError(f"tmux list-panes: {text}")
         panes: dict[str, tuple[tuple[int, int], PaneState]] = {}

@@ -4,7 +4,10 @@ Agents run this on every hook, so it imports only the standard library and gives
 short timeout. It always exits 0 and prints nothing for hook events (a Codex Stop hook must
 print JSON or nothing); for Claude's status line it prints the short status the runner
 returns. Anything that goes wrong is appended to ``hooks.log`` in the state dir, where
-``agentbridge doctor`` looks for it.
+``agentbridge doctor`` looks for it. A hook that finds nobody listening on the socket (the
+runner is stopped, or stopping: a clean stop ends the agents, whose ``SessionEnd`` hooks fire
+after the hook server closed) is logged with ``"runner_down": true``, so the doctor can tell
+it from a hook that reached a runner and failed.
 
 The agent's identity and its per-launch token come from the pane environment
 (``KANBAN_SESSION_ID``, ``AGENTBRIDGE_SLUG``, ``AGENTBRIDGE_HOOK_TOKEN``), the socket path from
@@ -27,11 +30,16 @@ MAX_PAYLOAD = 4 << 20
 STATUSLINE = "statusline"
 
 
-def _log_failure(sock_path: str | None, slug: str, event: str, error: str) -> None:
+def _log_failure(
+    sock_path: str | None, slug: str, event: str, error: str, runner_down: bool = False
+) -> None:
     if not sock_path:
         return
     log = Path(sock_path).parent / "hooks.log"
-    line = json.dumps({"ts": time.time(), "slug": slug, "event": event, "error": error})
+    entry: dict[str, Any] = {"ts": time.time(), "slug": slug, "event": event, "error": error}
+    if runner_down:
+        entry["runner_down"] = True
+    line = json.dumps(entry)
     try:
         with log.open("a", encoding="utf-8") as fh:
             fh.write(line + "\n")
@@ -88,6 +96,14 @@ def main(event: str, stdin: IO[str] | None = None, environ: Mapping[str, str] | 
                 f"rejected: {answer.get('error', 'no reason')}",
             )
         status = str(answer.get("status") or status)
+    except (FileNotFoundError, ConnectionRefusedError) as err:  # nobody listens: no runner
+        _log_failure(
+            env.get("AGENTBRIDGE_HOOK_SOCKET"),
+            slug,
+            event,
+            f"runner not running ({type(err).__name__})",
+            runner_down=True,
+        )
     except (OSError, ValueError) as err:
         _log_failure(
             env.get("AGENTBRIDGE_HOOK_SOCKET"), slug, event, f"{type(err).__name__}: {err}"

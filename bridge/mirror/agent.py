@@ -24,6 +24,7 @@ from bridge.render.event import render_event
 from bridge.render.split import split_message
 from bridge.store.ledger import Ledger, TranscriptState
 from bridge.store.position import Position
+from bridge.store.unknown_records import UnknownTally
 from runtimes import LaunchContext, Runtime, TranscriptRef
 from runtimes.events import Event
 
@@ -62,6 +63,7 @@ class AgentMirror:
         self.current: TranscriptState | None = ledger.current_transcript(slug)
         self._lock = asyncio.Lock()
         self.delivered = 0
+        self.unknown = UnknownTally(ledger.store, slug)  # record types the parser did not know
 
     # -- which file -------------------------------------------------------------------------
 
@@ -143,6 +145,7 @@ class AgentMirror:
                     await asyncio.sleep(0)  # let other agents' mirrors in during a catch-up
             total += await self._flush(batch)
             self.ledger.advance(self.slug, state.path, result.position, bad=len(batch.bad))
+            self.unknown.flush()
             self.current = TranscriptState(
                 state.path, state.session_id, result.position, state.bad_lines
             )
@@ -158,6 +161,7 @@ class AgentMirror:
             )
             return
         parsed = self.runtime.parse_line(line.data, line.offset, source)
+        self.unknown.note(parsed.unknown)
         if parsed.bad:
             batch.bad.append(line.end)
             log.warning(

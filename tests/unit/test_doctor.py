@@ -380,6 +380,7 @@ def test_render_and_exit_code() -> None:
         "ok": False,
         "detail": "exit 2: error: unexpected argument '--nope' found",
         "agent": "web",
+        "warning": False,
     }
     text = report.render(checks, as_json=False)
     assert "FAIL" in text and "web" in text and "'--nope'" in text
