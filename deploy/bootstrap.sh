@@ -28,4 +28,5 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+bash deploy/check-node.sh
 .venv/bin/python -m bridge.devtools.clis >&2
