@@ -177,11 +177,14 @@ class TmuxServer:
         self.run("set-option", "-w", "-t", target, "remain-on-exit", "on")
         self.run("set-option", "-t", target, MARK, mark)
         self.run("set-option", "-t", target, SPEC, spec_hash)
+        # The pane gets exactly ``env``: tmux would add its global environment (the environment
+        # of whoever started the tmux server, perhaps the runner with its Slack tokens) and the
+        # session's, so every other name there is marked removed (-r) for this session.
+        inherited = self._env_names("-g") | self._env_names("-t", f"={name}")
+        for key in sorted(inherited - set(env)):
+            self.run("set-environment", "-t", f"={name}", "-r", key)
         for key, value in env.items():
             self.run("set-environment", "-t", f"={name}", key, value)
-        env_args: list[str] = []
-        for key, value in env.items():
-            env_args += ["-e", f"{key}={value}"]
         self.run(
             "respawn-pane",
             "-k",
@@ -189,13 +192,18 @@ class TmuxServer:
             target,
             "-c",
             literal_format(str(cwd)),
-            *env_args,
             *exec_argv(argv),
         )
         state = self.snapshot().get(name)
         if state is None:
             raise TmuxError(f"{name}: session vanished right after launch")
         return state
+
+    def _env_names(self, *scope: str) -> set[str]:
+        """Names set in a tmux environment (``-g`` or ``-t SESSION``); removed ones (``-NAME``)
+        excluded. A line of a multi-line value may add a bogus name: removing it is harmless."""
+        lines = self.run("show-environment", *scope, check=False)
+        return {line.partition("=")[0] for line in lines if "=" in line and line[0] != "-"}
 
     def kill_session(self, name: str) -> None:
         self.run("kill-session", "-t", f"={name}", check=False)
