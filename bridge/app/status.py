@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from rich.console import Console
 from rich.table import Table
 
+from bridge.config import access
 from bridge.config.model import Config
 from bridge.fleet import liveness
 from bridge.fleet.launch import launch_context
@@ -43,6 +44,8 @@ class AgentStatus:
     activity: str
     context_tokens: int | None
     queued: int
+    access: str = "local"
+    """``local`` (console backend), ``allowlist``, ``channel-members`` or ``closed``."""
 
 
 def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[AgentStatus]:
@@ -52,6 +55,7 @@ def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[Agent
     queue = PromptQueue(store) if store else None
     out: list[AgentStatus] = []
     now = time.time()
+    slack = access.slack_configured(os.environ)
     for agent in config.agents:
         row = rows.get(agent.slug)
         runtime = get_runtime(agent.runtime)
@@ -83,6 +87,7 @@ def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[Agent
                 activity=_activity(state, live.alive, row.activity if row else None),
                 context_tokens=row.context_tokens if row else None,
                 queued=queue.counts(agent.slug).get("queued", 0) if queue else 0,
+                access=access.kind(config, agent, slack=slack),
             )
         )
     return out
