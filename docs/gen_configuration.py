@@ -108,11 +108,6 @@ _FALLBACK: dict[tuple[type[BaseModel], str], str] = {
         "Minimum gap between two CLI launches, so a boot does not start every CLI (and its "
         "auth refresh) in the same second."
     ),
-    (Config, "allowed_users"): (
-        "Slack user ids (`U…`, `W…`) allowed to steer every agent, in addition to each "
-        "agent's own `allowed_users`. With no list anywhere, anyone in an agent's channel "
-        "can steer it."
-    ),
     (Config, "restart"): "How the reconciler relaunches agents whose CLI exited.",
     (AgentConfig, "slug"): (
         "Unique name: `[a-z0-9-]`, starting with a letter or digit, at most 60 characters. "
@@ -141,9 +136,6 @@ _FALLBACK: dict[tuple[type[BaseModel], str], str] = {
         "environment (`$${VAR}` is literal); an unset variable is a config error."
     ),
     (AgentConfig, "args"): "Extra CLI arguments, after `runtimes.<runtime>.args`.",
-    (AgentConfig, "allowed_users"): (
-        "Slack user ids allowed to steer this agent, in addition to the top-level list."
-    ),
     (AgentConfig, "schedules"): "Prompts queued on a crontab schedule.",
     (AgentConfig, "compaction"): "When to nudge and when to force a compaction.",
     (AgentConfig, "enabled"): (

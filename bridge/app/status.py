@@ -15,6 +15,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from bridge.config import access
 from bridge.config.model import Config
 from bridge.fleet import liveness
 from bridge.fleet.launch import launch_context
@@ -49,6 +50,8 @@ class AgentStatus:
     """Transcript records of types the parser did not know, by type (a format change's
     first sign; see bridge/store/unknown_records.py)."""
     queued: int
+    access: str = "local"
+    """``local`` (console backend), ``allowlist``, ``channel-members`` or ``closed``."""
 
 
 def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[AgentStatus]:
@@ -58,6 +61,7 @@ def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[Agent
     queue = PromptQueue(store) if store else None
     out: list[AgentStatus] = []
     now = time.time()
+    slack = access.slack_configured(os.environ)
     for agent in config.agents:
         row = rows.get(agent.slug)
         runtime = get_runtime(agent.runtime)
@@ -90,6 +94,7 @@ def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[Agent
                 context_tokens=row.context_tokens if row else None,
                 unknown_records=unknown_counts(store, agent.slug) if store else {},
                 queued=queue.counts(agent.slug).get("queued", 0) if queue else 0,
+                access=access.kind(config, agent, slack=slack),
             )
         )
     return out

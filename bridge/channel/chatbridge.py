@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from bridge.aio import TaskSet
+from bridge.channel.access_note import AccessNotes
 from bridge.channel.commands import Commands
 from bridge.channel.inbound import Inbound
 from bridge.channel.turnstatus import TurnStatus
-from bridge.chat.protocol import ChatBackend
+from bridge.chat.protocol import ChatBackend, NotKept
 from bridge.config.model import Config, channel_for
 from bridge.fleet.reconcile import Reconciler
 from bridge.lifecycle.core import Lifecycle
@@ -48,7 +49,15 @@ class ChatBridge:
             channel_ids=lambda: dict(backend.channels),
             wake=wake,
         )
-        self.commands = Commands(config, lifecycle.queue, lifecycle.tracker, reconciler, wake)
+        self.commands = Commands(
+            config,
+            lifecycle.queue,
+            lifecycle.tracker,
+            reconciler,
+            wake,
+            channel_ids=lambda: dict(backend.channels),
+        )
+        self.notes = AccessNotes(lifecycle.queue.store, backend)
         self.status: TurnStatus | None = None
         if backend.live_status:
             self.status = TurnStatus(backend, self._channel, lifecycle.router.thread_of)
@@ -65,6 +74,7 @@ class ChatBridge:
         self.config = config
         self.inbound.update_config(config)
         self.commands.update_config(config)
+        self._spawn(self._guard(self.notes.announce(config)))
 
     async def start(self) -> None:
         """Resolve channels (one clear line per problem) and take slash commands."""
@@ -72,10 +82,7 @@ class ChatBridge:
         for problem in await self.backend.resolve_channels(wanted):
             log.error("%s", problem)
         self.backend.command_handler = self.commands.run
-        if not self.config.allowed_users and not any(a.allowed_users for a in self.config.agents):
-            log.warning(
-                "chat: no allowed_users configured: anyone in an agent's channel can steer it"
-            )
+        await self._guard(self.notes.announce(self.config, at_start=True))
 
     def _delivered(self, item: QueueItem, _outcome: str) -> None:
         if self.status is not None and item.source.get("via") == "slack":
@@ -100,10 +107,17 @@ class ChatBridge:
     async def run(self, stop: asyncio.Event) -> None:
         async def consume() -> None:
             async for incoming in self.backend.receive():
+                receipt = incoming.receipt
                 try:
                     await self.inbound.handle(incoming)
-                except Exception:
+                except asyncio.CancelledError:
+                    if receipt is not None:  # stopping mid-message: let Slack send it again
+                        receipt.refuse(NotKept("the runner is stopping"))
+                    raise
+                except Exception as err:
                     log.exception("chat: could not take a message from %s", incoming.channel)
+                    if receipt is not None:  # not acked: Slack redelivers it
+                        receipt.refuse(NotKept(f"not queued: {err}"))
 
         task = asyncio.create_task(consume())
         try:

@@ -25,7 +25,16 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from bridge.chat.protocol import ActionHandler, CommandHandler, Incoming, Outgoing, Posted
+from bridge.chat.protocol import (
+    ActionHandler,
+    CommandHandler,
+    Incoming,
+    NotKept,
+    Outgoing,
+    Posted,
+    Receipt,
+)
+from bridge.chat.slack.files import download
 
 log = logging.getLogger("agentbridge.slack")
 
@@ -88,6 +97,8 @@ class SlackBackend:
         self.command_handler: CommandHandler | None = None
         self.on_action: ActionHandler | None = None
         self.incoming: asyncio.Queue[Incoming] = asyncio.Queue()
+        self.accepting = True
+        self.receipts: set[Receipt] = set()
         self._pace: dict[str, tuple[asyncio.Lock, list[float]]] = {}
         self._names: dict[str, str] = {}
         self._members: dict[str, tuple[float, int]] = {}
@@ -107,6 +118,14 @@ class SlackBackend:
         await self._transport.connect()
 
     async def close(self) -> None:
+        # Messages not yet kept are not acked: Slack delivers them again to the next runner.
+        self.accepting = False
+        for receipt in list(self.receipts):
+            receipt.refuse(NotKept("the runner is stopping"))
+        while not self.incoming.empty():
+            item = self.incoming.get_nowait()
+            if item.receipt is not None:
+                item.receipt.refuse(NotKept("the runner is stopping"))
         if self._transport is not None:
             await self._transport.close()
             self._transport = None
@@ -298,6 +317,10 @@ class SlackBackend:
     async def receive(self) -> AsyncIterator[Incoming]:
         while True:
             yield await self.incoming.get()
+
+    async def download(self, url: str, limit: int) -> bytes:
+        """A shared file's bytes, with the bot token (see :mod:`bridge.chat.slack.files`)."""
+        return await download(self.client, url, limit)
 
     async def user_name(self, user: str) -> str:
         if user not in self._names:
