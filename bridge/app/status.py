@@ -43,6 +43,8 @@ class AgentStatus:
     activity: str
     context_tokens: int | None
     queued: int
+    skipped_posts: int = 0
+    """Mirrored events Slack refused for good (channel gone, content refused): see the log."""
 
 
 def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[AgentStatus]:
@@ -83,6 +85,7 @@ def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[Agent
                 activity=_activity(state, live.alive, row.activity if row else None),
                 context_tokens=row.context_tokens if row else None,
                 queued=queue.counts(agent.slug).get("queued", 0) if queue else 0,
+                skipped_posts=ledger.skipped_count(agent.slug) if ledger else 0,
             )
         )
     return out
