@@ -257,10 +257,12 @@ class AgentMirror:
             batch.parts = [p for p in batch.parts if p.event_id not in arrived]
         parts, i, sent = batch.parts, 0, 0
         coalesce = self.backend.coalesce
+        alone: set[str] = set()  # parts of a refused coalesced message: retried one by one
         while i < len(parts):
+            start = i
             group = [parts[i]]
             i += 1
-            if coalesce and not group[0].as_file:
+            if coalesce and not group[0].as_file and group[0].event_id not in alone:
                 size = len(group[0].text)
                 while (
                     i < len(parts)
@@ -288,6 +290,10 @@ class AgentMirror:
             try:
                 ref = (await self.backend.post(msg)).ref
             except Undeliverable as exc:
+                if exc.channel_ok and len(group) > 1:
+                    alone.update(ids)  # only the part Slack refuses is skipped, not its company
+                    i = start
+                    continue
                 refused = exc
             # The offset may pass a line only once every part of it is posted.
             safe = parts[i].line_start if i < len(parts) else group[-1].line_end

@@ -19,29 +19,35 @@ from runtimes import LaunchContext, get_runtime
 
 
 def assistant(i: int, text: str | None = None) -> str:
-    return json.dumps(
-        {
-            "type": "assistant",
-            "uuid": str(uuid.uuid4()),
-            "message": {
-                "id": f"msg_{i}",
-                "role": "assistant",
-                "content": [{"type": "text", "text": text or f"line {i}"}],
-                "usage": {"input_tokens": 1, "output_tokens": 1},
-            },
-        }
-    ) + "\n"
+    return (
+        json.dumps(
+            {
+                "type": "assistant",
+                "uuid": str(uuid.uuid4()),
+                "message": {
+                    "id": f"msg_{i}",
+                    "role": "assistant",
+                    "content": [{"type": "text", "text": text or f"line {i}"}],
+                    "usage": {"input_tokens": 1, "output_tokens": 1},
+                },
+            }
+        )
+        + "\n"
+    )
 
 
 def prompt(text: str) -> str:
     """A Claude user-prompt line, as the CLI writes it when a prompt is submitted."""
-    return json.dumps(
-        {
-            "type": "user",
-            "uuid": str(uuid.uuid4()),
-            "message": {"role": "user", "content": text},
-        }
-    ) + "\n"
+    return (
+        json.dumps(
+            {
+                "type": "user",
+                "uuid": str(uuid.uuid4()),
+                "message": {"role": "user", "content": text},
+            }
+        )
+        + "\n"
+    )
 
 
 class Harness:
