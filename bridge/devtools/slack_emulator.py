@@ -2,53 +2,61 @@
 
 Tests never touch real Slack; they point the real slack_sdk / slack_bolt clients at this emulator
 (`WebClient(token=emu.bot_token, base_url=emu.api_url)`, the Socket Mode client picks up the
-websocket URL from `apps.connections.open`) and act as humans through the helpers here. It runs
-either on its own thread and loop (`with SlackEmulator() as emu:` in sync tests) or on the caller's
-loop (`await emu.astart()`). Faults Slack really produces (429s, 5xx, resets, refused or dropped
-sockets, redelivered events) can be injected so the bridge's recovery paths get exercised.
+websocket URL from `apps.connections.open`) and act as humans through the helpers here
+(`slack_emulator_people`), then look at the result (`slack_emulator_inspect`). It runs either on
+its own thread and loop (`with SlackEmulator() as emu:` in sync tests) or on the caller's loop
+(`await emu.astart()`). It behaves like Slack where the bridge's correctness depends on it:
+posting is rate-limited per channel (429 + `Retry-After`), Socket Mode envelopes go to one
+connection at random and unacked events are retried, blocks are checked, and faults Slack
+really produces (429s, 5xx, resets, refused or dropped sockets, redelivered events, channels
+that answer `not_in_channel` / `channel_not_found`) can be injected so recovery paths get run.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import threading
 import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import TypeVar
 
 from aiohttp import web
 
 from bridge.devtools.slack_emulator_api import WebApi
-from bridge.devtools.slack_emulator_socket import (
-    SocketHub,
-    changed_event,
-    deleted_event,
-    join_channel,
-    message_event,
-)
-from bridge.devtools.slack_emulator_state import (
-    Channel,
-    Fault,
-    Json,
-    WorkspaceState,
-    thread_root,
-    top_level,
-)
-from bridge.devtools.slack_web import add_web_routes, text_summary
+from bridge.devtools.slack_emulator_inspect import Inspection
+from bridge.devtools.slack_emulator_limits import POSTING_LIMIT, Limiter, RateLimit
+from bridge.devtools.slack_emulator_model import Fault
+from bridge.devtools.slack_emulator_people import People
+from bridge.devtools.slack_emulator_socket import SocketHub
+from bridge.devtools.slack_emulator_state import WorkspaceState
+from bridge.devtools.slack_emulator_views import on_view_ack
+from bridge.devtools.slack_web import add_web_routes
 
-__all__ = ["SlackEmulator"]
+__all__ = ["CHANNEL_METHODS", "POSTING_LIMIT", "RateLimit", "SlackEmulator"]
 
-T = TypeVar("T")
+CHANNEL_METHODS = (
+    "chat.postMessage", "chat.update", "chat.delete", "chat.postEphemeral",
+    "files.completeUploadExternal", "reactions.add", "reactions.remove",
+    "conversations.history", "conversations.replies", "conversations.info",
+    "conversations.join",
+)  # fmt: skip
+"""The methods `fail_channel` breaks by default: every call that names a channel."""
 
 
-class SlackEmulator:
+class SlackEmulator(People, Inspection):
     """One emulated workspace with one app (bot user `UBOT…`, bot id `BBOT…`).
 
-    `ack_timeout` / `max_retries` follow Slack's Events API redelivery (3 s, 3 retries);
-    `disconnect_grace` is how long a socket stays open after a `disconnect` message.
+    - `ack_timeout` / `max_retries`: Slack's Events API redelivery (3 s, 3 retries);
+      `disconnect_grace`: how long a socket stays open after a `disconnect` message.
+    - `rate_limit`: the per-channel posting bucket (`chat.postMessage`, file shares). Default
+      `RateLimit(per_second=1.0, burst=4)`, from Slack's "1 message per second per channel,
+      short bursts allowed" (the burst size is not published; see `slack_emulator_limits`).
+      None turns posting limits off. `workspace_rate_limit`: a bucket shared by every
+      channel's posts (Slack has one but publishes no figure; off by default).
+      `method_limits`: workspace-wide buckets for other methods, e.g. chat.update's Tier 3.
+    - `seed`: seeds the choice of Socket Mode connection per envelope (random, as on Slack);
+      `max_connections`: Slack's 10 open connections per app.
+    - `clock`: monotonic seconds for rate limits and trigger expiry; pass a fake to step time.
     """
 
     def __init__(
@@ -64,10 +72,20 @@ class SlackEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
         web_ui: bool = False,
+        rate_limit: RateLimit | None = POSTING_LIMIT,
+        workspace_rate_limit: RateLimit | None = None,
+        method_limits: Mapping[str, RateLimit] | None = None,
+        seed: int | None = None,
+        max_connections: int = 10,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.state = WorkspaceState(team_name=team_name, bot_name=bot_name)
-        self.hub = SocketHub(self.state, ack_timeout, max_retries, disconnect_grace)
-        self.api = WebApi(self.state, self.hub, echo_bot_messages)
+        self.state = WorkspaceState(team_name=team_name, bot_name=bot_name, clock=clock)
+        self.hub = SocketHub(
+            self.state, ack_timeout, max_retries, disconnect_grace, seed, max_connections
+        )
+        self.hub.ack_listeners.append(lambda d, ack: on_view_ack(self.state, d, ack))
+        limiter = Limiter(clock, rate_limit, workspace_rate_limit, method_limits)
+        self.api = WebApi(self.state, self.hub, echo_bot_messages, limiter)
         self.app_mentions = app_mentions
         st = self.state  # identities are fixed for the emulator's life
         self.bot_token, self.app_token, self.team_id = st.bot_token, st.app_token, st.team_id
@@ -178,107 +196,7 @@ class SlackEmulator:
         """Create a channel (`C0001EMU`…, `G…` if private); the bot is a member unless told."""
         return self.state.add_channel(name, list(members or []), bot_member, is_private)
 
-    def join(self, user_id: str, channel: str) -> str | None:
-        """`user_id` joins: `channel_join` message + `member_joined_channel` event."""
-        with self.state.lock:
-            ch = self.state.channel(channel)
-        return join_channel(self.state, self.hub, user_id, ch)
-
-    # -- acting as a human ---------------------------------------------------------------
-
-    def _member(self, user_id: str, channel: str) -> Channel:
-        with self.state.lock:
-            ch = self.state.channel(channel)
-            self.state.user(user_id)
-            if user_id not in ch.members:
-                raise ValueError(f"{user_id} is not in #{ch.name}; call join() first")
-            return ch
-
-    def post_as_user(
-        self, user_id: str, channel: str, text: str, thread_ts: str | None = None
-    ) -> str:
-        """A human posts; stores the message and delivers its `message` event (and an
-        `app_mention` event when the text mentions the bot, as Slack does). Returns its ts."""
-        st = self.state
-        with st.lock:
-            ch = self._member(user_id, channel)
-            msg: Json = {"type": "message", "ts": st.new_ts(), "user": user_id, "text": text}
-            msg["team"] = st.team_id
-            extra: Json = {}
-            if thread_ts is not None:
-                msg["thread_ts"] = thread_root(ch, thread_ts)
-                extra["parent_user_id"] = st.message(ch, msg["thread_ts"]).get("user")
-            st.store_message(ch, msg)
-            event = message_event(ch, msg, **extra)
-        self.hub.emit_event(event)
-        if self.app_mentions and f"<@{st.bot_user_id}>" in text:
-            mention = {k: v for k, v in event.items() if k not in ("channel_type", "subtype")}
-            self.hub.emit_event({**mention, "type": "app_mention"})
-        return str(msg["ts"])
-
-    def edit_as_user(self, user_id: str, channel: str, ts: str, text: str) -> None:
-        """A human edits their message: a `message_changed` event."""
-        st = self.state
-        with st.lock:
-            ch = self._member(user_id, channel)
-            msg = st.message(ch, ts)
-            if msg.get("user") != user_id:
-                raise ValueError(f"message {ts} is not by {user_id}")
-            previous = copy.deepcopy(msg)
-            msg["text"] = text
-            msg["edited"] = {"user": user_id, "ts": st.new_ts()}
-            st.touch()
-            event = changed_event(st, ch, msg, previous)
-        self.hub.emit_event(event)
-
-    def delete_as_user(self, user_id: str, channel: str, ts: str) -> None:
-        """A human deletes their message: a `message_deleted` event."""
-        st = self.state
-        with st.lock:
-            ch = self._member(user_id, channel)
-            if st.message(ch, ts).get("user") != user_id:
-                raise ValueError(f"message {ts} is not by {user_id}")
-            event = deleted_event(st, ch, st.remove_message(ch, ts))
-        self.hub.emit_event(event)
-
-    def react_as_user(self, user_id: str, channel: str, ts: str, name: str) -> None:
-        """A human adds a reaction: a `reaction_added` event."""
-        st = self.state
-        with st.lock:
-            ch = self._member(user_id, channel)
-            author = st.message(ch, ts).get("user")
-            st.add_reaction(ch, ts, name, user_id)
-            event: Json = {"type": "reaction_added", "user": user_id, "reaction": name}
-            event.update(item_user=author, event_ts=st.new_ts())
-            event["item"] = {"type": "message", "channel": ch.id, "ts": ts}
-        self.hub.emit_event(event)
-
-    def slash_command(
-        self, user_id: str, channel: str, command: str = "/agent", text: str = ""
-    ) -> Json:
-        """A human runs a slash command; returns the payload sent (incl. `response_url`)."""
-        st = self.state
-        with st.lock:
-            ch, user = st.channel(channel), st.user(user_id)
-            rid = uuid.uuid4().hex
-            st.response_urls[rid] = ch.id
-            payload: Json = dict(
-                token="emulator-verification-token", team_id=st.team_id, team_domain="emulator",
-                channel_id=ch.id, channel_name=ch.name, user_id=user.id, user_name=user.name,
-                command=command, text=text, api_app_id=st.app_id, is_enterprise_install="false",
-                response_url=f"{self.base_url}response/{rid}",
-                trigger_id=f"{int(time.time())}.{uuid.uuid4().int % 10**12}.{rid[:16]}",
-            )  # fmt: skip
-        self.hub.emit("slash_commands", payload, accepts_response_payload=True)
-        return copy.deepcopy(payload)
-
-    def send_event(self, event: Json) -> str:
-        """Deliver an arbitrary Events API event; returns its `event_id`."""
-        return str(self.hub.emit_event(copy.deepcopy(event)).event_id)
-
-    def send_interactive(self, payload: Json, accepts_response_payload: bool = False) -> None:
-        """Deliver an `interactive` envelope (block_actions, view_submission, …)."""
-        self.hub.emit("interactive", copy.deepcopy(payload), accepts_response_payload)
+    # -- socket and fault control --------------------------------------------------------
 
     def redeliver_last(self) -> str:
         """Send the last Events API request again, same `event_id`, `retry_attempt` + 1,
@@ -291,8 +209,6 @@ class SlackEmulator:
         self.hub.submit(last.key, forced=True)
         return str(last.event_id)
 
-    # -- socket and fault control --------------------------------------------------------
-
     def disconnect(
         self, reason: str = "refresh_requested", close_after: float | None = None
     ) -> None:
@@ -303,94 +219,53 @@ class SlackEmulator:
         """Kill every Socket Mode connection abruptly (TCP reset, no close frame)."""
         self.hub.run_soon(self.hub.drop_all())
 
-    def connection_count(self) -> int:
-        return self.hub.open_count()
-
     def inject(
         self,
         method: str,
         status: int = 429,
         retry_after: int = 1,
-        times: int = 1,
+        times: int | None = 1,
         error: str | None = None,
         after: bool = False,
+        channel: str | None = None,
     ) -> None:
-        """Make the next `times` calls of `method` fail: 429 with `Retry-After`, a 5xx,
-        `status=200` with `{"ok": false, "error": error}`, or `status=0` for a TCP reset.
-        With `after`, the call takes effect first and only its answer fails."""
+        """Make the next `times` calls of `method` fail (every call if `times` is None, until
+        `clear_faults`): 429 with `Retry-After`, a 5xx, `status=200` with `{"ok": false,
+        "error": error}`, or `status=0` for a TCP reset. With `after`, the call takes effect
+        first and only its answer fails. With `channel`, only calls naming that channel."""
         default = "ratelimited" if status == 429 else "internal_error"
-        self.state.add_fault(method, Fault(status, retry_after, error or default, after), times)
+        cid = None
+        if channel is not None:
+            with self.state.lock:
+                cid = self.state.channel(channel).id
+        fault = Fault(status, retry_after, error or default, after, cid, times)
+        self.state.add_fault(method, fault)
 
     def fail_connections_open(self, times: int = 1, error: str = "internal_error") -> None:
         """The next `times` `apps.connections.open` calls answer `ok: false`."""
         self.inject("apps.connections.open", status=200, times=times, error=error)
 
-    # -- inspection ----------------------------------------------------------------------
-
-    def messages(self, channel: str, include_threads: bool = True) -> list[Json]:
-        """Stored messages, oldest first (metadata included); replies too unless told."""
+    def fail_channel(
+        self,
+        channel: str,
+        error: str = "channel_not_found",
+        methods: Iterable[str] = CHANNEL_METHODS,
+    ) -> None:
+        """From now on every call of `methods` naming `channel` answers `{"ok": false,
+        "error": error}` (HTTP 200, as Slack answers permanent errors): `channel_not_found`,
+        `not_in_channel`, `is_archived`, `invalid_blocks`, `msg_too_long`... until
+        `heal_channel`. For a true `not_in_channel`, `leave(emu.bot_user_id, channel)`."""
         with self.state.lock:
-            msgs = self.state.channel(channel).messages
-            if not include_threads:
-                msgs = [m for m in msgs if top_level(m)]
-            return copy.deepcopy(msgs)
+            cid = self.state.channel(channel).id
+        for method in methods:
+            self.state.add_fault(method, Fault(200, 0, error, channel=cid, remaining=None))
 
-    def thread(self, channel: str, ts: str) -> list[Json]:
-        """The thread rooted at `ts`: parent first, then replies in order."""
+    def heal_channel(self, channel: str) -> None:
+        """Undo `fail_channel` (and every other fault bound to that channel)."""
         with self.state.lock:
-            return copy.deepcopy(self.state.thread_of(self.state.channel(channel), ts))
+            cid = self.state.channel(channel).id
+        self.state.clear_faults(cid)
 
-    def reactions(self, channel: str, ts: str) -> dict[str, list[str]]:
-        with self.state.lock:
-            msg = self.state.message(self.state.channel(channel), ts)
-            return {r["name"]: list(r["users"]) for r in msg.get("reactions", [])}
-
-    def ephemerals(self) -> list[Json]:
-        with self.state.lock:
-            return copy.deepcopy(self.state.ephemerals)
-
-    def responses(self) -> list[Json]:
-        """Slash-command answers: ack payloads and POSTs to `response_url`, in order."""
-        with self.state.lock:
-            return copy.deepcopy(self.state.responses)
-
-    def files(self) -> list[Json]:
-        """Uploaded files with their bytes under `content`."""
-        with self.state.lock:
-            return [
-                {**f.to_api(self.base_url), "content": f.content} for f in self.state.files.values()
-            ]
-
-    def calls(self, method: str | None = None) -> list[tuple[str, Json]]:
-        """Every Web API call received (faulted ones too), token removed from params."""
-        with self.state.lock:
-            log = self.state.call_log
-            return [copy.deepcopy(c) for c in log if method is None or c[0] == method]
-
-    def deliveries(self, kind: str | None = None) -> list[Json]:
-        """Socket Mode requests with their envelope ids, attempts and ack state."""
-        with self.state.lock:
-            ds = self.state.deliveries.values()
-            return [d.summary() for d in ds if kind is None or d.kind == kind]
-
-    def wait_for(self, predicate: Callable[[], T], timeout: float = 10.0, what: str = "") -> T:
-        """Poll `predicate()` until truthy, waking on every state change (and every 50 ms for
-        outside state); raise TimeoutError describing the workspace.
-
-        The predicate runs *without* the state lock (each inspection method takes it), so it
-        may call the emulator over HTTP or wait on the code under test without deadlocking.
-        On the emulator's own loop use `await asyncio.to_thread(emu.wait_for, ...)`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            result = predicate()
-            if result:
-                return result
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(self.summary(f"timed out after {timeout}s: {what}"))
-            with self.state.changed:
-                self.state.changed.wait(min(remaining, 0.05))
-
-    def summary(self, headline: str = "Slack emulator state") -> str:
-        """A readable dump for failure messages: recent messages, calls, deliveries."""
-        return text_summary(self.state, self.connection_count(), headline)
+    def clear_faults(self) -> None:
+        """Drop every injected fault that has not been used up."""
+        self.state.clear_faults()

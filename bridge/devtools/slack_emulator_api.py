@@ -5,66 +5,66 @@ GETs with a query string (the async client), to `/api/<method>`; the token comes
 `Authorization: Bearer` or a `token` parameter. Errors are `{"ok": false, "error": ...}` with
 HTTP 200, as on Slack, so slack_sdk raises `SlackApiError` for them; injected faults answer 429
 (with `Retry-After`), 5xx, or reset the TCP connection before any response.
-The bot's own posts are echoed back as Events API events, because on real Slack the bridge
-receives its own messages and must ignore them.
+Posting methods are rate-limited per channel as on Slack (`slack_emulator_limits`), before
+anything else happens; the bot's own posts are echoed back as Events API events. Files, modals
+and interactivity live in their own method groups (`slack_emulator_files`, `_views`,
+`_interactive`), which `WebApi` combines.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
 
 from aiohttp import web
 
-from bridge.devtools.slack_emulator_socket import (
-    SocketHub,
-    abort_with_reset,
-    changed_event,
-    deleted_event,
-    join_channel,
-    message_event,
-)
-from bridge.devtools.slack_emulator_state import (
+from bridge.devtools.slack_emulator_apibase import check_text
+from bridge.devtools.slack_emulator_events import changed_event, deleted_event, join_channel
+from bridge.devtools.slack_emulator_files import FilesApi
+from bridge.devtools.slack_emulator_interactive import InteractiveApi, add_ephemeral
+from bridge.devtools.slack_emulator_limits import Limiter
+from bridge.devtools.slack_emulator_model import (
     ApiError,
-    Channel,
     Fault,
     Json,
-    UploadedFile,
-    WorkspaceState,
     cursor_decode,
     cursor_encode,
     flag,
     int_param,
-    json_param,
-    parse_metadata,
     public,
     thread_root,
     top_level,
     ts_key,
 )
+from bridge.devtools.slack_emulator_socket import SocketHub, abort_with_reset
+from bridge.devtools.slack_emulator_state import WorkspaceState
+from bridge.devtools.slack_emulator_views import ViewsApi
 
 SCOPES = "app_mentions:read,channels:history,channels:join,channels:read,chat:write,commands,"
-SCOPES += "files:write,groups:history,groups:read,reactions:write,users:read"
+SCOPES += "files:read,files:write,groups:history,groups:read,reactions:write,users:read"
 APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 
 
-class WebApi:
-    """The aiohttp routes for `/api/*`, file uploads and slash-command response URLs.
+class WebApi(FilesApi, InteractiveApi, ViewsApi):
+    """The aiohttp routes for `/api/*`, file uploads and downloads, and response URLs.
 
     A Slack method `a.bMethod` is served by `api_a_bMethod`, so the table cannot drift.
     """
 
-    def __init__(self, state: WorkspaceState, hub: SocketHub, echo_bot_messages: bool = True):
-        self.state = state
-        self.hub = hub
-        self.echo_bot_messages = echo_bot_messages
-        self.http_base = ""  # http://127.0.0.1:PORT/, set once the port is known
+    def __init__(
+        self,
+        state: WorkspaceState,
+        hub: SocketHub,
+        echo_bot_messages: bool = True,
+        limiter: Limiter | None = None,
+    ):
+        super().__init__(state, hub, echo_bot_messages)
+        self.limiter = limiter or Limiter(state.clock, per_channel=None)
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/api/{method}", self.handle)
-        app.router.add_post("/upload/{file_id}", self.handle_upload)
         app.router.add_post("/response/{rid}", self.handle_response_url)
+        self.add_file_routes(app)
 
     # -- HTTP plumbing -------------------------------------------------------------------
 
@@ -90,24 +90,53 @@ class WebApi:
         impl: Callable[[Json], Json] | None = getattr(self, "api_" + method.replace(".", "_"), None)
         if impl is None:
             return self._reply({"ok": False, "error": "unknown_method"})
-        fault = self.state.take_fault(method)
+        channel = self._channel_of(params)
+        fault = self.state.take_fault(method, channel)
         if fault is not None and not fault.after:
-            return self._fault(request, fault)
+            return self._fault(request, method, channel, fault)
         try:
             self._check_token(method, token)
+            limited = self.limiter.check(method, channel)
+            if limited is not None:
+                return self._ratelimited(method, channel, *limited)
             result = impl(params)
         except ApiError as err:
             return self._reply({"ok": False, "error": err.error, **err.extra})
         if fault is not None:
-            return self._fault(request, fault)
+            return self._fault(request, method, channel, fault)
         return self._reply({"ok": True, **result})
 
-    def _fault(self, request: web.Request, fault: Fault) -> web.Response:
+    def _channel_of(self, params: Json) -> str | None:
+        """The channel a call names, as an id when it exists (faults and limits are per id)."""
+        ref = params.get("channel") or params.get("channel_id")
+        ref = ref or str(params.get("channels") or "").split(",")[0]
+        if not ref:
+            return None
+        with self.state.lock:
+            try:
+                return self.state.channel(str(ref)).id
+            except ApiError:
+                return str(ref)
+
+    def _ratelimited(
+        self, method: str, channel: str | None, scope: str, retry_after: int
+    ) -> web.Response:
+        with self.state.lock:
+            record = {"method": method, "channel": channel, "scope": scope}
+            self.state.rate_limited.append({**record, "retry_after": retry_after})
+            self.state.touch()
+        headers = {"Retry-After": str(retry_after)}
+        return self._reply({"ok": False, "error": "ratelimited"}, 429, headers)
+
+    def _fault(
+        self, request: web.Request, method: str, channel: str | None, fault: Fault
+    ) -> web.Response:
         if fault.status == 0:
             abort_with_reset(request.transport)
             return web.Response(status=500)
-        headers = {"Retry-After": str(fault.retry_after)} if fault.status == 429 else {}
-        return self._reply({"ok": False, "error": fault.error}, fault.status, headers)
+        if fault.status == 429:
+            return self._ratelimited(method, channel, "injected", fault.retry_after)
+        return self._reply({"ok": False, "error": fault.error}, fault.status)
 
     def _reply(self, body: Json, status: int = 200, headers: Json | None = None) -> web.Response:
         hdrs = {"X-OAuth-Scopes": SCOPES, **(headers or {})}
@@ -120,80 +149,6 @@ class WebApi:
             raise ApiError("invalid_auth")
         if (token == self.state.app_token) != (method in APP_TOKEN_METHODS):
             raise ApiError("not_allowed_token_type")
-
-    async def handle_upload(self, request: web.Request) -> web.Response:
-        """Step two of files_upload_v2: the raw bytes POSTed to the issued `upload_url`."""
-        data = await request.read()
-        with self.state.lock:
-            f = self.state.files.get(request.match_info["file_id"])
-            if f is None:
-                return web.Response(status=404, text="file not found")
-            f.content = data
-            self.state.touch()
-        return web.Response(text=f"OK - {len(data)}")
-
-    async def handle_response_url(self, request: web.Request) -> web.Response:
-        rid = request.match_info["rid"]
-        body = await request.json()  # slack_sdk's WebhookClient (bolt's `respond`) sends JSON
-        with self.state.lock:
-            channel_id = self.state.response_urls.get(rid)
-            if channel_id is None:
-                return web.Response(status=404, text="no such response_url")
-            self.state.responses.append({"source": "response_url", "id": rid, "body": body})
-            self.state.touch()
-        if isinstance(body, dict) and body.get("response_type") == "in_channel":
-            self.post_as_bot(channel_id, {"text": str(body.get("text", ""))}, check_member=False)
-        return web.json_response({"ok": True})
-
-    # -- helpers -------------------------------------------------------------------------
-
-    def _member_channel(self, ref: Any) -> Channel:
-        ch = self.state.channel(str(ref or ""))
-        if self.state.bot_user_id not in ch.members:
-            raise ApiError("not_in_channel")
-        return ch
-
-    def _bot_message(self, text: str) -> Json:
-        """A message as the app's bot user posts it: `bot_id` and `app_id`, no subtype."""
-        st = self.state
-        msg: Json = {"type": "message", "ts": st.new_ts(), "user": st.bot_user_id}
-        msg.update(bot_id=st.bot_id, app_id=st.app_id, team=st.team_id, text=text)
-        name = st.users[st.bot_user_id].name
-        msg["bot_profile"] = {"id": st.bot_id, "app_id": st.app_id, "name": name}
-        return msg
-
-    @staticmethod
-    def _apply_content(msg: Json, params: Json) -> None:
-        """Blocks and attachments are stored verbatim (never rendered); metadata validated."""
-        for key in ("blocks", "attachments"):
-            if params.get(key):
-                msg[key] = json_param(params[key])
-        metadata = parse_metadata(params.get("metadata"))
-        if metadata is not None:
-            msg["metadata"] = metadata
-
-    def _echo(self, event: Json) -> None:
-        if self.echo_bot_messages:
-            self.hub.emit_event(event)
-
-    def post_as_bot(self, channel: Any, params: Json, check_member: bool = True) -> Json:
-        st = self.state
-        with st.lock:
-            ch = self._member_channel(channel) if check_member else st.channel(str(channel))
-            text = str(params.get("text") or "")
-            if not text and not params.get("blocks") and not params.get("attachments"):
-                raise ApiError("no_text")
-            msg = self._bot_message(text)
-            if params.get("thread_ts"):
-                msg["thread_ts"] = thread_root(ch, params["thread_ts"])
-                if flag(params.get("reply_broadcast")):
-                    msg["subtype"] = "thread_broadcast"
-            self._apply_content(msg, params)
-            st.store_message(ch, msg)
-            event = message_event(ch, msg)
-            out = {"channel": ch.id, "ts": msg["ts"], "message": public(msg, True)}
-        self._echo(event)
-        return out
 
     # -- methods -------------------------------------------------------------------------
 
@@ -220,7 +175,11 @@ class WebApi:
                 raise ApiError("cant_update_message")
             previous = copy.deepcopy(msg)
             if "text" in params:
-                msg["text"] = str(params["text"] or "")
+                msg["text"] = check_text(str(params["text"] or ""))
+            if "blocks" in params:  # new blocks replace the old; an empty array removes them
+                msg.pop("blocks", None)
+                for key in [k for k in st.block_state if k[:2] == (ch.id, msg["ts"])]:
+                    del st.block_state[key]  # people's choices start over, as in Slack
             self._apply_content(msg, params)
             msg["edited"] = {"user": st.bot_user_id, "ts": st.new_ts()}
             st.touch()
@@ -250,13 +209,9 @@ class WebApi:
             st.user(user)
             if user not in ch.members:
                 raise ApiError("user_not_in_channel")
-            ts = st.new_ts()
-            record: Json = {"channel": ch.id, "user": user, "text": str(params.get("text") or "")}
-            record.update(thread_ts=params.get("thread_ts"), message_ts=ts)
-            if params.get("blocks"):
-                record["blocks"] = json_param(params["blocks"])
-            st.ephemerals.append(record)
-            st.touch()
+            if not params.get("text") and not params.get("blocks"):
+                raise ApiError("no_text")
+            ts = add_ephemeral(st, ch, user, params, source="chat.postEphemeral")
         return {"message_ts": ts}
 
     def api_conversations_list(self, params: Json) -> Json:
@@ -359,43 +314,3 @@ class WebApi:
         with self.state.lock:
             user = self.state.user(str(params.get("user") or ""))
             return {"user": user.to_api(self.state.team_id)}
-
-    def api_files_getUploadURLExternal(self, params: Json) -> Json:
-        filename = str(params.get("filename") or "")
-        length = int_param(params, "length", 0)
-        if not filename or length <= 0:
-            raise ApiError("invalid_arguments")
-        with self.state.lock:
-            fid = self.state.new_id("F")
-            self.state.files[fid] = UploadedFile(fid, filename, length)
-            self.state.touch()
-        return {"upload_url": f"{self.http_base}upload/{fid}", "file_id": fid}
-
-    def api_files_completeUploadExternal(self, params: Json) -> Json:
-        """Step three of files_upload_v2: share the uploaded files, as one message."""
-        st = self.state
-        items = json_param(params.get("files") or "[]")
-        if not isinstance(items, list) or not items:
-            raise ApiError("invalid_arguments")
-        channel = params.get("channel_id") or str(params.get("channels") or "").split(",")[0]
-        with st.lock:
-            ch = self._member_channel(channel) if channel else None
-            files: list[UploadedFile] = []
-            for item in items:
-                f = st.files.get(str(item.get("id")))
-                if f is None or f.content is None:
-                    raise ApiError("file_not_found")
-                f.title = item.get("title") or f.filename
-                files.append(f)
-            if ch is None:
-                return {"files": [f.to_api(self.http_base) for f in files]}
-            for f in files:
-                f.channels.append(ch.id)
-            msg = self._bot_message(str(params.get("initial_comment") or ""))
-            msg.update(files=[f.to_api(self.http_base) for f in files], upload=True)
-            if params.get("thread_ts"):
-                msg["thread_ts"] = thread_root(ch, params["thread_ts"])
-            st.store_message(ch, msg)
-            event = message_event(ch, msg, subtype="file_share")
-        self._echo(event)
-        return {"files": [f.to_api(self.http_base) for f in files]}

@@ -7,25 +7,35 @@ same `event_id`, `retry_attempt` + 1, up to three retries), while slash commands
 payloads are never retried. Deliveries go through one queue drained by one task, so envelopes
 reach the client in the order the test produced them, and wait while no socket is connected
 (a test may post before the client has finished connecting).
+
+An app may hold up to 10 connections at once ("Slack allows no more than 10 open WebSocket
+connections per app at the same time"); each envelope goes to exactly one of them, picked at
+random (seedable), and a retry goes to any open one, not necessarily the first's. A connection
+Slack asked to reconnect (`disconnect`) only gets envelopes when no other is open. Slack does
+not say what an 11th connection gets; the emulator refuses its handshake with HTTP 409
+`too_many_websockets`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
+import itertools
 import json
 import logging
+import random
 import socket
 import struct
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from bridge.devtools.slack_emulator_state import Channel, Delivery, Json, WorkspaceState
+from bridge.devtools.slack_emulator_model import Delivery, Json
+from bridge.devtools.slack_emulator_state import WorkspaceState
 
 log = logging.getLogger("bridge.devtools.slack_emulator")
 
@@ -48,6 +58,9 @@ def abort_with_reset(transport: asyncio.BaseTransport | None) -> None:
         transport.close()
 
 
+_conn_ids = itertools.count(1)
+
+
 @dataclass(eq=False)
 class _Conn:
     ws: web.WebSocketResponse
@@ -55,6 +68,8 @@ class _Conn:
     ticket: str
     retiring: bool = False
     closed: bool = False
+    id: str = field(default_factory=lambda: f"conn-{next(_conn_ids)}")
+    sent: int = 0
 
 
 class SocketHub:
@@ -66,11 +81,17 @@ class SocketHub:
         ack_timeout: float = 3.0,
         max_retries: int = 3,
         disconnect_grace: float = 1.0,
+        seed: int | None = None,
+        max_connections: int = 10,
     ) -> None:
         self.state = state
         self.ack_timeout = ack_timeout
         self.max_retries = max_retries
         self.disconnect_grace = disconnect_grace
+        self.max_connections = max_connections
+        self.rng = random.Random(seed)
+        self.ack_listeners: list[Callable[[Delivery, Json | None], None]] = []
+        """Called (on the loop, without the lock) after each ack, e.g. to close a modal."""
         self.ws_base = ""
         self.loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[tuple[int, bool]] | None = None
@@ -144,6 +165,15 @@ class SocketHub:
         with self.state.lock:
             return sum(1 for c in self._conns if not c.closed)
 
+    def connections(self) -> list[Json]:
+        """Open connections: id, whether Slack asked it to reconnect, envelopes sent on it."""
+        with self.state.lock:
+            return [
+                {"id": c.id, "retiring": c.retiring, "sent": c.sent}
+                for c in self._conns
+                if not c.closed
+            ]
+
     # -- server-initiated disconnects (coroutines; schedule with run_soon) ----------------
 
     async def send_disconnect(self, reason: str, close_after: float | None) -> None:
@@ -176,6 +206,8 @@ class SocketHub:
         ticket = request.query.get("ticket", "")
         if ticket not in self._tickets:
             return web.json_response({"ok": False, "error": "invalid_ticket"}, status=401)
+        if self.open_count() >= self.max_connections:
+            return web.json_response({"ok": False, "error": "too_many_websockets"}, status=409)
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         conn = _Conn(ws, request.transport, ticket)
@@ -229,6 +261,11 @@ class SocketHub:
                     {"source": "ack", "command": delivery.payload.get("command"), "body": payload}
                 )
                 self.state.touch()
+        for listener in self.ack_listeners:
+            try:
+                listener(delivery, payload if isinstance(payload, dict) else None)
+            except Exception:  # a bad ack payload must not kill the socket's reader
+                log.exception("slack emulator: ack listener failed for %s", envelope_id)
 
     # -- delivery ------------------------------------------------------------------------
 
@@ -238,9 +275,10 @@ class SocketHub:
                 self._cond.notify_all()
 
     def _pick(self) -> _Conn | None:
+        """One open connection at random, preferring those not asked to reconnect."""
         open_ = [c for c in self._conns if not c.closed and not c.ws.closed]
         fresh = [c for c in open_ if not c.retiring]
-        return (fresh or open_)[-1] if open_ else None
+        return self.rng.choice(fresh or open_) if open_ else None
 
     async def _pump(self) -> None:
         assert self._queue is not None and self._cond is not None
@@ -267,7 +305,9 @@ class SocketHub:
             attempt = d.attempts
             envelope = self._envelope(d, envelope_id, attempt)
             d.envelope_ids.append(envelope_id)
+            d.connections.append(conn.id)
             d.attempts += 1
+            conn.sent += 1
             self.state.envelope_index[envelope_id] = key
             self.state.touch()
         try:
@@ -277,6 +317,8 @@ class SocketHub:
             with self.state.lock:
                 d.attempts -= 1
                 d.envelope_ids.remove(envelope_id)
+                d.connections.pop()
+                conn.sent -= 1
             return False
         assert self.loop is not None
         self.loop.call_later(self.ack_timeout, self._on_timeout, key, envelope_id)
@@ -305,63 +347,3 @@ class SocketHub:
                 return
         if self._queue is not None:
             self._queue.put_nowait((key, False))
-
-
-# -- event payloads, built from stored messages (call with the state lock held) -----------
-
-
-def message_event(ch: Channel, msg: Json, **extra: Any) -> Json:
-    """A `message` event for a message stored in `ch`; metadata and reactions are not part
-    of Slack's message events."""
-    event = {k: copy.deepcopy(v) for k, v in msg.items() if k not in ("metadata", "reactions")}
-    ctype = "group" if ch.is_private else "channel"
-    event.update(channel=ch.id, event_ts=msg["ts"], channel_type=ctype, **extra)
-    return event
-
-
-def changed_event(state: WorkspaceState, ch: Channel, msg: Json, previous: Json) -> Json:
-    """`message_changed`: the new and previous message nested, a fresh event ts outside."""
-    ts = state.new_ts()
-    new, prev = message_event(ch, msg), message_event(ch, previous)
-    for part in (new, prev):
-        for key in ("channel", "event_ts", "channel_type"):
-            part.pop(key)
-    return {
-        "type": "message",
-        "subtype": "message_changed",
-        "hidden": True,
-        "channel": ch.id,
-        "ts": ts,
-        "event_ts": ts,
-        "channel_type": "group" if ch.is_private else "channel",
-        "message": new,
-        "previous_message": prev,
-    }
-
-
-def deleted_event(state: WorkspaceState, ch: Channel, previous: Json) -> Json:
-    """`message_deleted`: `deleted_ts` names the message, `previous_message` holds it."""
-    event = changed_event(state, ch, previous, previous)
-    del event["message"]
-    event.update(subtype="message_deleted", deleted_ts=previous["ts"])
-    return event
-
-
-def join_channel(state: WorkspaceState, hub: SocketHub, user: str, ch: Channel) -> str | None:
-    """Add `user` to `ch` with Slack's side effects: a `channel_join` message and the
-    `member_joined_channel` event. Returns the join message ts, None if already a member."""
-    with state.lock:
-        state.user(user)
-        if user in ch.members:
-            return None
-        ch.members.add(user)
-        msg: Json = {"type": "message", "subtype": "channel_join", "ts": state.new_ts()}
-        msg.update(user=user, text=f"<@{user}> has joined the channel")
-        state.store_message(ch, msg)
-        event = message_event(ch, msg)
-        joined = {"type": "member_joined_channel", "user": user, "channel": ch.id}
-        joined.update(channel_type="G" if ch.is_private else "C", team=state.team_id)
-        joined["event_ts"] = msg["ts"]
-    hub.emit_event(event)
-    hub.emit_event(joined)
-    return str(msg["ts"])

@@ -4,210 +4,43 @@ Everything lives behind one re-entrant lock with a condition variable, because t
 (Web API calls, socket acks) and the test thread (acting as a human, inspecting) mutate and read it
 concurrently; every mutation notifies the condition so `wait_for` wakes without fixed sleeps.
 Values handed out to callers are deep copies, so a test can never race the server on a dict.
+The records themselves and the request helpers live in `slack_emulator_model`.
 """
 
 from __future__ import annotations
 
-import base64
-import copy
 import itertools
-import json
 import secrets
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Any
+from collections.abc import Callable
 
-Json = dict[str, Any]
+from bridge.devtools.slack_emulator_model import (
+    ApiError,
+    Channel,
+    Delivery,
+    Fault,
+    Json,
+    ResponseTarget,
+    UploadedFile,
+    User,
+)
 
-
-class ApiError(Exception):
-    """A Slack-style failure: answered as ``{"ok": false, "error": code}`` with HTTP 200."""
-
-    def __init__(self, error: str, **extra: Any) -> None:
-        super().__init__(error)
-        self.error = error
-        self.extra = extra
-
-
-@dataclass
-class User:
-    id: str
-    name: str
-    display_name: str
-    is_bot: bool = False
-
-    def to_api(self, team_id: str) -> Json:
-        """The `users.info` shape; only the fields an app typically reads."""
-        profile = {"display_name": self.display_name, "real_name": self.display_name}
-        return dict(
-            id=self.id, team_id=team_id, name=self.name, real_name=self.display_name,
-            deleted=False, is_bot=self.is_bot, is_app_user=False, tz="UTC", tz_offset=0,
-            profile={**profile, "team": team_id},
-        )  # fmt: skip
-
-
-@dataclass
-class Channel:
-    id: str
-    name: str
-    is_private: bool
-    members: set[str]
-    created: int
-    messages: list[Json] = field(default_factory=list)
-    """Every message, top-level and replies alike, kept in `ts` order."""
-
-    def to_api(self, bot_user_id: str) -> Json:
-        """The `conversations.info`/`list` shape, `is_member` seen from the bot."""
-        empty = {"value": "", "creator": "", "last_set": 0}
-        return dict(
-            id=self.id, name=self.name, name_normalized=self.name, is_channel=not self.is_private,
-            is_group=self.is_private, is_im=False, is_private=self.is_private, is_archived=False,
-            is_general=False, is_member=bot_user_id in self.members, created=self.created,
-            num_members=len(self.members), topic=dict(empty), purpose=dict(empty),
-        )  # fmt: skip
-
-
-@dataclass
-class UploadedFile:
-    id: str
-    filename: str
-    length: int
-    content: bytes | None = None
-    title: str | None = None
-    channels: list[str] = field(default_factory=list)
-
-    def to_api(self, base_url: str) -> Json:
-        return dict(
-            id=self.id, name=self.filename, title=self.title or self.filename,
-            size=len(self.content or b""), mimetype="application/octet-stream",
-            url_private=f"{base_url}files/{self.id}", channels=list(self.channels),
-        )  # fmt: skip
-
-
-@dataclass
-class Delivery:
-    """One Socket Mode request; each (re)send gets a fresh envelope id, as Slack retries do."""
-
-    key: int
-    kind: str  # events_api | slash_commands | interactive
-    payload: Json
-    accepts_response_payload: bool
-    envelope_ids: list[str] = field(default_factory=list)
-    acked_envelope_ids: list[str] = field(default_factory=list)
-    attempts: int = 0
-    acked: bool = False
-    ack_payload: Json | None = None
-    gave_up: bool = False
-
-    @property
-    def event_id(self) -> str | None:
-        value = self.payload.get("event_id")
-        return value if isinstance(value, str) else None
-
-    def summary(self) -> Json:
-        event_type = self.payload.get("event", {}).get("type")
-        return dict(
-            type=self.kind, event_id=self.event_id, event_type=event_type, attempts=self.attempts,
-            envelope_ids=list(self.envelope_ids), acked=self.acked, gave_up=self.gave_up,
-            acked_envelope_ids=list(self.acked_envelope_ids),
-            ack_payload=copy.deepcopy(self.ack_payload),
-        )  # fmt: skip
-
-
-@dataclass
-class Fault:
-    status: int  # 0 = connection reset, 200 = ok:false with `error`, else HTTP status
-    retry_after: int
-    error: str
-    after: bool = False
-    """Act first, then fail: the call took effect but its answer is lost (the ambiguous case)."""
-
-
-# -- request parameter helpers, shared by the Web API and the test helpers ------------------
-
-
-def flag(value: Any) -> bool:
-    return value is True or str(value).lower() in ("1", "true")
-
-
-def int_param(params: Json, name: str, default: int) -> int:
-    try:
-        return int(params.get(name) or default)
-    except (TypeError, ValueError):
-        raise ApiError("invalid_arguments") from None
-
-
-def json_param(value: Any) -> Any:
-    """Structured params (blocks, metadata, files) are JSON strings in forms, objects in JSON."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            raise ApiError("invalid_arguments") from None
-    return value
-
-
-def parse_metadata(value: Any) -> Json | None:
-    if value in (None, ""):
-        return None
-    value = json_param(value)
-    if not isinstance(value, dict) or not isinstance(value.get("event_type"), str):
-        raise ApiError("invalid_metadata_format")
-    return {"event_type": value["event_type"], "event_payload": value.get("event_payload") or {}}
-
-
-def cursor_encode(key: str, value: str | int) -> str:
-    """Opaque cursors shaped like Slack's, e.g. base64("next_ts:1512085861.000543")."""
-    return base64.b64encode(f"{key}:{value}".encode()).decode()
-
-
-def cursor_decode(cursor: Any, key: str) -> str | None:
-    if not cursor:
-        return None
-    try:
-        k, _, v = base64.b64decode(str(cursor)).decode().partition(":")
-    except ValueError:
-        raise ApiError("invalid_cursor") from None
-    if k != key:
-        raise ApiError("invalid_cursor")
-    return v
-
-
-def ts_key(value: Any) -> Decimal:
-    """A `ts` as an exact number: "oldest=1795315661" must compare like Slack, not as text."""
-    try:
-        return Decimal(str(value))
-    except ArithmeticError:
-        raise ApiError("invalid_ts") from None
-
-
-def top_level(msg: Json) -> bool:
-    """In the channel's history (not only in a thread): roots, plain posts, broadcasts."""
-    return msg.get("thread_ts") in (None, msg["ts"]) or msg.get("subtype") == "thread_broadcast"
-
-
-def public(msg: Json, with_metadata: bool) -> Json:
-    out = copy.deepcopy(msg)
-    if not with_metadata:
-        out.pop("metadata", None)
-    return out
-
-
-def thread_root(ch: Channel, thread_ts: Any) -> str:
-    """The root ts for a reply; Slack rejects a `thread_ts` naming no message."""
-    root = next((m for m in ch.messages if m["ts"] == str(thread_ts)), None)
-    if root is None:
-        raise ApiError("thread_not_found")
-    return str(root.get("thread_ts") or root["ts"])
+Clock = Callable[[], float]
 
 
 class WorkspaceState:
     """The single mutable model behind the Web API, the socket hub and the test helpers."""
 
-    def __init__(self, team_name: str = "Emulator", bot_name: str = "agentbridge") -> None:
+    def __init__(
+        self,
+        team_name: str = "Emulator",
+        bot_name: str = "agentbridge",
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.clock = clock
+        """Drives rate limits and trigger expiry (not message ts): tests may pass a fake one."""
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         tag = secrets.token_hex(4)
@@ -226,8 +59,15 @@ class WorkspaceState:
         self.files: dict[str, UploadedFile] = {}
         self.ephemerals: list[Json] = []
         self.responses: list[Json] = []
-        self.response_urls: dict[str, str] = {}
-        """response_url id -> channel id of the slash command that issued it."""
+        self.response_urls: dict[str, ResponseTarget] = {}
+        self.triggers: dict[str, Json] = {}
+        """trigger_id -> {"user", "issued" (clock time), "used"}: one use, 3 seconds."""
+        self.views: dict[str, Json] = {}
+        """view id -> {"id", "user", "state": open|closed, "view": the view, "errors"}."""
+        self.block_state: dict[tuple[str, str, str], Json] = {}
+        """(channel, message ts, user) -> that user's `state.values` for the message."""
+        self.rate_limited: list[Json] = []
+        """Every 429 served: {"method", "channel", "scope", "retry_after"}."""
         self.call_log: list[tuple[str, Json]] = []
         self.faults: dict[str, deque[Fault]] = {}
         self.deliveries: dict[int, Delivery] = {}
@@ -361,14 +201,31 @@ class WorkspaceState:
 
     # -- fault injection -----------------------------------------------------------------
 
-    def add_fault(self, method: str, fault: Fault, times: int) -> None:
+    def add_fault(self, method: str, fault: Fault) -> None:
         with self.lock:
-            self.faults.setdefault(method, deque()).extend(fault for _ in range(times))
+            self.faults.setdefault(method, deque()).append(fault)
 
-    def take_fault(self, method: str) -> Fault | None:
+    def take_fault(self, method: str, channel: str | None = None) -> Fault | None:
+        """The first fault of `method` that applies to `channel`, used up once (a lasting
+        fault, `remaining=None`, stays). Faults apply in the order they were injected."""
         with self.lock:
-            queue = self.faults.get(method)
-            return queue.popleft() if queue else None
+            queue: deque[Fault] = self.faults.get(method) or deque()
+            for fault in queue:
+                if fault.channel is not None and fault.channel != channel:
+                    continue
+                if fault.remaining is not None:
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        queue.remove(fault)
+                return fault
+            return None
+
+    def clear_faults(self, channel: str | None = None) -> None:
+        """Drop every fault (or only those bound to `channel`)."""
+        with self.lock:
+            for queue in self.faults.values():
+                for fault in [f for f in queue if channel is None or f.channel == channel]:
+                    queue.remove(fault)
 
     # -- deliveries ----------------------------------------------------------------------
 

@@ -3,13 +3,19 @@
 `agentbridge demo` runs the real runner against the loopback emulator; this page is the human's
 side of it: the channels, each message with its thread and reactions, and a box that posts *as a
 human user* through `SlackEmulator.post_as_user`, so a message typed here reaches the runner by
-the same Socket Mode event path as one typed in real Slack.
+the same Socket Mode event path as one typed in real Slack. Block Kit messages show their
+buttons, checkboxes and menus, and using them goes through `SlackEmulator.click`; the person
+picked in "post as" also sees their ephemeral messages and the modals the app opened for them.
 
 Routes (added by `SlackEmulator(web_ui=True)`, or `add_web_routes` on any aiohttp app):
 
 - ``GET /`` the page (``slack_web.html``: plain HTML and JS, no build step, no network);
 - ``GET /web/state`` the workspace as JSON, threads nested under their parents;
 - ``POST /web/post`` ``{user, channel, text, thread_ts?}`` posts as that human;
+- ``POST /web/action`` ``{user, channel, ts, action_id, block_id?, value?, selected_options?}``
+  uses a button, checkbox or menu of a message: `SlackEmulator.click`, the path tests use;
+- ``POST /web/view`` ``{user, view_id, values}`` submits a modal (`SlackEmulator.submit_view`),
+  ``POST /web/view_close`` ``{user, view_id}`` dismisses it;
 - ``GET /web/events`` Server-Sent Events: one ``data: <version>`` whenever the state changes;
 - ``GET /web/files/{id}`` an uploaded file's bytes (long outputs go to Slack as files).
 
@@ -30,12 +36,13 @@ from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
-from bridge.devtools.slack_emulator_state import ApiError, Json, WorkspaceState, top_level
+from bridge.devtools.slack_emulator_model import ApiError, Json, top_level
+from bridge.devtools.slack_emulator_state import WorkspaceState
 
 if TYPE_CHECKING:
     from bridge.devtools.slack_emulator import SlackEmulator
 
-__all__ = ["EMOJI", "add_web_routes", "snapshot", "text_summary"]
+__all__ = ["EMOJI", "add_web_routes", "snapshot"]
 
 PAGE = Path(__file__).with_name("slack_web.html")
 POLL_SECONDS = 0.2
@@ -72,6 +79,9 @@ def add_web_routes(app: web.Application, emulator: SlackEmulator) -> None:
     app.router.add_get("/", view.page)
     app.router.add_get("/web/state", view.state)
     app.router.add_post("/web/post", view.post)
+    app.router.add_post("/web/action", view.action)
+    app.router.add_post("/web/view", view.submit_view)
+    app.router.add_post("/web/view_close", view.close_view)
     app.router.add_get("/web/events", view.events)
     app.router.add_get("/web/files/{file_id}", view.file)
     app.on_shutdown.append(view.close_streams)
@@ -113,6 +123,7 @@ def _message(msg: Json, names: dict[str, str]) -> Json:
         "edited": bool(msg.get("edited")),
         "reactions": reactions,
         "files": files,
+        "blocks": msg.get("blocks") or [],
     }
 
 
@@ -133,9 +144,20 @@ def snapshot(st: WorkspaceState) -> Json:
                 for m in ch.messages
                 if top_level(m)
             ]
+            ephemerals = [
+                {k: e.get(k) for k in ("user", "text", "message_ts", "thread_ts", "source")}
+                | {"blocks": e.get("blocks") or []}
+                for e in st.ephemerals
+                if e["channel"] == ch.id
+            ]
+            state: dict[str, Json] = {}  # message ts -> user -> that user's state.values
+            for (cid, ts, user), values in st.block_state.items():
+                if cid == ch.id:
+                    state.setdefault(ts, {})[user] = values
             channels.append(
                 {"id": ch.id, "name": ch.name, "is_private": ch.is_private}
-                | {"members": sorted(ch.members), "messages": top}
+                | {"members": sorted(ch.members), "messages": top, "ephemerals": ephemerals}
+                | {"block_state": state}
             )
         humans = [
             {"id": u.id, "name": u.name, "display_name": u.display_name}
@@ -149,32 +171,26 @@ def snapshot(st: WorkspaceState) -> Json:
             "users": humans,
             "names": names,
             "channels": channels,
+            "views": [_view(v) for v in st.views.values() if v["state"] != "closed"],
             "emoji": EMOJI,
         }
+
+
+def _view(record: Json) -> Json:
+    """An open modal as the page draws it, for the person it was opened for."""
+    view = record["view"]
+    keys = ("id", "hash", "title", "blocks", "submit", "close")
+    return {k: view.get(k) for k in keys} | {
+        "user": record["user"],
+        "state": record["state"],
+        "errors": record["errors"] or {},
+    }
 
 
 def version_of(state: Json) -> str:
     """A short digest of what the page shows: equal digests, nothing to redraw."""
     blob = json.dumps(state, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.blake2b(blob, digest_size=8).hexdigest()
-
-
-def text_summary(st: WorkspaceState, open_sockets: int, headline: str) -> str:
-    """`SlackEmulator.summary`: a readable dump for failure messages (recent messages, calls,
-    deliveries). It lives here, with the other human-facing view, to keep the emulator small."""
-    lines = [headline, f"open sockets: {open_sockets}"]
-    with st.lock:
-        for ch in st.channels.values():
-            lines.append(f"#{ch.name} ({ch.id}), {len(ch.messages)} messages:")
-            lines += [
-                f"  {m['ts']} {m.get('bot_id') or m.get('user')} "
-                f"thread={m.get('thread_ts')}: {str(m.get('text'))[:100]!r}"
-                for m in ch.messages[-8:]
-            ]
-        lines.append(f"ephemerals: {[e['text'][:60] for e in st.ephemerals[-5:]]}")
-        lines.append(f"last calls: {[c[0] for c in st.call_log[-12:]]}")
-        lines += [f"  {d.summary()}" for d in list(st.deliveries.values())[-8:]]
-    return "\n".join(lines)
 
 
 # -- HTTP ---------------------------------------------------------------------------------
@@ -222,15 +238,20 @@ class _WebView:
         data["version"] = version_of(data)
         return web.json_response(data, headers={"Cache-Control": "no-store"})
 
-    async def post(self, request: web.Request) -> web.Response:
+    async def _body(self, request: web.Request) -> Json | web.Response:
+        """The JSON object a page post carries, or the refusal to answer with."""
         if (refused := _refuse(request, self.hosts)) is not None:
             return refused
         try:
             body = await request.json()
         except ValueError:
             return _bad("invalid_json")
-        if not isinstance(body, dict):
-            return _bad("invalid_json")
+        return body if isinstance(body, dict) else _bad("invalid_json")
+
+    async def post(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
         user, channel, text = body.get("user"), body.get("channel"), body.get("text")
         thread_ts = body.get("thread_ts") or None
         if not (isinstance(user, str) and isinstance(channel, str) and isinstance(text, str)):
@@ -247,9 +268,9 @@ class _WebView:
         except ApiError as err:
             return _bad(err.error)
 
-    def _post(self, user: str, channel: str, text: str, thread_ts: str | None) -> Json:
-        """Post as a human; one who is not in the channel joins first, as Slack's client
-        offers. Neither call blocks: events are queued for the emulator's loop."""
+    def _human_in(self, user: str, channel: str) -> str:
+        """The channel's id, after making sure `user` is a human and a member: one who is not
+        joins first, as Slack's client offers. Nothing here blocks: events are queued."""
         emu, st = self.emulator, self.emulator.state
         with st.lock:
             if st.user(user).is_bot:
@@ -258,8 +279,61 @@ class _WebView:
             member = user in ch.members
         if not member:
             emu.join(user, ch.id)
-        ts = emu.post_as_user(user, ch.id, text, thread_ts)
-        return {"ok": True, "channel": ch.id, "ts": ts}
+        return ch.id
+
+    def _post(self, user: str, channel: str, text: str, thread_ts: str | None) -> Json:
+        cid = self._human_in(user, channel)
+        ts = self.emulator.post_as_user(user, cid, text, thread_ts)
+        return {"ok": True, "channel": cid, "ts": ts}
+
+    async def action(self, request: web.Request) -> web.Response:
+        """A click on a Block Kit element: the same `click` a test calls."""
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        fields = [body.get(k) for k in ("user", "channel", "ts", "action_id")]
+        if not all(isinstance(f, str) and f for f in fields):
+            return _bad("user, channel, ts and action_id are required strings")
+        user, channel, ts, action_id = (str(f) for f in fields)
+        selected = body.get("selected_options")
+        if selected is not None and not isinstance(selected, list):
+            return _bad("selected_options must be a list")
+        try:
+            cid = self._human_in(user, channel)
+            self.emulator.click(
+                user, cid, ts, action_id, body.get("value"), selected, block_id=body.get("block_id")
+            )
+        except ApiError as err:
+            return _bad(err.error)
+        except (LookupError, ValueError) as err:
+            return _bad(str(err))
+        return web.json_response({"ok": True})
+
+    async def submit_view(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        user, view_id, values = body.get("user"), body.get("view_id"), body.get("values", {})
+        if not (isinstance(user, str) and isinstance(view_id, str) and isinstance(values, dict)):
+            return _bad("user and view_id are required strings, values an object")
+        try:
+            self.emulator.submit_view(user, view_id, values)
+        except (ApiError, LookupError, ValueError) as err:
+            return _bad(err.error if isinstance(err, ApiError) else str(err))
+        return web.json_response({"ok": True})
+
+    async def close_view(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        user, view_id = body.get("user"), body.get("view_id")
+        if not (isinstance(user, str) and isinstance(view_id, str)):
+            return _bad("user and view_id are required strings")
+        try:
+            self.emulator.close_view(user, view_id)
+        except (ApiError, LookupError) as err:
+            return _bad(err.error if isinstance(err, ApiError) else str(err))
+        return web.json_response({"ok": True})
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         """Server-Sent Events: the current version at once, then each new one. The browser's

@@ -37,7 +37,8 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def emu() -> Iterator[SlackEmulator]:
-    with SlackEmulator(ack_timeout=0.4, disconnect_grace=0.2) as emulator:
+    """Posting limits off: these tests post in bursts; test_slack_emulator_limits has them."""
+    with SlackEmulator(ack_timeout=0.4, disconnect_grace=0.2, rate_limit=None) as emulator:
         yield emulator
 
 

@@ -204,3 +204,117 @@ def test_summary_still_describes_the_workspace(emu: SlackEmulator) -> None:
     text = emu.summary("headline")
     assert text.startswith("headline\nopen sockets: 0")
     assert "#demo" in text and "visible in failures" in text
+
+
+# -- Block Kit, ephemerals and modals on the page -----------------------------------------
+
+BUTTONS = [
+    {"type": "section", "block_id": "q", "text": {"type": "mrkdwn", "text": "*Deploy?*"}},
+    {
+        "type": "actions",
+        "block_id": "a",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": "yes",
+                "text": {"type": "plain_text", "text": "Yes"},
+                "value": "y",
+            },
+            {
+                "type": "checkboxes",
+                "action_id": "envs",
+                "options": [
+                    {"text": {"type": "plain_text", "text": e}, "value": e}
+                    for e in ("staging", "prod")
+                ],
+            },
+        ],
+    },
+]
+
+
+def test_state_carries_blocks_ephemerals_choices_and_open_modals(emu: SlackEmulator) -> None:
+    you = emu.add_user("you", "You")
+    cid = emu.add_channel("demo", members=[you])
+    web = WebClient(token=emu.bot_token, base_url=emu.api_url, timeout=10)
+    ts = web.chat_postMessage(channel=cid, text="Deploy?", blocks=BUTTONS)["ts"]
+    web.chat_postEphemeral(channel=cid, user=you, text="only for you", blocks=BUTTONS[:1])
+    emu.click(you, cid, ts, "envs", selected_options=["prod"])
+    trigger = emu.slash_command(you, cid)["trigger_id"]
+    modal = {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": "Other"},
+        "submit": {"type": "plain_text", "text": "Send"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "answer",
+                "label": {"type": "plain_text", "text": "Answer"},
+                "element": {"type": "plain_text_input", "action_id": "text"},
+            }
+        ],
+    }
+    view_id = web.views_open(trigger_id=trigger, view=modal)["view"]["id"]
+
+    demo = channel(emu, "demo")
+    assert [b["block_id"] for b in demo["messages"][0]["blocks"]] == ["q", "a"]
+    assert demo["ephemerals"][0]["user"] == you and demo["ephemerals"][0]["text"] == "only for you"
+    chosen = demo["block_state"][ts][you]["a"]["envs"]["selected_options"]
+    assert [o["value"] for o in chosen] == ["prod"]
+    views = call(emu, "web/state")[1]["views"]
+    assert [(v["id"], v["user"], v["state"]) for v in views] == [(view_id, you, "open")]
+    assert views[0]["submit"]["text"] == "Send"
+
+
+def test_page_clicks_and_submissions_go_through_the_emulator(emu: SlackEmulator) -> None:
+    you = emu.add_user("you", "You")
+    cid = emu.add_channel("demo")  # "you" is not a member yet: the page joins first
+    web = WebClient(token=emu.bot_token, base_url=emu.api_url, timeout=10)
+    ts = web.chat_postMessage(channel=cid, text="Deploy?", blocks=BUTTONS)["ts"]
+    body = {"user": you, "channel": "demo", "ts": ts, "action_id": "envs", "block_id": "a"}
+    assert call(emu, "web/action", body | {"selected_options": ["staging", "prod"]})[0] == 200
+    assert call(emu, "web/action", body | {"action_id": "yes"})[0] == 200
+    clicks = emu.deliveries("interactive")
+    assert [d["payload_type"] for d in clicks] == ["block_actions", "block_actions"]
+    assert you in channel(emu, "demo")["members"]
+    direct = emu.click(you, cid, ts, "yes")  # what a test does: the same payload
+    assert direct["state"]["values"]["a"]["envs"]["type"] == "checkboxes"
+    assert [o["value"] for o in direct["state"]["values"]["a"]["envs"]["selected_options"]] == [
+        "staging",
+        "prod",
+    ]
+    for bad, error in [
+        (body | {"action_id": "nope"}, "no element"),
+        (body | {"ts": "1.000001"}, "no message"),
+        (body | {"selected_options": "prod"}, "must be a list"),
+        ({"user": you}, "required"),
+    ]:
+        status, out = call(emu, "web/action", bad)
+        assert status == 400 and error in out["error"]
+
+    trigger = emu.click(you, cid, ts, "yes")["trigger_id"]
+    modal = {
+        "type": "modal",
+        "notify_on_close": True,
+        "title": {"type": "plain_text", "text": "Other"},
+        "submit": {"type": "plain_text", "text": "Send"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "answer",
+                "label": {"type": "plain_text", "text": "Answer"},
+                "element": {"type": "plain_text_input", "action_id": "text"},
+            }
+        ],
+    }
+    view_id = web.views_open(trigger_id=trigger, view=modal)["view"]["id"]
+    status, out = call(emu, "web/view", {"user": you, "view_id": view_id, "values": {}})
+    assert status == 400 and "required" in out["error"]
+    values = {"answer": {"text": "ship it friday"}}
+    assert call(emu, "web/view", {"user": you, "view_id": view_id, "values": values})[0] == 200
+    sent = emu.deliveries("interactive")[-1]["payload"]
+    assert sent["view"]["state"]["values"]["answer"]["text"]["value"] == "ship it friday"
+    assert emu.view(view_id)["state"] == "submitting"  # no app here to ack it
+    assert call(emu, "web/view_close", {"user": you, "view_id": view_id})[0] == 200
+    assert emu.deliveries("interactive")[-1]["payload_type"] == "view_closed"
+    assert call(emu, "web/state")[1]["views"] == []
