@@ -53,7 +53,8 @@ FILE_EVERY = 40
 WRITER = textwrap.dedent(
     """
     import json, sys, time, uuid
-    path, count, delay, file_every = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+    path, count, delay = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    file_every = int(sys.argv[4])
     for i in range(count):
         text = f"fault line {i:05d}"
         if file_every and i % file_every == file_every - 1:
@@ -100,9 +101,8 @@ class LateAnswers:
 
     async def _forward(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        headers = {
-            k: v for k, v in request.headers.items() if k.lower() in ("authorization", "content-type")
-        }
+        wanted = ("authorization", "content-type")
+        headers = {k: v for k, v in request.headers.items() if k.lower() in wanted}
         async with self.session.request(
             request.method,
             self.upstream + method,
@@ -168,6 +168,11 @@ def audit(slack: Any, channel: str) -> tuple[list[int], list[int]]:
     return lines, files
 
 
+def everything(slack: Any, channel: str) -> list[int]:
+    lines, files = audit(slack, channel)
+    return lines + files
+
+
 def mirrored_posts(slack: Any) -> list[Any]:
     return [c for c in slack.calls("chat.postMessage") if "fault line" in str(c[1].get("text"))]
 
@@ -209,10 +214,12 @@ def test_sigkill_storm_with_late_answers_through_slack(
             # Kill while a write is in flight: after the next write call reached Slack, at a
             # random point of the 0.3 s before its answer.
             wait_until(
-                lambda s=seen: len(slack.calls("chat.postMessage"))
-                + len(slack.calls("files.completeUploadExternal"))
-                > s
-                or writer.poll() is not None,
+                lambda s=seen: (
+                    len(slack.calls("chat.postMessage"))
+                    + len(slack.calls("files.completeUploadExternal"))
+                    > s
+                    or writer.poll() is not None
+                ),
                 90,
                 "a write in flight",
                 interval=rng.uniform(0.01, LATE),
@@ -224,9 +231,7 @@ def test_sigkill_storm_with_late_answers_through_slack(
             fleet.start_runner()
     finally:
         writer.wait(timeout=180)
-    wait_until(
-        lambda: len(set(sum(audit(slack, channel), []))) >= total, 240, "every line mirrored"
-    )
+    wait_until(lambda: len(set(everything(slack, channel))) >= total, 240, "every line mirrored")
     lost, dup = check(slack, channel, total)
     # The storm is only a test if kills landed between "Slack has it" and "the runner knows".
     found = [int(n) for n in re.findall(r"\((\d+) had arrived\)", fleet.log_text())]
@@ -239,9 +244,7 @@ def test_sigkill_storm_with_late_answers_through_slack(
     assert status["skipped_posts"] == 0 and status["bad_lines"] == 0
 
 
-def test_5xx_with_the_lookup_failing_too_and_a_lost_upload_answer(
-    fleet: Fleet, slack: Any
-) -> None:
+def test_5xx_with_the_lookup_failing_too_and_a_lost_upload_answer(fleet: Fleet, slack: Any) -> None:
     channel, transcript = setup(fleet, slack, "fl")
     fleet.write_config()
     fleet.start_runner()
@@ -254,10 +257,12 @@ def test_5xx_with_the_lookup_failing_too_and_a_lost_upload_answer(
     subprocess.run(
         [sys.executable, "-c", WRITER, str(transcript), "2", "0", "2"], check=True
     )  # line 0 (a message), line 1 (an upload)
-    wait_until(lambda: len(set(sum(audit(slack, channel), []))) == 1, 60, "the post landed")
+    wait_until(lambda: len(set(everything(slack, channel))) == 1, 60, "the post landed")
     wait_until(
-        lambda: "chat_postMessage failed" in fleet.log_text()
-        and len(slack.calls("conversations.history")) >= 2,
+        lambda: (
+            "chat_postMessage failed" in fleet.log_text()
+            and len(slack.calls("conversations.history")) >= 2
+        ),
         60,
         "the runner looking its post up, and failing",
     )
@@ -274,7 +279,7 @@ def test_5xx_with_the_lookup_failing_too_and_a_lost_upload_answer(
     # Nothing was posted again while the outcome was unknown.
     assert len(mirrored_posts(slack)) == 1
     slack.clear_faults()
-    wait_until(lambda: len(set(sum(audit(slack, channel), []))) >= 2, 120, "both delivered")
+    wait_until(lambda: len(set(everything(slack, channel))) >= 2, 120, "both delivered")
     # The upload: its answer was lost too; found again by its name, never uploaded twice.
     wait_until(lambda: len(audit(slack, channel)[1]) >= 1, 60, "the upload")
     subprocess.run(  # and the mirror carries on afterwards
@@ -282,6 +287,6 @@ def test_5xx_with_the_lookup_failing_too_and_a_lost_upload_answer(
          str(total), "0", "0"],
         check=True,
     )  # fmt: skip
-    wait_until(lambda: len(set(sum(audit(slack, channel), []))) >= total, 60, "all lines")
+    wait_until(lambda: len(set(everything(slack, channel))) >= total, 60, "all lines")
     lost, dup = check(slack, channel, total)
     sys.stderr.write(f"5xx + failing look-up + lost upload answer: lost={lost} dup={dup}\n")

@@ -202,8 +202,8 @@ def emu() -> Iterator[SlackEmulator]:
 def test_slack_backend_pacing_never_meets_the_default_limit(emu: SlackEmulator) -> None:
     """SlackBackend paces one post a second per channel: bursts on two channels at once,
     replies, an upload, all land without a single 429."""
-    from bridge.chat import Outgoing
-    from bridge.slack.backend import SlackBackend
+    from bridge.chat.protocol import Outgoing
+    from bridge.chat.slack.backend import SlackBackend
 
     one, two = emu.add_channel("one"), emu.add_channel("two")
 
@@ -223,8 +223,8 @@ def test_slack_backend_pacing_never_meets_the_default_limit(emu: SlackEmulator) 
 def test_slack_backend_without_pacing_waits_out_retry_after(emu: SlackEmulator) -> None:
     """With its pacing off, the backend bursts into 429s and honours Retry-After: every
     message still lands exactly once, in order."""
-    from bridge.chat import Outgoing
-    from bridge.slack.backend import SlackBackend
+    from bridge.chat.protocol import Outgoing
+    from bridge.chat.slack.backend import SlackBackend
 
     cid = emu.add_channel("burst")
 
