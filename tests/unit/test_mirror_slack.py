@@ -223,3 +223,22 @@ def test_an_unknown_error_backs_off_instead_of_skipping(tmp_path: Path, emu: Sla
     run(h, scenario)
     assert [m["text"] for m in bot_messages(emu, channel)] == ["kept"]
     assert Harness(tmp_path, None, channel).ledger.skipped_count("mx") == 0
+
+
+def test_skipped_posts_show_in_status_json(tmp_path: Path) -> None:
+    """``agentbridge status --json`` counts an agent's skipped posts (``skipped_posts``)."""
+    from types import SimpleNamespace
+
+    from bridge.app.status import as_json, collect
+    from bridge.config.model import parse_config
+
+    work = tmp_path / "w"
+    work.mkdir()
+    text = f"agents:\n  - slug: mx\n    workdir: {work}\n"
+    config = parse_config(text, tmp_path / "agents.yaml")
+    h = Harness(tmp_path, None)
+    h.ledger.skip_posts("mx", ("a", "b"), "channel_not_found")
+    tmux = SimpleNamespace(snapshot=lambda: {})
+    rows = as_json(collect(config, h.store, tmux))  # type: ignore[arg-type]
+    assert rows[0]["skipped_posts"] == 2
+    h.close()

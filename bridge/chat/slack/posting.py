@@ -11,7 +11,7 @@ Rules, and why:
   ``pending`` -- the mirror looks it up again before anything is posted for it;
 - identity: a message carries the event ids in its ``metadata``; a file upload (which cannot carry
   metadata) carries :func:`file_token` of its first event id in its file name
-  (``output.ab1f2e3d4c5b.txt``), found again in the ``files`` of ``conversations.history``;
+  (``output.ab1f2e3d4c5b6a.txt``), found again in the ``files`` of ``conversations.history``;
 - ``ok: false`` answers are definite (nothing was posted) and classified by :func:`remedy`:
   ``not_in_channel`` joins a public channel and posts again; ``invalid_blocks`` posts plain text;
   ``msg_too_long`` uploads the text as a file; a channel that is gone, archived or closed to the
