@@ -52,6 +52,8 @@ class AgentStatus:
     queued: int
     access: str = "local"
     """``local`` (console backend), ``allowlist``, ``channel-members`` or ``closed``."""
+    skipped_posts: int = 0
+    """Mirrored events Slack refused for good (channel gone, content refused): see the log."""
 
 
 def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[AgentStatus]:
@@ -95,6 +97,7 @@ def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[Agent
                 unknown_records=unknown_counts(store, agent.slug) if store else {},
                 queued=queue.counts(agent.slug).get("queued", 0) if queue else 0,
                 access=access.kind(config, agent, slack=slack),
+                skipped_posts=ledger.skipped_count(agent.slug) if ledger else 0,
             )
         )
     return out

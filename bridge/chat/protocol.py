@@ -36,6 +36,22 @@ class Outgoing:
         return self.event_ids or (self.event_id,)
 
 
+class Undeliverable(AgentbridgeError):
+    """The chat service refused a post for good (retrying the same call cannot help).
+
+    Raised only after the backend's own remedies (joining the channel, a degraded form) failed.
+    The mirror records the events as skipped, counts them and alerts once; it never loops on
+    them. ``reason`` is the service's error code; ``channel_ok`` says the channel itself still
+    takes posts, so a note about the skip can be posted there.
+    """
+
+    def __init__(self, reason: str, detail: str = "", *, channel_ok: bool = False) -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+        self.channel_ok = channel_ok
+
+
 @dataclass(frozen=True, slots=True)
 class Posted:
     ref: str
