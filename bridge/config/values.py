@@ -15,6 +15,12 @@ from apscheduler.triggers.cron import CronTrigger
 
 from bridge.config.errors import describe_value
 
+DEFAULT_NUDGE = (  # the compaction nudge (model.py re-exports it)
+    "Your context window is filling up. Finish the step you are on, write down what you were "
+    "doing and what comes next (in your notes or your reply), then run /compact so the work can "
+    "continue with room to spare."
+)
+
 _VAR_RE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PERCENT_RE = re.compile(r"(\d+(?:\.\d+)?)\s*%")
 _WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
