@@ -45,12 +45,16 @@ def _load(args: argparse.Namespace) -> Config:
     from bridge.config.model import ConfigError
     from bridge.config.spawned import load_fleet
 
+    problems: list[str] = []
     try:
-        return load_fleet(_config_path(args), _state_dir(args))
+        config = load_fleet(_config_path(args), _state_dir(args), problems=problems)
     except ConfigError as err:
         for line in err.errors:
             print(line, file=sys.stderr)
         raise SystemExit(2) from None
+    for line in problems:  # a broken spawned agent is skipped, never fatal (as in `run`)
+        print(f"warning: {line}", file=sys.stderr)
+    return config
 
 
 def _tmux(args: argparse.Namespace, config: Config) -> TmuxServer:
@@ -75,14 +79,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from bridge.config.model import ConfigError, load_config
+    from bridge.config.model import ConfigError
+    from bridge.config.spawned import load_fleet
 
-    try:
-        load_config(_config_path(args))
+    problems: list[str] = []
+    try:  # what `run` loads: agents.yaml plus the spawned agents it would run
+        load_fleet(_config_path(args), _state_dir(args), problems=problems)
     except ConfigError as err:
         for line in err.errors:
             print(line)
         return 1
+    for line in problems:
+        print(f"warning: {line}")
     print("OK")
     return 0
 

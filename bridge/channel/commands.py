@@ -8,7 +8,7 @@ Replies are private (ephemeral) so raw commands and their answers never clutter 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from bridge.channel.inbound import may_steer
 from bridge.config.model import Config
@@ -17,7 +17,10 @@ from bridge.lifecycle.activity import ActivityTracker
 from bridge.lifecycle.steer import sanitize
 from bridge.store.queue import Kind, PromptQueue
 
-USAGE = "Usage: `/agent status | restart SLUG | stop SLUG | compact SLUG | send SLUG TEXT`"
+USAGE = (
+    "Usage: `/agent status | restart SLUG | stop SLUG | compact SLUG | send SLUG TEXT"
+    " | review PR [TEMPLATE]`"
+)
 
 
 class Commands:
@@ -34,6 +37,9 @@ class Commands:
         self.tracker = tracker
         self.reconciler = reconciler
         self.wake = wake
+        self.verbs: dict[str, Callable[[str, str, str], Awaitable[str]]] = {}
+        """More verbs, added by the app (``review``): (user, channel, the rest) -> reply. Each
+        applies the access rules itself, for the agent it acts on."""
 
     def update_config(self, config: Config) -> None:
         self.config = config
@@ -49,6 +55,8 @@ class Commands:
         verb = words[0].lower()
         if verb == "status":
             return self.status(user)
+        if verb in self.verbs:
+            return await self.verbs[verb](user, channel, text.strip()[len(words[0]) :].strip())
         if verb not in ("restart", "stop", "compact", "send") or len(words) < 2:
             return USAGE
         slug = words[1]

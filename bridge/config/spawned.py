@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from bridge.config.errors import validate_document
-from bridge.config.model import AgentConfig, Config, ConfigError, parse_config
+from bridge.config.model import AgentConfig, Config, ConfigError, load_config, parse_config
 from runtimes.jsonfile import atomic_write_text
 
 log = logging.getLogger("agentbridge.config")
@@ -107,8 +107,7 @@ def load_fleet(
     when given, else to the log.
     """
     env = os.environ if environ is None else environ
-    text = config_path.read_text(encoding="utf-8") if config_path.exists() else ""
-    config = parse_config(text, config_path, env)  # errors name agents.yaml's own lines
+    config = load_config(config_path, env)  # errors name agents.yaml's own lines
     found: list[str] = []
     files = _files(state_dir)
     if not files:
@@ -189,7 +188,7 @@ def spawn(
     if any(a.get("slug") == name for a in agents):
         raise ConfigError(config_path, [f"{config_path}: {name!r} is already a configured agent"])
     env = os.environ if environ is None else environ
-    parse_config(config_path.read_text(encoding="utf-8"), config_path, env)
+    load_config(config_path, env)
     shown = spawned_dir(state_dir) / f"{name}.yaml"
     errors = _check_one(document, agent, config_path, shown, env)
     if errors:

@@ -8,6 +8,9 @@ top-level, its prompt shown with a short header saying where it came from.
 The origin of a prompt is learned when the queue matches it to a delivered item (by the
 runtime's UserPromptSubmit hook or the prompt's transcript line, whichever comes first); the
 transcript's USER_PROMPT event then picks the route for the whole turn.
+
+An agent can also be pinned to a thread (a PR reviewer, under its "Reviewing #42" header):
+then every turn that no Slack message claims goes into that thread, headers and all.
 """
 
 from __future__ import annotations
@@ -43,6 +46,18 @@ class TurnRouter:
     def __init__(self) -> None:
         self._origins: dict[str, list[tuple[str, QueueItem]]] = {}
         self._thread: dict[str, str | None] = {}
+        self._pinned: dict[str, str] = {}
+
+    def pin(self, slug: str, thread: str | None) -> None:
+        """Thread all of ``slug``'s output under ``thread`` (None: unpin)."""
+        if thread is None:
+            self._pinned.pop(slug, None)
+        else:
+            self._pinned[slug] = thread
+            self._thread.setdefault(slug, thread)
+
+    def pinned(self, slug: str) -> str | None:
+        return self._pinned.get(slug)
 
     def origin(self, slug: str, item: QueueItem) -> None:
         """A delivered prompt was confirmed by the runtime: remember where it came from."""
@@ -63,17 +78,18 @@ class TurnRouter:
         return None
 
     def route(self, slug: str, event: Event) -> Route:
+        pinned = self._pinned.get(slug)
         if event.kind is not EventKind.USER_PROMPT:
-            return Route(thread=self._thread.get(slug))
+            return Route(thread=self._thread.get(slug) or pinned)
         item = self._pop(slug, event.text)
         if item is None:
-            self._thread[slug] = None
-            return Route(header=TYPED)
+            self._thread[slug] = pinned
+            return Route(thread=pinned, header=TYPED)
         slack_ts = item.source.get("thread_ts") or item.source.get("ts")
         if item.source.get("via") == "slack" and isinstance(slack_ts, str):
             self._thread[slug] = slack_ts
             return Route(skip=True)  # echo suppression: the person sees their own message
-        self._thread[slug] = None
+        self._thread[slug] = pinned
         if item.source.get("via") == "command":
-            return Route(header=":speech_balloon: *Sent with /agent send*")
-        return Route(header=HEADERS.get(item.kind))
+            return Route(thread=pinned, header=":speech_balloon: *Sent with /agent send*")
+        return Route(thread=pinned, header=HEADERS.get(item.kind))
