@@ -237,6 +237,20 @@ def cmd_spawn(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    """Ask the runner for a review (it owns gh, git and chat), or clean finished ones now."""
+    from bridge.app.runner_files import runner_alive
+    from bridge.review.command_line import ask, clean_now
+
+    if args.clean:
+        return clean_now(_state_dir(args))
+    if not args.pr:
+        print("agentbridge review: give a PR number or URL, or --clean", file=sys.stderr)
+        return 2
+    state = _state_dir(args)
+    return ask(state, args.pr, args.template, args.wait, runner_alive(state))
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from bridge.doctor.report import exit_code, render, run_checks
 
@@ -316,6 +330,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--prompt", required=True, help="the task it runs, then it stops")
     p.set_defaults(func=cmd_spawn)
+
+    p = add("review", "review a pull request with a reviewer template (docs/pr-review.md)")
+    p.add_argument("pr", nargs="?", help="PR number or URL")
+    p.add_argument("--template", help="the reviewer template (needed when there are several)")
+    p.add_argument("--clean", action="store_true", help="remove finished reviews now")
+    p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the start")
+    p.set_defaults(func=cmd_review)
 
     p = add("doctor", "check tmux, the CLIs and their launch flags, hooks, state dir, Slack")
     p.add_argument("--json", action="store_true")
