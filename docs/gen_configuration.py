@@ -251,7 +251,9 @@ def attribute_docstrings(source: str) -> dict[tuple[str, str], str]:
 def _config_docstrings() -> dict[tuple[str, str], str]:
     found: dict[tuple[str, str], str] = {}
     for module in (config_module, review_module):
-        found.update(attribute_docstrings(Path(inspect.getfile(module)).read_text(encoding="utf-8")))
+        found.update(
+            attribute_docstrings(Path(inspect.getfile(module)).read_text(encoding="utf-8"))
+        )
     return found
 
 
