@@ -18,9 +18,7 @@ def bot_in(slack: Any, channel: str) -> bool:
         return slack.state.bot_user_id in slack.state.channel(channel).members
 
 
-def test_an_agent_added_by_a_reload_is_steerable_from_its_channel(
-    fleet: Fleet, slack: Any
-) -> None:
+def test_an_agent_added_by_a_reload_is_steerable_from_its_channel(fleet: Fleet, slack: Any) -> None:
     alice = slack.add_user("alice", "Alice")
     slack.add_channel("agent-first", members=[alice])
     later = slack.add_channel("agent-later", members=[alice], bot_member=False)

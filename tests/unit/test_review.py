@@ -224,3 +224,54 @@ def test_review_run_dedupe_finish_with_link_and_cleanup(
         assert len(backend.posts) == 1
 
     asyncio.run(scenario())
+
+
+def test_command_line_request_is_taken_by_the_runner_and_clean_removes_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bridge.review.command_line import ask, clean_now
+
+    remote = PrRemote(tmp_path)
+    head = remote.push_head(7, "seven")
+    gh = GhStub(tmp_path)
+    gh.install(monkeypatch)
+    gh.pr(7, head, title="Fix gears")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    config_path = tmp_path / "agents.yaml"
+    review = {"repo": str(remote.repo), "worktrees": str(tmp_path / "reviews"), "keep_for": "1d"}
+    config_path.write_text(
+        yaml.safe_dump({"agents": [{"slug": "rev", "workdir": str(workdir), "review": review}]})
+    )
+    state = tmp_path / "state"
+    backend = Recorder()
+
+    async def scenario() -> None:
+        store = Store(state / "state.db")
+        svc = ReviewService(
+            load_fleet(config_path, state), config_path, state, store, backend, TurnRouter(),
+            lambda _: None,
+        )  # fmt: skip
+        stop = asyncio.Event()
+        runner = asyncio.create_task(svc.run(stop))
+        assert await asyncio.to_thread(ask, state, "7", None, 30.0, True) == 0
+        assert await asyncio.to_thread(ask, state, "#7", "rev", 30.0, True) == 1
+        assert await asyncio.to_thread(ask, state, "8", "nope", 30.0, True) == 1
+        assert await asyncio.to_thread(ask, state, "99", None, 30.0, True) == 1
+        slug = reviewer_slug("rev", 7, head)
+        ledger = await svc._ledger()
+        running = ledger.by_slug(slug)
+        assert running is not None and Path(str(running.worktree)).exists()
+        svc.finished(slug)
+        await until(lambda: backend.updates, "done")
+        stop.set()
+        await runner
+        assert clean_now(state) == 0  # keep_for is a day: --clean does not wait for it
+        assert not Path(str(running.worktree)).exists()
+        assert not (spawned_dir(state) / f"{slug}.yaml").exists()
+
+    asyncio.run(scenario())
+    out = capsys.readouterr()
+    assert "reviewing #7 Fix gears" in out.out and "cleaned 1 finished review(s)" in out.out
+    assert "already under review" in out.err and "No reviewer template `nope`" in out.err
+    assert "Could not resolve to a PullRequest" in out.err
