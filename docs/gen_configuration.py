@@ -35,6 +35,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from bridge.config import model as config_module
+from bridge.config import review as review_module
 from bridge.config.model import (
     AgentConfig,
     CompactionConfig,
@@ -43,6 +44,7 @@ from bridge.config.model import (
     RuntimeDefaults,
     ScheduleConfig,
 )
+from bridge.config.review import ReviewConfig
 from bridge.config.values import token_limit
 
 __all__ = ["LOADER_SET", "SECTIONS", "file_keys", "main", "render"]
@@ -62,6 +64,7 @@ SECTIONS: tuple[Section, ...] = (
     Section(RestartPolicy, "`restart`", "restart"),
     Section(ScheduleConfig, "`agents[].schedules[]`", "schedules"),
     Section(CompactionConfig, "`agents[].compaction`", "compaction"),
+    Section(ReviewConfig, "`agents[].review`: a PR-reviewer template", "review"),
 )
 
 #: Model fields the loader fills in; writing them in the file is an error
@@ -238,7 +241,12 @@ def attribute_docstrings(source: str) -> dict[tuple[str, str], str]:
 
 
 def _config_docstrings() -> dict[tuple[str, str], str]:
-    return attribute_docstrings(Path(inspect.getfile(config_module)).read_text(encoding="utf-8"))
+    found: dict[tuple[str, str], str] = {}
+    for module in (config_module, review_module):
+        found.update(
+            attribute_docstrings(Path(inspect.getfile(module)).read_text(encoding="utf-8"))
+        )
+    return found
 
 
 def _markdown(text: str) -> str:

@@ -66,19 +66,48 @@ class ChatBridge:
         lifecycle.deliverer.on_delivered.append(self._delivered)
         lifecycle.deliverer.on_failed.append(self._spawn_failed)
         self._tasks = TaskSet()
+        self._resolved: set[str] = set()
+        """Channels resolution was asked for (at start, or after a reload that added them)."""
 
     def _channel(self, slug: str) -> str:
         return self.config.channel_of(slug)
 
     def update_config(self, config: Config) -> None:
+        """Take a reloaded config (on the event loop). Channels of agents added by the edit or
+        by ``spawn`` are resolved and joined in the background, so the reload itself never
+        waits on Slack and steering them works as soon as their channel is known."""
         self.config = config
         self.inbound.update_config(config)
         self.commands.update_config(config)
-        self._spawn(self._guard(self.notes.announce(config)))
+        new = sorted(self._wanted(config) - self._resolved)
+        self._resolved.update(new)
+        self._spawn(self._after_reload(config, new))
+
+    async def _after_reload(self, config: Config, new: list[str]) -> None:
+        """New channels first (the access note needs them), then the closed-access notes."""
+        if new:
+            await self._resolve(new)
+        await self._guard(self.notes.announce(config))
+
+    @staticmethod
+    def _wanted(config: Config) -> set[str]:
+        return {channel_for(a) for a in config.enabled_agents()}
+
+    async def _resolve(self, channels: list[str]) -> None:
+        try:
+            problems = await self.backend.resolve_channels(channels)
+        except Exception as err:  # retried at the next reload that names the channel
+            self._resolved.difference_update(channels)
+            log.error("chat: could not resolve %s: %s", ", ".join(channels), err)
+            return
+        for problem in problems:
+            log.error("%s", problem)
+        log.info("chat: channels ready for %s", ", ".join(channels))
 
     async def start(self) -> None:
         """Resolve channels (one clear line per problem) and take slash commands."""
-        wanted = sorted({channel_for(a) for a in self.config.enabled_agents()})
+        wanted = sorted(self._wanted(self.config))
+        self._resolved.update(wanted)
         for problem in await self.backend.resolve_channels(wanted):
             log.error("%s", problem)
         self.backend.command_handler = self.commands.run

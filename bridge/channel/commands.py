@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from bridge.channel.inbound import command_refusal, may_steer, refusal
 from bridge.config import access
@@ -25,7 +25,10 @@ from bridge.store.queue import Kind, PromptQueue
 
 log = logging.getLogger("agentbridge.chat")
 
-USAGE = "Usage: `/agent status | restart SLUG | stop SLUG | compact SLUG | send SLUG TEXT`"
+USAGE = (
+    "Usage: `/agent status | restart SLUG | stop SLUG | compact SLUG | send SLUG TEXT"
+    " | review PR [TEMPLATE]`"
+)
 
 
 class Commands:
@@ -44,6 +47,9 @@ class Commands:
         self.tracker = tracker
         self.reconciler = reconciler
         self.wake = wake
+        self.verbs: dict[str, Callable[[str, str, str], Awaitable[str]]] = {}
+        """More verbs, added by the app (``review``): (user, channel, the rest) -> reply. Each
+        applies the access rules itself, for the agent it acts on."""
 
     def update_config(self, config: Config) -> None:
         self.config = config
@@ -68,6 +74,8 @@ class Commands:
         verb = words[0].lower()
         if verb == "status":
             return self.status(user, channel)
+        if verb in self.verbs:
+            return await self.verbs[verb](user, channel, text.strip()[len(words[0]) :].strip())
         if verb not in ("restart", "stop", "compact", "send") or len(words) < 2:
             return USAGE
         slug = words[1]

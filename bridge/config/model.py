@@ -32,7 +32,9 @@ from pydantic import (
 
 from bridge.config.access import AgentAccess, FleetAccess
 from bridge.config.errors import ConfigError, describe_value, validate_document
+from bridge.config.review import ReviewConfig
 from bridge.config.values import (
+    DEFAULT_NUDGE,
     agent_env_value,
     comparable,
     crontab_trigger,
@@ -58,12 +60,6 @@ __all__ = [
 ]
 
 RuntimeName = Literal["claude", "codex"]
-
-DEFAULT_NUDGE = (
-    "Your context window is filling up. Finish the step you are on, write down what you were "
-    "doing and what comes next (in your notes or your reply), then run /compact so the work can "
-    "continue with room to spare."
-)
 
 _SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,59}")
 _CHANNEL_RE = re.compile(r"#[a-z0-9][a-z0-9._-]{0,79}|[CGD][A-Z0-9]{8,}")
@@ -226,6 +222,8 @@ class AgentConfig(_Model, AgentAccess):
     task: NonBlank | None = None
     thinking: bool = False
     allow_bots: bool = False
+    review: ReviewConfig | None = None
+    """Makes this agent a PR-reviewer template (never run itself): see docs/pr-review.md."""
 
     @field_validator("slug")
     @classmethod
@@ -350,7 +348,7 @@ class Config(_Model, FleetAccess):
         return next((a for a in self.agents if a.slug == slug), None)
 
     def enabled_agents(self) -> list[AgentConfig]:
-        return [a for a in self.agents if a.enabled]
+        return [a for a in self.agents if a.enabled and a.review is None]
 
     def channel_of(self, slug: str) -> str:
         """The agent's channel; ``#<slug>`` for a slug no longer (or never) configured."""

@@ -14,6 +14,9 @@ its line is read, and a line read again (after a restart or a failed post) is ro
 record, not from memory; each read pass starts from the thread in effect at its offset
 (:meth:`TurnRouter.resume`). An origin the runner learned but did not live to use is found again
 as a confirmed queue row no route has claimed. Without a store (unit use) it is memory only.
+
+An agent can also be pinned to a thread (a PR reviewer, under its "Reviewing #42" header):
+then every turn that no Slack message claims goes into that thread, headers and all.
 """
 
 from __future__ import annotations
@@ -56,11 +59,23 @@ class TurnRouter:
         self._origins: dict[str, list[tuple[str, QueueItem]]] = {}
         self._thread: dict[str, str | None] = {}
         self._book = TurnBook(store) if store is not None else None
+        self._pinned: dict[str, str] = {}
 
     def bind(self, store: Store) -> None:
         """Make routing durable in ``store`` (the mirrors do this; idempotent)."""
         if self._book is None:
             self._book = TurnBook(store)
+
+    def pin(self, slug: str, thread: str | None) -> None:
+        """Thread all of ``slug``'s output under ``thread`` (None: unpin)."""
+        if thread is None:
+            self._pinned.pop(slug, None)
+        else:
+            self._pinned[slug] = thread
+            self._thread.setdefault(slug, thread)
+
+    def pinned(self, slug: str) -> str | None:
+        return self._pinned.get(slug)
 
     def origin(self, slug: str, item: QueueItem) -> None:
         """A delivered prompt was confirmed by the runtime: remember where it came from."""
@@ -90,15 +105,16 @@ class TurnRouter:
         return None
 
     def route(self, slug: str, event: Event, at: Place | None = None) -> Route:
+        pinned = self._pinned.get(slug)
         if event.kind is not EventKind.USER_PROMPT:
-            return Route(thread=self._thread.get(slug))
+            return Route(thread=self._thread.get(slug) or pinned)
         if self._book is not None:
             saved = self._book.get(slug, event.id)
             if saved is not None:  # read before: the same route, whatever memory says
                 self._thread[slug] = saved.thread
-                return Route(skip=saved.skip, header=saved.header)
+                return Route(thread=pinned, skip=saved.skip, header=saved.header)
         origin = self._pop(slug, event.text)
-        thread, route = self._decide(origin)
+        thread, route = self._decide(origin, pinned)
         self._thread[slug] = thread
         if self._book is not None and at is not None:
             saved = SavedRoute(thread, route.skip, route.header)
@@ -106,14 +122,17 @@ class TurnRouter:
         return route
 
     @staticmethod
-    def _decide(origin: tuple[int, Kind, dict[str, Any]] | None) -> tuple[str | None, Route]:
-        """(the turn's thread, the prompt's own route) for a prompt from ``origin``."""
+    def _decide(
+        origin: tuple[int, Kind, dict[str, Any]] | None, pinned: str | None
+    ) -> tuple[str | None, Route]:
+        """(the turn's thread, the prompt's own route) for a prompt from ``origin``; a pinned
+        agent (a PR reviewer) keeps every turn nobody started from Slack in its thread."""
         if origin is None:
-            return None, Route(header=TYPED)
+            return pinned, Route(thread=pinned, header=TYPED)
         _, kind, source = origin
         slack_ts = source.get("thread_ts") or source.get("ts")
         if source.get("via") == "slack" and isinstance(slack_ts, str):
             return slack_ts, Route(skip=True)  # echo suppression: the person sees their message
         if source.get("via") == "command":
-            return None, Route(header=":speech_balloon: *Sent with /agent send*")
-        return None, Route(header=HEADERS.get(kind))
+            return pinned, Route(thread=pinned, header=":speech_balloon: *Sent with /agent send*")
+        return pinned, Route(thread=pinned, header=HEADERS.get(kind))
