@@ -7,6 +7,13 @@ message, and a single-file transactional store gives that with no server. WAL le
 
 All methods are synchronous and serialised by one lock; the asyncio daemon calls them through
 ``asyncio.to_thread`` so the event loop never blocks on disk.
+
+Two engines share this interface (``tx()`` yielding a :class:`Conn`, ``query()`` returning rows
+that index by position and by name): this SQLite one, the default, and
+:class:`bridge.store.pg.PgStore` for a fleet spread over several hosts (``docs/scaling.md``).
+:data:`MIGRATIONS` is the one schema for both: append a plain SQL string in the portable subset
+:mod:`bridge.store.dialect` describes, and never edit a migration that has shipped (SQLite state
+dirs upgrade by position, keyed on ``PRAGMA user_version``).
 """
 
 from __future__ import annotations
@@ -14,11 +21,11 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: agents and their launches
@@ -111,7 +118,62 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (slug, key)
     );
     """,
+    # 5: several hosts sharing one store (docs/scaling.md): heartbeats, placements, routed events
+    """
+    CREATE TABLE hosts (
+        host TEXT PRIMARY KEY,
+        last_seen REAL NOT NULL,
+        started_at REAL NOT NULL,
+        version TEXT,
+        down_noticed_at REAL
+    );
+    CREATE TABLE placements (
+        slug TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        epoch INTEGER NOT NULL DEFAULT 1,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE inbound_events (
+        event_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        ts TEXT,
+        target_host TEXT,
+        payload TEXT NOT NULL,
+        received_by TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        done_at REAL,
+        outcome TEXT
+    );
+    CREATE INDEX inbound_open ON inbound_events(target_host, received_at)
+        WHERE done_at IS NULL;
+    """,
 )
+
+
+class Cursor(Protocol):
+    """What callers use of a statement's result (sqlite3's cursor, or the Postgres one)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    @property
+    def lastrowid(self) -> int | None: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Conn(Protocol):
+    """The connection ``tx()`` yields: ``?`` placeholders, SQLite-flavoured SQL (both engines)."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +209,10 @@ class LaunchRow:
 class Store:
     """One connection, one lock, short transactions."""
 
+    engine = "sqlite"
+    shared = False
+    """Whether several runners (hosts) share this store (Postgres) or it is this runner's own."""
+
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
         self._lock = threading.RLock()
@@ -166,7 +232,7 @@ class Store:
             self._db.close()
 
     @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
+    def tx(self) -> Iterator[Conn]:
         """A write transaction; everything inside commits together or not at all."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -177,9 +243,18 @@ class Store:
                 raise
             self._db.execute("COMMIT")
 
-    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         with self._lock:
             return list(self._db.execute(sql, params))
+
+    def schema_version(self) -> int:
+        """How many of :data:`MIGRATIONS` this database has applied."""
+        with self._lock:
+            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def describe(self) -> str:
+        """Where the data is, for logs and ``doctor`` (never a password)."""
+        return str(self.path)
 
     def _migrate(self) -> None:
         with self._lock:

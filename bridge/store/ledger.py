@@ -18,11 +18,10 @@ the line is re-read (and its posted events skipped) after any crash.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 
-from bridge.store.db import Store
+from bridge.store.db import Conn, Store
 from bridge.store.position import Position
 
 
@@ -167,9 +166,7 @@ class Ledger:
         return int(rows[0][0])
 
 
-def _save_position(
-    db: sqlite3.Connection, slug: str, path: str, pos: Position, bad: int = 0
-) -> None:
+def _save_position(db: Conn, slug: str, path: str, pos: Position, bad: int = 0) -> None:
     db.execute(
         """UPDATE transcripts SET offset = ?, inode = ?, generation = ?,
                bad_lines = bad_lines + ?, updated_at = ?
