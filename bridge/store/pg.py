@@ -20,6 +20,7 @@ once do not both apply one.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -183,7 +184,8 @@ class PgStore(Store):
         try:
             yield
         finally:
-            self.joined.reset(token)
+            with contextlib.suppress(ValueError):  # closed from another context (shutdown)
+                self.joined.reset(token)
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         joined = self.joined.get()

@@ -35,9 +35,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "lifecycle": frozenset({"config", "store", "fleet", "hooks", "mirror"}),
     "channel": frozenset({"config", "store", "render", "chat", "fleet", "lifecycle"}),
     "doctor": frozenset({"config", "store", "fleet", "hooks", "chat"}),
+    "cluster": frozenset({"config", "store", "chat"}),
     "app": frozenset(
         {"config", "store", "render", "chat", "fleet", "hooks", "mirror", "lifecycle"}
-        | {"channel", "doctor", "devtools"}
+        | {"channel", "doctor", "devtools", "cluster"}
     ),
     # Entry points: ``python -m bridge`` and the pre-split ``python -m bridge.cli``.
     "__main__": frozenset({"app"}),
