@@ -144,7 +144,11 @@ class PgStore(Store):
             name="agentbridge",
         )
         self.pool.open(wait=True, timeout=30)
-        if not readonly:
+        self.readonly = readonly
+        if not readonly or self.schema_version() == 0:
+            # A read-only open (``status``, ``doctor``) of a database no runner has set up yet
+            # migrates it too: the schema is the same whoever creates it (advisory lock), and a
+            # fleet-wide view of an empty schema is still a view.
             self._migrate()
 
     def close(self) -> None:

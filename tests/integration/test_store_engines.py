@@ -131,3 +131,44 @@ def test_joined_transaction_commits_or_rolls_back_together(pg_url: str) -> None:
     finally:
         second.close()
         store.close()
+
+
+@pytest.mark.postgres
+def test_doctor_checks_database_schema_and_each_hosts_heartbeat(
+    pg_url: str, tmp_path: Path
+) -> None:
+    from bridge.config.model import parse_config
+    from bridge.doctor.cluster import check_cluster
+    from bridge.store.pg import PgStore
+
+    store = PgStore(pg_url)
+    try:
+        book = HostBook(store)
+        book.beat("a", "1")
+        book.beat("b", "1")
+        with store.tx() as db:
+            db.execute("UPDATE hosts SET last_seen = last_seen - 1000 WHERE host = ?", ("b",))
+    finally:
+        store.close()
+    config = parse_config(
+        f"""
+store: {pg_url}
+agents:
+  - {{slug: a1, workdir: {tmp_path}, host: a}}
+  - {{slug: b1, workdir: {tmp_path}, host: b}}
+  - {{slug: c1, workdir: {tmp_path}, host: c}}
+  - {{slug: loose, workdir: {tmp_path}}}
+""",
+        tmp_path / "agents.yaml",
+        {"AGENTBRIDGE_HOST": "a"},
+    )
+    checks = {
+        (c.name, c.agent): c for c in check_cluster(config, tmp_path, {"AGENTBRIDGE_HOST": "a"})
+    }
+    assert checks[("database", None)].ok
+    assert checks[("schema", None)].ok and "current" in checks[("schema", None)].detail
+    assert checks[("host a", None)].ok and "this host" in checks[("host a", None)].detail
+    assert not checks[("host b", None)].ok and "down" in checks[("host b", None)].detail
+    assert not checks[("host c", None)].ok and "never started" in checks[("host c", None)].detail
+    assert not checks[("placement", "loose")].ok
+    assert check_cluster(config.model_copy(update={"store": None}), tmp_path, {}) == []
