@@ -36,9 +36,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "channel": frozenset({"config", "store", "render", "chat", "fleet", "lifecycle"}),
     "doctor": frozenset({"config", "store", "fleet", "hooks", "chat"}),
     "review": frozenset({"config", "store", "chat", "channel", "mirror"}),
+    "cluster": frozenset({"config", "store", "chat"}),
     "app": frozenset(
         {"config", "store", "render", "chat", "fleet", "hooks", "mirror", "lifecycle"}
-        | {"channel", "doctor", "devtools", "review"}
+        | {"channel", "doctor", "devtools", "review", "cluster"}
     ),
     # Entry points: ``python -m bridge`` and the pre-split ``python -m bridge.cli``.
     "__main__": frozenset({"app"}),
