@@ -44,6 +44,7 @@ from bridge.config.model import (
     ScheduleConfig,
 )
 from bridge.config.values import token_limit
+from bridge.config.watchdog import WatchdogConfig
 
 __all__ = ["LOADER_SET", "SECTIONS", "file_keys", "main", "render"]
 
@@ -62,6 +63,7 @@ SECTIONS: tuple[Section, ...] = (
     Section(RestartPolicy, "`restart`", "restart"),
     Section(ScheduleConfig, "`agents[].schedules[]`", "schedules"),
     Section(CompactionConfig, "`agents[].compaction`", "compaction"),
+    Section(WatchdogConfig, "`agents[].watchdog`", "watchdog"),
 )
 
 #: Model fields the loader fills in; writing them in the file is an error
@@ -246,7 +248,9 @@ def attribute_docstrings(source: str) -> dict[tuple[str, str], str]:
 
 
 def _config_docstrings() -> dict[tuple[str, str], str]:
-    return attribute_docstrings(Path(inspect.getfile(config_module)).read_text(encoding="utf-8"))
+    found = attribute_docstrings(Path(inspect.getfile(config_module)).read_text(encoding="utf-8"))
+    watchdog = Path(inspect.getfile(WatchdogConfig)).read_text(encoding="utf-8")
+    return {**found, **attribute_docstrings(watchdog)}
 
 
 def _markdown(text: str) -> str:

@@ -36,9 +36,11 @@ from bridge.config.values import (
     comparable,
     crontab_trigger,
     expand_vars,
+    not_blank,
     resolve_limit,
     token_limit,
 )
+from bridge.config.watchdog import Watchdog, WatchdogConfig
 
 __all__ = [
     "DEFAULT_NUDGE",
@@ -92,12 +94,6 @@ def _user_id(value: str) -> str:
     return value
 
 
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be empty")
-    return value
-
-
 def _list_if_none(value: Any) -> Any:
     """A key left empty in YAML (``args:`` with every item commented out) means 'none'."""
     return [] if value is None else value
@@ -113,7 +109,7 @@ EnvMap = Annotated[
 ]
 StrList = Annotated[list[str], BeforeValidator(_list_if_none)]
 UserList = Annotated[list[Annotated[str, AfterValidator(_user_id)]], BeforeValidator(_list_if_none)]
-NonBlank = Annotated[str, AfterValidator(_not_blank)]
+NonBlank = Annotated[str, AfterValidator(not_blank)]
 TokenLimit = Annotated[int | str, BeforeValidator(token_limit)]
 
 
@@ -234,6 +230,8 @@ class AgentConfig(_Model):
     task: NonBlank | None = None
     thinking: bool = False
     allow_bots: bool = False
+    watchdog: Watchdog = WatchdogConfig()
+    """Usage limits, stuck and over-long turns (see the ``watchdog`` section)."""
 
     @field_validator("slug")
     @classmethod
@@ -315,10 +313,8 @@ class AgentConfig(_Model):
 
     def spec_hash(self, config: Config | None = None) -> str:
         """A short stable hash of what shapes the launched process, so the daemon can tell a
-        relaunch-worthy edit (args, env, ...) from a cosmetic one (channel, schedules).
-
-        Pass ``config`` to hash the effective values, so editing ``runtimes`` counts too.
-        """
+        relaunch-worthy edit (args, env, ...) from a cosmetic one (channel, schedules). Pass
+        ``config`` to hash the effective values, so editing ``runtimes`` counts too."""
         agent = self.resolved(config) if config is not None else self
         spec = {
             "runtime": agent.runtime,
