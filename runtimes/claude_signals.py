@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from runtimes.events import Event, EventKind
-from runtimes.limits import clock_after, epoch, percent, stop_failure_limit, worst_window
+from runtimes.limits import CLOCK, clock_after, epoch, percent, stop_failure_limit, worst_window
 from runtimes.parse_util import as_dict
 
 RETRY_LINE = re.compile(r"limit reached\s*·\s*retrying in[^(\n]*\(([^)\n]*)\)", re.I)
@@ -49,4 +49,12 @@ def screen_events(screen: str, now: float) -> tuple[Event, ...]:
     if match is None:
         return ()
     reset = clock_after(match.group(1), now)
-    return (Event(EventKind.USAGE, f"pane:{match.group(1)}", resets_at=reset, used_percent=100.0),)
+    return (
+        Event(
+            EventKind.USAGE,
+            f"pane:{match.group(1)}",
+            resets_at=reset,
+            used_percent=100.0,
+            meta=CLOCK,
+        ),
+    )

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from runtimes.events import Event, EventKind
-from runtimes.limits import clock_after, epoch, percent, worst_window
+from runtimes.limits import CLOCK, clock_after, epoch, percent, worst_window
 from runtimes.parse_util import JsonObject, as_dict, as_str
 
 #: The screen line of a limit (every observed release); the clock time is ``resets_at``.
@@ -48,7 +48,9 @@ def task_error_event(payload: JsonObject, line_id: str) -> Event | None:
     message = as_str(error.get("message")) or ""
     done = epoch(payload.get("completed_at"))
     reset = clock_after(message, done) if done is not None else None
-    return Event(EventKind.USAGE_LIMIT, f"limit:{line_id}", text=message, resets_at=reset)
+    return Event(
+        EventKind.USAGE_LIMIT, f"limit:{line_id}", text=message, resets_at=reset, meta=CLOCK
+    )
 
 
 def screen_events(screen: str, now: float) -> tuple[Event, ...]:
@@ -58,4 +60,4 @@ def screen_events(screen: str, now: float) -> tuple[Event, ...]:
         return ()
     reset = clock_after(match.group(1), now)
     line = " ".join(match.group(0).split())
-    return (Event(EventKind.USAGE_LIMIT, f"pane:{line}", text=line, resets_at=reset),)
+    return (Event(EventKind.USAGE_LIMIT, f"pane:{line}", text=line, resets_at=reset, meta=dict(CLOCK)),)

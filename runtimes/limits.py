@@ -14,6 +14,9 @@ from typing import Any
 
 from runtimes.events import Event, EventKind
 
+#: ``Event.meta`` of a reset read from a time of day (minute precision, local time).
+CLOCK = {"reset_source": "clock"}
+
 _CLOCK = re.compile(r"(\d{1,2}):(\d{2})\s*([AaPp])\.?[Mm]\.?")
 
 

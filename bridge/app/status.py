@@ -21,6 +21,7 @@ from bridge.fleet.launch import launch_context
 from bridge.fleet.tmux import TmuxServer
 from bridge.store.db import Store
 from bridge.store.ledger import Ledger
+from bridge.store.limits import load as limit_wait
 from bridge.store.queue import PromptQueue
 from bridge.store.unknown_records import counts as unknown_counts
 from runtimes import get_runtime
@@ -49,6 +50,8 @@ class AgentStatus:
     """Transcript records of types the parser did not know, by type (a format change's
     first sign; see bridge/store/unknown_records.py)."""
     queued: int
+    limited_until: float | None = None
+    """While ``limited``: when the runner continues the agent (the usage limit's reset)."""
 
 
 def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[AgentStatus]:
@@ -90,6 +93,7 @@ def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[Agent
                 context_tokens=row.context_tokens if row else None,
                 unknown_records=unknown_counts(store, agent.slug) if store else {},
                 queued=queue.counts(agent.slug).get("queued", 0) if queue else 0,
+                limited_until=_limited_until(store, agent.slug) if live.alive else None,
             )
         )
     return out
@@ -104,7 +108,7 @@ COLUMNS: dict[str, Callable[[AgentStatus], str]] = {
     "agent": lambda s: s.slug,
     "runtime": lambda s: s.runtime,
     "state": lambda s: s.state,
-    "activity": lambda s: s.activity,
+    "activity": lambda s: s.activity + _until(s.limited_until),
     "context": lambda s: f"{s.context_tokens // 1000}k" if s.context_tokens is not None else "-",
     "pid": lambda s: str(s.pid or "-"),
     "restarts": lambda s: str(s.restarts),
@@ -144,6 +148,15 @@ def _duration(seconds: float | None) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _limited_until(store: Store | None, slug: str) -> float | None:
+    wait = limit_wait(store, slug) if store else None
+    return wait.resets_at if wait is not None and wait.continued_at is None else None
+
+
+def _until(at: float | None) -> str:
+    return time.strftime(" →%H:%M", time.localtime(at)) if at is not None else ""
 
 
 def _activity(state: str, alive: bool, recorded: str | None) -> str:

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from bridge.aio import TaskSet
+from bridge.channel.alerts import PREFIX as STUCK_PREFIX
+from bridge.channel.alerts import Alerts
 from bridge.channel.commands import Commands
 from bridge.channel.inbound import Inbound
 from bridge.channel.turnstatus import TurnStatus
-from bridge.chat.protocol import ChatBackend
+from bridge.chat.protocol import Action, ChatBackend
 from bridge.config.model import Config, channel_for
 from bridge.fleet.reconcile import Reconciler
 from bridge.lifecycle.core import Lifecycle
@@ -57,6 +59,8 @@ class ChatBridge:
         lifecycle.deliverer.on_delivered.append(self._delivered)
         lifecycle.deliverer.on_failed.append(self._spawn_failed)
         self._tasks = TaskSet()
+        self.alerts = Alerts(backend, lifecycle, reconciler, self.inbound, self._channel)
+        backend.on_action = self._on_action
 
     def _channel(self, slug: str) -> str:
         return self.config.channel_of(slug)
@@ -76,6 +80,12 @@ class ChatBridge:
             log.warning(
                 "chat: no allowed_users configured: anyone in an agent's channel can steer it"
             )
+
+    async def _on_action(self, action: Action) -> str | None:
+        """Buttons, by their feature's action-id prefix."""
+        if action.action_id.startswith(STUCK_PREFIX):
+            return await self.alerts.on_action(action)
+        return None
 
     def _delivered(self, item: QueueItem, _outcome: str) -> None:
         if self.status is not None and item.source.get("via") == "slack":

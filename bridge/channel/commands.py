@@ -8,13 +8,16 @@ Replies are private (ephemeral) so raw commands and their answers never clutter 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 from bridge.channel.inbound import may_steer
 from bridge.config.model import Config
 from bridge.fleet.reconcile import Reconciler
 from bridge.lifecycle.activity import ActivityTracker
+from bridge.lifecycle.limits import when
 from bridge.lifecycle.steer import sanitize
+from bridge.store.limits import load as limit_wait
 from bridge.store.queue import Kind, PromptQueue
 
 USAGE = "Usage: `/agent status | restart SLUG | stop SLUG | compact SLUG | send SLUG TEXT`"
@@ -85,5 +88,8 @@ class Commands:
             queued = self.queue.counts(agent.slug).get("queued", 0)
             extra = f", {queued} queued" if queued else ""
             state = act.state if agent.enabled else "disabled"
+            wait = limit_wait(self.queue.store, agent.slug)
+            if state == "limited" and wait is not None and wait.continued_at is None:
+                state = f"limited until {when(wait.resets_at, time.time())}"
             lines.append(f"• `{agent.slug}` ({agent.runtime}): {state}{ctx}{extra}")
         return "\n".join(lines) or "No agents you may control."
