@@ -5,7 +5,9 @@ transcript line, no hook (status-line refreshes do not count: Claude runs that c
 merely animating) and no change on screen. "No change" compares the runtime's fingerprint of
 the pane, which leaves out spinners and counters (``Working (10m 13s)``), so a stalled model
 stream (both CLIs then only animate for five minutes before retrying) counts as no progress.
-A stuck turn gets one alert; it may get another only after it has shown progress again.
+A stuck turn gets one alert; it may get another only after a hook or a transcript line has
+shown it alive again (a change on screen only restarts the clock: Claude shows a retry
+countdown in a stalled stream).
 
 ``max_turn_minutes``: a turn running longer (counted from its start; time spent waiting for a
 person's answer counts, since the turn is open, but it is only cut while ``working``) is
@@ -145,7 +147,7 @@ class StuckWatch:
         turn.pane = screen
         fingerprint = runtime.screen_fingerprint(screen)
         if turn.fingerprint is not None and fingerprint != turn.fingerprint:
-            self.progress(slug)
+            turn.progress = self.clock()  # not re-armed: a retry notice is not a recovery
         turn.fingerprint = fingerprint
         events = runtime.screen_events(screen, self.clock())
         ids = {event.id for event in events}
