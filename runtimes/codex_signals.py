@@ -11,6 +11,7 @@ limit (no ``StopFailure`` in these releases), so the rollout and the screen are 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 from runtimes.events import Event, EventKind
@@ -60,4 +61,5 @@ def screen_events(screen: str, now: float) -> tuple[Event, ...]:
         return ()
     reset = clock_after(match.group(1), now)
     line = " ".join(match.group(0).split())
-    return (Event(EventKind.USAGE_LIMIT, f"pane:{line}", text=line, resets_at=reset, meta=dict(CLOCK)),)
+    event = Event(EventKind.USAGE_LIMIT, f"pane:{line}", text=line, resets_at=reset)
+    return (replace(event, meta=dict(CLOCK)),)
