@@ -91,5 +91,7 @@ def test_stuck_alert_buttons_obey_steering_rules_and_interrupt_unsticks(
     assert not alerts() and len(edited) == 1 and not edited[0].get("blocks")  # used once
     slack.post_as_user(alice, channel, "after the interrupt")
     wait_until(
-        lambda: "after the interrupt" in fleet.openai.prompts(), 90, "the agent takes prompts"
+        lambda: any("after the interrupt" in p for p in fleet.openai.prompts()),
+        90,
+        "the agent takes prompts",
     )
