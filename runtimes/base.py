@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from runtimes.canary import Canary
-from runtimes.events import LineResult
+from runtimes.events import Event, LineResult
 
 #: Fixed namespace for agent identities: ``KANBAN_SESSION_ID = uuid5(NAMESPACE, slug)``.
 #: Never change it: a new namespace would orphan every agent's Claude transcript.
@@ -125,6 +125,21 @@ class Runtime(Protocol):
 
     def canary(self, plan: LaunchPlan) -> Canary:
         """A run of the CLI with ``plan``'s exact flags that exits at once (doctor)."""
+        ...
+
+    interrupt_key: str
+    """The tmux key that interrupts a running turn (a stuck one, or one over its time)."""
+
+    def hook_events(self, event: str, payload: dict[str, Any]) -> tuple[Event, ...]:
+        """Common events a hook message carries (a usage limit, a usage report); most none."""
+        ...
+
+    def screen_events(self, screen: str, now: float) -> tuple[Event, ...]:
+        """Common events a captured pane shows (a limit line and its reset time), if any."""
+        ...
+
+    def screen_fingerprint(self, screen: str) -> str:
+        """A pane's content without its animation: equal fingerprints mean no progress."""
         ...
 
     def parse_line(self, line: bytes, offset: int, source: str) -> LineResult:
