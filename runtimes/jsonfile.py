@@ -51,16 +51,26 @@ def merge_json(path: Path, update: Callable[[dict[str, Any]], bool]) -> bool:
 
 
 def atomic_write_text(path: Path, text: str, *, mode: int = 0o600) -> None:
-    """Write ``text`` to ``path`` so a reader sees the old or the new file, never half of one.
+    """Write ``text`` (UTF-8) to ``path`` atomically: see :func:`atomic_write_bytes`."""
+    atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
 
-    A temporary file in the same directory, then ``os.replace``; the temporary file is removed
-    if anything fails. The one atomic-write helper of the project (``bridge`` uses it too).
+
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o600, sync: bool = False) -> None:
+    """Write ``data`` to ``path`` so a reader sees the old or the new file, never half of one.
+
+    A temporary file (created ``mode``, never wider) in the same directory, then ``os.replace``;
+    the temporary file is removed if anything fails; ``sync`` also fsyncs it first (for data that
+    must survive a power cut, like a file a person sent). The one atomic-write helper of the
+    project (``bridge`` uses it too).
     """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, mode)
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            if sync:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

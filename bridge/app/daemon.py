@@ -16,7 +16,6 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import cast
 
 from bridge.aio import TaskSet
 from bridge.app.runner_files import AlreadyRunning, acquire_runner_lock, write_runner_info
@@ -100,7 +99,7 @@ class Daemon:
 
             assert isinstance(store, PgStore)
             router = RoutedBackend(backend, store, host, fleet)
-            backend = cast(ChatBackend, router)
+            backend = router
         channels = fleet.channels()
 
         def note(slug: str, text: str) -> None:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from bridge.chat.protocol import Attachment, FileTooLarge
+from runtimes.jsonfile import atomic_write_bytes
 
 log = logging.getLogger("agentbridge.inbound")
 
@@ -46,13 +46,7 @@ def inbox_path(inbox: Path, slug: str, ref: str, attachment: Attachment) -> Path
 def _write(path: Path, data: bytes) -> None:
     """Atomically (a reader never sees half a file), private to the runner's user."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.part")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data, mode=0o600, sync=True)
 
 
 async def save_files(

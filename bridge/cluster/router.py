@@ -45,6 +45,7 @@ import psycopg
 from psycopg import sql
 
 from bridge.aio import wait_event
+from bridge.chat.delegate import DelegatingBackend
 from bridge.chat.protocol import Action, ActionHandler, ChatBackend, CommandHandler, Incoming
 from bridge.config.model import AgentConfig, Config, channel_for
 from bridge.store.hosts import HostBook
@@ -82,7 +83,7 @@ def _rebuild(cls: type[Any], data: dict[str, Any]) -> Any:
     return cls(**kwargs)
 
 
-class RoutedBackend:
+class RoutedBackend(DelegatingBackend):
     """A :class:`ChatBackend` whose inbound side is shared fleet-wide (see the module doc).
     Everything else is the wrapped backend's. Owned by the runner's event loop."""
 
@@ -96,7 +97,7 @@ class RoutedBackend:
         poll_s: float = 2.0,
         reply_wait_s: float = 20.0,
     ) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._store = store
         self._host = host
         self._config = config
@@ -108,9 +109,6 @@ class RoutedBackend:
         self._stopping = threading.Event()
         self._command: CommandHandler | None = None
         self._action: ActionHandler | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
     @property
     def command_handler(self) -> CommandHandler | None:
@@ -140,7 +138,7 @@ class RoutedBackend:
     # -- where an event belongs ------------------------------------------------------------
 
     def agent_of_channel(self, channel: str) -> AgentConfig | None:
-        ids: dict[str, str] = dict(getattr(self._inner, "channels", {}) or {})
+        ids = self._inner.channels
         for agent in self._config.enabled_agents():
             wanted = channel_for(agent)
             if channel and channel in (wanted, ids.get(wanted)):
@@ -189,9 +187,8 @@ class RoutedBackend:
             fresh = await asyncio.to_thread(
                 self._offer, "message", event_id, msg.channel, msg.ref, _payload(msg), target
             )
-            receipt = getattr(msg, "receipt", None)
-            if receipt is not None:
-                receipt.keep()  # committed: Slack may have its ack now
+            if msg.receipt is not None:
+                msg.receipt.keep()  # committed: Slack may have its ack now
             log.info(
                 "route: message %s in %s for host %s%s",
                 msg.ref,
