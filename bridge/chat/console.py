@@ -13,11 +13,11 @@ import json
 import os
 import sys
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from bridge.chat.protocol import CommandHandler, Incoming, Outgoing, Posted
+from bridge.chat.protocol import ActionHandler, CommandHandler, Incoming, Outgoing, Posted
 
 
 class ConsoleBackend:
@@ -33,6 +33,7 @@ class ConsoleBackend:
         self._inbox: asyncio.Queue[Incoming] = asyncio.Queue()
         self.channels: dict[str, str] = {}
         self.command_handler: CommandHandler | None = None
+        self.on_action: ActionHandler | None = None  # the console has no buttons
         if outbox is not None and outbox.exists():
             _drop_torn_tail(outbox)
             self._seq = sum(1 for _ in outbox.open("rb"))
@@ -77,13 +78,18 @@ class ConsoleBackend:
     async def post(self, msg: Outgoing) -> Posted:
         return self._write(msg)
 
-    async def update(self, channel: str, ref: str, text: str) -> None:
+    async def update(
+        self, channel: str, ref: str, text: str, blocks: Sequence[Mapping[str, Any]] | None = None
+    ) -> None:
         with self._lock:
             self.stream.write(f"[{channel}] (edit {ref}) {text}\n")
             self.stream.flush()
 
     async def react(self, channel: str, ref: str, emoji: str) -> None:
         return None
+
+    async def open_view(self, trigger_id: str, view: Mapping[str, Any]) -> None:
+        return None  # no modals on a console: features fall back to a thread reply
 
     async def notify_user(self, channel: str, user: str, text: str) -> None:
         with self._lock:

@@ -9,8 +9,8 @@ instead of guessing between a loss and a duplicate.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,9 @@ class Outgoing:
     filename: str | None = None
     event_ids: tuple[str, ...] = ()
     """Every ledger event this message carries (defaults to ``(event_id,)``)."""
+    blocks: tuple[Mapping[str, Any], ...] = ()
+    """Block Kit blocks (buttons, checkboxes...); ``text`` stays the notification fallback.
+    Backends without blocks (the console) show ``text`` only."""
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -57,6 +60,44 @@ CommandHandler = Callable[[str, str, str], Awaitable[str]]
 """``/agent`` handler: (user, channel, text) -> the reply only that user sees."""
 
 
+@dataclass(frozen=True, slots=True)
+class Action:
+    """A person used an interactive element of one of our messages, or submitted a modal.
+
+    Backend-neutral: the channel side decides what it means from ``action_id`` (each feature
+    owns a prefix, e.g. ``q:`` for questions, ``stuck:`` for stuck-turn alerts) and checks the
+    person's access itself; the backend only translates and acknowledges.
+    """
+
+    user: str
+    channel: str
+    """Channel id (Slack) or name (console) of the message; "" for a modal submission."""
+    message_ref: str
+    """The message holding the element (a Slack ``ts``); "" for a modal submission."""
+    action_id: str
+    """The element's ``action_id``, or the modal's ``callback_id`` for a submission."""
+    value: str | None = None
+    """A button's value, or the chosen option's value of a single select."""
+    values: tuple[str, ...] = ()
+    """Every ticked option's value (checkboxes, multi-selects)."""
+    thread: str | None = None
+    """The thread the message is in, if any."""
+    trigger_id: str | None = None
+    """Lets the handler open a modal in answer (valid for a few seconds)."""
+    block_id: str | None = None
+    form: Mapping[str, str] = field(default_factory=dict)
+    """A modal's inputs, ``"block_id.action_id" -> text``."""
+    private_metadata: str = ""
+    """What the opener stored in the modal (e.g. which question it answers)."""
+
+
+ActionHandler = Callable[[Action], Awaitable[str | None]]
+"""Handles one :class:`Action`; returns a note only that person should see (a refusal, a
+confirmation) or None. It should return quickly: the click is acknowledged after it returns,
+so a runner that dies while handling it leaves the click unacknowledged (the person sees an
+error and can click again) rather than silently lost."""
+
+
 class ChatBackend(Protocol):
     name: str
     coalesce: bool
@@ -76,6 +117,9 @@ class ChatBackend(Protocol):
         """Resolve (and join, where allowed) the agents' channels; one line per problem."""
         ...
 
+    on_action: ActionHandler | None
+    """Who handles clicks and modal submissions (set by the channel side; None: ignored)."""
+
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -84,7 +128,16 @@ class ChatBackend(Protocol):
         """Post a message (or upload it as a file when ``msg.as_file``)."""
         ...
 
-    async def update(self, channel: str, ref: str, text: str) -> None: ...
+    async def update(
+        self, channel: str, ref: str, text: str, blocks: Sequence[Mapping[str, Any]] | None = None
+    ) -> None:
+        """Edit a message; ``blocks=None`` (or empty) leaves it without blocks."""
+        ...
+
+    async def open_view(self, trigger_id: str, view: Mapping[str, Any]) -> None:
+        """Open a modal for the person whose action carried ``trigger_id`` (a no-op where a
+        backend has none: features then fall back to a thread reply)."""
+        ...
 
     async def react(self, channel: str, ref: str, emoji: str) -> None: ...
 

@@ -32,6 +32,7 @@ from pydantic import (
 
 from bridge.config.errors import ConfigError, describe_value, validate_document
 from bridge.config.values import (
+    agent_env_value,
     comparable,
     crontab_trigger,
     expand_vars,
@@ -76,7 +77,7 @@ def _environ(info: ValidationInfo) -> Mapping[str, str]:
 
 
 def _env_value(value: str, info: ValidationInfo) -> str:
-    return expand_vars(value, _environ(info))
+    return agent_env_value(value, _environ(info))
 
 
 def _env_name(name: str) -> str:

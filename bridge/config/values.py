@@ -15,6 +15,12 @@ from apscheduler.triggers.cron import CronTrigger
 
 from bridge.config.errors import describe_value
 
+#: The runner's own credentials. They never reach an agent: not inherited (see
+#: ``bridge.fleet.launch.PRIVATE_ENV``) and not through an agent's ``env`` either.
+RUNNER_SECRETS = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN")
+#: Shorter "secrets" are test placeholders; matching them inside values would be noise.
+_MIN_SECRET_LEN = 8
+
 _VAR_RE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PERCENT_RE = re.compile(r"(\d+(?:\.\d+)?)\s*%")
 _WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -32,6 +38,31 @@ def expand_vars(text: str, environ: Mapping[str, str]) -> str:
         return environ[m[2]]
 
     return _VAR_RE.sub(sub, text)
+
+
+def agent_env_value(text: str, environ: Mapping[str, str]) -> str:
+    """An agent ``env`` value, expanded, refusing anything that would hand it a runner secret.
+
+    Refused: a ``${SLACK_BOT_TOKEN}`` / ``${SLACK_APP_TOKEN}`` reference (whether or not it is
+    set right now, so a file that is fine today cannot leak after the token is exported), and a
+    value that contains a token's text however it got there (another variable holding a copy, or
+    the token pasted in). ``$${SLACK_BOT_TOKEN}`` stays literal and is allowed: it expands to
+    nothing inside the agent, which never has the variable.
+    """
+    for m in _VAR_RE.finditer(text):
+        if not m[1] and m[2] in RUNNER_SECRETS:
+            raise ValueError(
+                f"${{{m[2]}}} is the runner's Slack token and never reaches an agent "
+                "(give the agent its own credential under another name)"
+            )
+    value = expand_vars(text, environ)
+    for name in RUNNER_SECRETS:
+        secret = environ.get(name, "")
+        if len(secret) >= _MIN_SECRET_LEN and secret in value:
+            raise ValueError(
+                f"holds the runner's {name} (the runner's Slack tokens never reach an agent)"
+            )
+    return value
 
 
 def token_limit(value: Any) -> int | str:

@@ -9,6 +9,13 @@ Relaunches back off exponentially after the first (which is immediate, so one cr
 seconds); ``max_failures`` exits within ``window_minutes`` mark the agent ``crash_loop``, after
 which it is retried only every ``crash_loop_retry_seconds``. Launches are staggered so a boot
 does not start every CLI (and its auth refresh) in the same second.
+
+Ownership: passes run in a worker thread (``asyncio.to_thread``) and, like ``restart`` and
+``stop``, hold ``_lock``; everything the reconciler keeps (``config``, ``tracks``) belongs to
+whoever holds it. ``update_config`` (called on the event loop by the config watch) only hands
+the new config over; the next holder of the lock takes it, so a pass never sees two configs and
+the loop never waits for a pass. Listeners are told through their own thread-safe hand-off
+(the daemon's ``call_soon_threadsafe``).
 """
 
 from __future__ import annotations
@@ -108,10 +115,20 @@ class Reconciler:
         self.clock = clock
         self.tracks: dict[str, AgentTrack] = {}
         self._lock = threading.Lock()
+        self._handover = threading.Lock()
+        self._pending: Config | None = None
         self.next_launch_allowed = 0.0
 
     def update_config(self, config: Config) -> None:
-        self.config = config
+        """Hand over a new config from any thread; it takes effect at the next pass."""
+        with self._handover:
+            self._pending = config
+
+    def _take_config(self) -> None:
+        """Adopt a handed-over config; only ever called with ``_lock`` held."""
+        with self._handover:
+            if self._pending is not None:
+                self.config, self._pending = self._pending, None
 
     def context(self, agent: AgentConfig) -> LaunchContext:
         row = self.store.agent(agent.slug)
@@ -127,6 +144,7 @@ class Reconciler:
 
     def reconcile_once(self) -> list[Action]:
         with self._lock:
+            self._take_config()
             return self._reconcile_all()
 
     def _held(self) -> set[str]:
@@ -295,6 +313,7 @@ class Reconciler:
     def restart(self, slug: str) -> str:
         """Relaunch an agent now (a person asked): its current process is stopped first."""
         with self._lock:
+            self._take_config()
             if self.config.agent(slug) is None:
                 return f"unknown agent {slug!r}"
             self._kill(slug, "restarted")
@@ -306,6 +325,7 @@ class Reconciler:
     def stop(self, slug: str, state: str = "stopped") -> str:
         """Stop an agent and keep it down (across runner restarts) until it is restarted."""
         with self._lock:
+            self._take_config()
             if self.config.agent(slug) is None:
                 return f"unknown agent {slug!r}"
             self._kill(slug, state)

@@ -10,6 +10,13 @@ prompts between agents under concurrency.
 Sessions the runner created carry the user option ``@agentbridge`` set to the runner's id (a
 hash of its state dir); a runner only ever stops sessions bearing its own mark, so two runners,
 or a person's own sessions, can share one tmux server safely.
+
+Arguments reach tmux through its own command parser, not straight to ``execvp``, and three of
+its rules would change what the agent sees (checked on tmux 3.3a, tests/unit/test_tmux_args.py):
+an argument ending in ``;`` ends the tmux command (so ``\\;`` is the escape), ``-c`` directories
+are expanded as formats (``#{...}``, even ``#(cmd)``), and a pane command of exactly one word is
+run through ``sh -c``. :meth:`TmuxServer.run` escapes every argument for the first rule,
+:func:`literal_format` covers the second, :func:`exec_argv` the third.
 """
 
 from __future__ import annotations
@@ -95,7 +102,8 @@ class TmuxServer:
         self.server = libtmux.Server(socket_name=socket) if socket else libtmux.Server()
 
     def run(self, *args: str, check: bool = True) -> list[str]:
-        proc = self.server.cmd(*args)
+        """Run one tmux command; every argument after the command name reaches it literally."""
+        proc = self.server.cmd(args[0], *(literal_arg(a) for a in args[1:]))
         if check and proc.stderr:
             raise TmuxError(f"tmux {args[0]}: {' '.join(proc.stderr).strip()}")
         return list(proc.stdout)
@@ -158,7 +166,7 @@ class TmuxServer:
                 "-s",
                 name,
                 "-c",
-                str(cwd),
+                literal_format(str(cwd)),
                 "-x",
                 "200",
                 "-y",
@@ -171,16 +179,33 @@ class TmuxServer:
         self.run("set-option", "-w", "-t", target, "remain-on-exit", "on")
         self.run("set-option", "-t", target, MARK, mark)
         self.run("set-option", "-t", target, SPEC, spec_hash)
+        # The pane gets exactly ``env``: tmux would add its global environment (the environment
+        # of whoever started the tmux server, perhaps the runner with its Slack tokens) and the
+        # session's, so every other name there is marked removed (-r) for this session.
+        inherited = self._env_names("-g") | self._env_names("-t", f"={name}")
+        for key in sorted(inherited - set(env)):
+            self.run("set-environment", "-t", f"={name}", "-r", key)
         for key, value in env.items():
             self.run("set-environment", "-t", f"={name}", key, value)
-        env_args: list[str] = []
-        for key, value in env.items():
-            env_args += ["-e", f"{key}={value}"]
-        self.run("respawn-pane", "-k", "-t", target, "-c", str(cwd), *env_args, *argv)
+        self.run(
+            "respawn-pane",
+            "-k",
+            "-t",
+            target,
+            "-c",
+            literal_format(str(cwd)),
+            *exec_argv(argv),
+        )
         state = self.snapshot().get(name)
         if state is None:
             raise TmuxError(f"{name}: session vanished right after launch")
         return state
+
+    def _env_names(self, *scope: str) -> set[str]:
+        """Names set in a tmux environment (``-g`` or ``-t SESSION``); removed ones (``-NAME``)
+        excluded. A line of a multi-line value may add a bogus name: removing it is harmless."""
+        lines = self.run("show-environment", *scope, check=False)
+        return {line.partition("=")[0] for line in lines if "=" in line and line[0] != "-"}
 
     def kill_session(self, name: str) -> None:
         self.run("kill-session", "-t", f"={name}", check=False)
@@ -231,6 +256,34 @@ class AgentPane:
         """Send one named key (e.g. ``Escape``) under the same lock."""
         with pane_lock(self.lock_file):
             self.server.run("send-keys", "-t", self.target, key)
+
+
+def literal_arg(arg: str) -> str:
+    """``arg`` escaped so tmux's command parser hands it on unchanged.
+
+    tmux (``cmd_parse_from_arguments``) takes an argument ending in ``;`` as the end of a
+    command and turns a trailing ``\\;`` into ``;``; nothing else in an argument is special.
+    So a trailing ``;`` gets one backslash before it, and only that.
+    """
+    return arg[:-1] + "\\;" if arg.endswith(";") else arg
+
+
+def literal_format(value: str) -> str:
+    """``value`` for an option tmux expands as a format (``-c``): ``#`` doubled, so a directory
+    named ``a#{b}`` or ``#(cmd)`` is a name, not a lookup or a shell command."""
+    return value.replace("#", "##")
+
+
+def exec_argv(argv: Sequence[str]) -> list[str]:
+    """``argv`` as a pane command that tmux executes directly.
+
+    tmux runs a one-word command through ``sh -c`` (so a binary path with a space, ``$`` or
+    ``;`` would be split or expanded); two or more words go to ``execvp``. A one-word command is
+    therefore wrapped in ``sh -c 'exec "$0"'``, which runs it as one word with no expansion.
+    """
+    if len(argv) == 1:
+        return ["/bin/sh", "-c", 'exec "$0"', argv[0]]
+    return list(argv)
 
 
 def _int(value: str) -> int | None:

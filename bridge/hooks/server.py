@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import secrets
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -89,13 +90,17 @@ class HookServer:
     async def start(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # a stale socket from a killed runner
-        old = os.umask(0o177)  # the socket is created 0600: only this user's agents connect
+        # 0600: only this user's agents connect. Set with chmod between bind and listen, not
+        # with os.umask: the umask is process-wide and would change the mode of whatever the
+        # reconciler's thread creates at that moment. Before listen() nobody can connect.
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self._server = await asyncio.start_unix_server(
-                self._serve, path=str(self.path), limit=MAX_LINE
-            )
-        finally:
-            os.umask(old)
+            sock.bind(str(self.path))
+            os.chmod(self.path, 0o600)
+            self._server = await asyncio.start_unix_server(self._serve, sock=sock, limit=MAX_LINE)
+        except BaseException:
+            sock.close()
+            raise
 
     async def close(self) -> None:
         if self._server is not None:

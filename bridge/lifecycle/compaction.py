@@ -8,6 +8,13 @@ agent compacted meanwhile) is dropped. A compaction re-arms every threshold.
 
 Which thresholds already fired is kept in the state store, keyed by the last compaction seen,
 so a runner restart neither re-sends a nudge nor forgets one was due.
+
+A context can also shrink without a compaction event: ``/clear`` or ``/new``, or a compaction
+the runner never saw. Then a queued ``/compact`` is dropped as no longer needed, and nothing
+else would ever re-arm the guard, not even a restart (the "fired" state is durable). So a
+context reported below half the lowest threshold that already fired counts as a reset, and the
+guard re-arms under a fresh epoch. Half, not "below", so two sources that disagree slightly
+about the size (the status line and the transcript) near a threshold cannot flap it.
 """
 
 from __future__ import annotations
@@ -93,6 +100,10 @@ class CompactionGuard:
         if pol is None or not pol.enabled:
             return
         armed = self._armed(slug)
+        if _was_reset(armed, pol, tokens):
+            armed = {"epoch": f"reset:{time.time_ns()}", "fired": [], "hard": False}
+            self._save(slug, armed)
+            log.info("%s: context fell to %s tokens; compaction limits re-armed", slug, tokens)
         fired = {int(x) for x in armed["fired"]}
         epoch = str(armed["epoch"])
         if armed["hard"]:
@@ -145,6 +156,12 @@ class CompactionGuard:
         if not isinstance(threshold, int) or current is None:
             return True
         return current >= threshold
+
+
+def _was_reset(armed: dict[str, Any], pol: Policy, tokens: int) -> bool:
+    """The context fell far below a threshold that already fired (see the module docstring)."""
+    fired = [int(x) for x in armed["fired"]] + ([pol.hard] if armed["hard"] else [])
+    return bool(fired) and tokens < min(fired) // 2
 
 
 def _k(tokens: int | None) -> str:

@@ -4,6 +4,12 @@ Signals: hook messages (fast), transcript events (the truth), launches and death
 reconciler), schedule firings. Decisions: the activity of each agent, prompt deliveries at the
 right moment, compaction nudges, channel notes. Each concern lives in its own module; this one
 only routes between them, so each stays testable alone.
+
+Owner: the event loop. Every signal arrives on it: hook messages from the hook server's
+connections, transcript events from the mirror workers, schedule firings (APScheduler runs the
+coroutine job on this loop, see :mod:`bridge.lifecycle.schedule`), and launches and deaths from
+the reconciler's thread only through ``loop.call_soon_threadsafe``. The few short SQLite writes
+the signals cause run here too (see :mod:`bridge.store.db`).
 """
 
 from __future__ import annotations

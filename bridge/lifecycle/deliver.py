@@ -4,6 +4,17 @@ The loop wakes a few times a second (and whenever activity changes), lets the ac
 apply its timers, and for each agent with queued prompts pastes the oldest one its current state
 allows (see :mod:`bridge.store.queue` for the policy). An agent that has not announced itself
 (a fresh Codex) is checked on screen: its input prompt is the readiness signal.
+
+Once a row is claimed (``delivering``), every way out of :meth:`Deliverer._deliver` records an
+outcome: ``delivered``, or ``failed`` with the reason (any exception, expected or not: a full
+disk, a tmux error, a bug). A failed row is never re-pasted, because part of it may already sit
+in the agent's input (the queue's exactly-once policy); the sender is told instead. If even
+recording the outcome fails (the disk is full), it is retried at the start of every pass until
+it sticks, and a runner that dies first leaves the row to :meth:`PromptQueue.recover`.
+
+Owner: the event loop. SQLite calls go through ``asyncio.to_thread``; ``wake`` is an
+``asyncio.Event`` and may only be set on the loop (from another thread, through
+``loop.call_soon_threadsafe``).
 """
 
 from __future__ import annotations
@@ -15,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bridge.aio import wait_event
-from bridge.fleet.tmux import SUBMIT_PAUSE_S, TmuxError, TmuxServer
+from bridge.fleet.tmux import SUBMIT_PAUSE_S, PasteResult, TmuxError, TmuxServer
 from bridge.lifecycle.activity import Activity, ActivityTracker
 from bridge.lifecycle.steer import EmptyPrompt, lock_file_for, steer
 from bridge.store.queue import WHILE_WORKING, Kind, PromptQueue, QueueItem
@@ -63,6 +74,8 @@ class Deliverer:
         self.on_failed: list[Outcome] = []
         self.wake = asyncio.Event()
         self._screen_checked: dict[str, float] = {}
+        #: Outcomes that could not be written yet: item id -> (status, reason).
+        self._unsettled: dict[int, tuple[str, str]] = {}
 
     def eligible(self, item: QueueItem, state: Activity) -> bool:
         if state in BLOCKED:
@@ -81,6 +94,7 @@ class Deliverer:
             self.wake.clear()
 
     async def pass_once(self) -> None:
+        await self._settle_pending()
         self.tracker.tick()
         await self._check_screens()
         by_agent: dict[str, list[QueueItem]] = {}
@@ -130,28 +144,54 @@ class Deliverer:
 
     async def _deliver(self, item: QueueItem) -> None:
         if item.kind in (Kind.NUDGE, Kind.COMPACT) and not self.still_needed(item):
-            self.queue.dropped(item.id, "no longer needed (context below the threshold)")
+            reason = "no longer needed (context below the threshold)"
+            await asyncio.to_thread(self.queue.dropped, item.id, reason)
             log.info("%s: dropped queued %s #%d: no longer needed", item.slug, item.kind, item.id)
             return
-        if not self.queue.begin(item.id):
+        if not await asyncio.to_thread(self.queue.begin, item.id):
             return
-        pane = self.tmux.pane(item.slug, lock_file_for(self.locks, item.slug))
+        # The row is ours and 'delivering': from here every way out records an outcome.
         try:
-            if item.kind is Kind.COMPACT and self.escape_before_compact(item.slug):
-                await asyncio.to_thread(pane.send_key, "Escape")
-            runtime = self.runtime_of(item.slug)
-            pause = runtime.submit_pause if runtime else SUBMIT_PAUSE_S
-            pasted = await asyncio.to_thread(steer, pane, item.text, pause)
-        except (EmptyPrompt, TmuxError) as err:
-            self.queue.failed(item.id, str(err))
-            log.warning("%s: %s #%d not delivered: %s", item.slug, item.kind, item.id, err)
+            pasted = await self._paste(item)
+        except asyncio.CancelledError:
+            raise  # shutdown mid-paste: recover() at the next start fails it, never re-pastes
+        except Exception as err:
+            if isinstance(err, (EmptyPrompt, TmuxError)):
+                reason = str(err)
+            else:
+                reason = f"unexpected error while pasting: {type(err).__name__}: {err}"
+                log.exception("%s: %s #%d", item.slug, item.kind, item.id)
+            await self._settle(item.id, "failed", reason)
+            log.warning("%s: %s #%d not delivered: %s", item.slug, item.kind, item.id, reason)
             for listener in self.on_failed:
-                listener(item, str(err))
+                listener(item, reason)
             return
-        self.queue.delivered(item.id)
+        await self._settle(item.id, "delivered", "pasted")
         self.tracker.prompt_pasted(item.slug)
         if item.kind is Kind.COMPACT:
             self.tracker.compaction_started(item.slug)
         log.info("%s: delivered %s #%d (%d chars)", item.slug, item.kind, item.id, pasted.chars)
         for listener in self.on_delivered:
             listener(item, "pasted")
+
+    async def _paste(self, item: QueueItem) -> PasteResult:
+        pane = self.tmux.pane(item.slug, lock_file_for(self.locks, item.slug))
+        if item.kind is Kind.COMPACT and self.escape_before_compact(item.slug):
+            await asyncio.to_thread(pane.send_key, "Escape")
+        runtime = self.runtime_of(item.slug)
+        pause = runtime.submit_pause if runtime else SUBMIT_PAUSE_S
+        return await asyncio.to_thread(steer, pane, item.text, pause)
+
+    async def _settle(self, item_id: int, status: str, reason: str) -> None:
+        """Record a claimed row's outcome; if the store refuses, keep it for the next pass."""
+        self._unsettled[item_id] = (status, reason)
+        await self._settle_pending()
+
+    async def _settle_pending(self) -> None:
+        for item_id, (status, reason) in list(self._unsettled.items()):
+            try:
+                await asyncio.to_thread(self.queue.settle, item_id, status, reason)
+            except Exception as err:
+                log.error("queue #%d: cannot record %s yet (%s); retrying", item_id, status, err)
+                return
+            del self._unsettled[item_id]

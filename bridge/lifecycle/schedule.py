@@ -5,6 +5,11 @@ disk, so a runner that was down at 06:00 and is back within the schedule's grace
 prompt once (misfire grace + coalescing) instead of silently skipping the day or sending it
 twice. A firing only queues the prompt; the prompt queue delivers it when the agent is idle, so
 a schedule that fires mid-turn or during a compaction waits for the turn boundary.
+
+Owner: the event loop the scheduler was started on. APScheduler's asyncio executor runs a plain
+function job in a worker thread, where the sink would set the deliverer's ``asyncio.Event`` and
+touch loop-owned state from the wrong thread; :func:`fire` is therefore a coroutine function,
+which the executor runs as a task on the loop itself, so the sink is only ever called there.
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ Sink = Callable[[str, str, str], None]
 _sink: Sink | None = None
 
 
-def fire(slug: str, key: str, prompt: str) -> None:
-    """The job APScheduler runs (module-level so the persistent store can reference it)."""
+async def fire(slug: str, key: str, prompt: str) -> None:
+    """The job APScheduler runs, on its event loop (module-level so the persistent store can
+    reference it; a coroutine so it never runs on a worker thread)."""
     if _sink is None:
         log.error("%s: schedule %s fired with no runner to take it", slug, key)
         return

@@ -6,6 +6,11 @@ for a (rotated) transcript. Each agent has its own worker task, so a slow chat b
 agent never delays another. A slow safety rescan (every few seconds) covers anything a watcher
 can miss: a directory created before the watch was set up, a network file system, a full inotify
 queue.
+
+Before a worker mirrors anything it settles its agent's unfinished posts (looks them up, so none
+is posted twice). A settle that fails (a 5xx, Slack unreachable) is retried with exponential
+backoff by that agent's worker alone: the other agents keep mirroring, and the runner does not
+exit and restart-loop over one outage. Everything here is owned by the event loop.
 """
 
 from __future__ import annotations
@@ -18,6 +23,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import watchfiles
+from tenacity import (
+    AsyncRetrying,
+    RetryError,
+    retry_if_exception_type,
+    wait_exponential,
+)
 
 from bridge.aio import wait_event
 from bridge.chat.protocol import ChatBackend
@@ -30,6 +41,10 @@ from bridge.store.ledger import Ledger
 from runtimes import LaunchContext, get_runtime
 
 log = logging.getLogger("agentbridge.mirror")
+
+#: First and longest pause between attempts to settle an agent's unfinished posts.
+SETTLE_BACKOFF_S = 1.0
+SETTLE_BACKOFF_MAX_S = 60.0
 
 
 class Mirrors:
@@ -130,8 +145,6 @@ class Mirrors:
     # -- running ----------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        for mirror in list(self.mirrors.values()):
-            await mirror.settle()
         tasks = [
             asyncio.create_task(self._watch(stop), name="mirror-watch"),
             asyncio.create_task(self._rescan(stop), name="mirror-rescan"),
@@ -150,8 +163,40 @@ class Mirrors:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
 
+    async def _settle(self, slug: str, mirror: AgentMirror, stop: asyncio.Event) -> bool:
+        """Settle ``mirror``'s unfinished posts, retrying with backoff; False if stopped first."""
+
+        async def pause(seconds: float) -> None:
+            await wait_event(stop, seconds)  # a stop ends the wait at once
+
+        retrying = AsyncRetrying(
+            wait=wait_exponential(multiplier=SETTLE_BACKOFF_S, max=SETTLE_BACKOFF_MAX_S),
+            retry=retry_if_exception_type(Exception),
+            stop=lambda _state: stop.is_set(),
+            sleep=pause,
+            before_sleep=lambda state: log.warning(
+                "%s: settling unfinished posts failed (%s); retry %d in %.0f s, "
+                "the other agents keep mirroring",
+                slug,
+                state.outcome.exception() if state.outcome else "?",
+                state.attempt_number,
+                state.upcoming_sleep,
+            ),
+            reraise=False,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    await mirror.settle()
+        except RetryError:
+            return False  # stopped while the outage lasted
+        return not stop.is_set()
+
     async def _worker(self, slug: str, stop: asyncio.Event) -> None:
         wake = self._wake[slug]
+        mirror = self.mirrors.get(slug)
+        if mirror is None or not await self._settle(slug, mirror, stop):
+            return
         while not stop.is_set():
             await wake.wait()
             wake.clear()

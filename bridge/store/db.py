@@ -5,8 +5,14 @@ message, and a single-file transactional store gives that with no server. WAL le
 (``status``) read while the daemon writes. Schema changes are numbered migrations keyed on
 ``PRAGMA user_version`` so an upgraded runner opens an older state dir in place.
 
-All methods are synchronous and serialised by one lock; the asyncio daemon calls them through
-``asyncio.to_thread`` so the event loop never blocks on disk.
+Threads: all methods are synchronous and serialised by one lock, and any thread may call them
+(the connection is opened with ``check_same_thread=False``; the lock, not a thread, owns it).
+The daemon calls them from two places. Worker threads (``asyncio.to_thread``): the reconciler's
+passes, the deliverer's queue updates, ``status``. The event loop, directly: the short indexed
+reads and single-row writes that signals cause (a hook's bookkeeping, the compaction guard,
+activity, the mirror's ledger entries per posted message, a queued prompt). Those block the
+loop for one statement: cheap in WAL mode with ``synchronous=NORMAL`` (no fsync per commit),
+but a loop call waits while a worker thread holds the lock, so nothing long runs under it.
 """
 
 from __future__ import annotations

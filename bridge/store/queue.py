@@ -4,6 +4,9 @@ Every prompt (a human's steering, a scheduled prompt, a compaction nudge, ``/com
 ephemeral agent's task) is a row first and a paste second. Rows survive runner restarts. A row
 goes ``queued -> delivering -> delivered -> confirmed`` (the runtime echoed the prompt back via
 a hook or the transcript), or ends ``dropped`` (no longer needed) or ``failed`` (with a reason).
+A row never stays ``delivering``: the deliverer records an outcome on every path (any exception
+becomes ``failed``), and :meth:`PromptQueue.recover` fails what a dead runner left behind. A
+``failed`` row is never pasted again, since part of it may have reached the agent.
 
 Which kinds may be pasted while the agent is mid-turn: only ``steer``. Both CLIs queue input
 typed during a turn and show it to the model at its next step, which is what a person steering
@@ -134,6 +137,12 @@ class PromptQueue:
 
     def dropped(self, item_id: int, reason: str) -> None:
         self._set(item_id, "dropped", reason, None)
+
+    def settle(self, item_id: int, status: str, outcome: str) -> None:
+        """The outcome of a claimed (``delivering``) row: ``delivered`` or ``failed``."""
+        if status not in ("delivered", "failed"):
+            raise ValueError(f"a claimed row ends delivered or failed, not {status!r}")
+        self._set(item_id, status, outcome, "delivered_at")
 
     def confirm(self, slug: str, text: str) -> QueueItem | None:
         """Match a prompt the runtime reported back to the oldest unconfirmed delivery."""

@@ -7,7 +7,6 @@ documents how they were obtained); the integration test runs the real binaries.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 from runtimes.canary import (
@@ -17,6 +16,7 @@ from runtimes.canary import (
     judge,
     run_canary,
 )
+from tests.conftest import wait_until
 
 CLAUDE_ACCEPTED = (
     "Error: Input must be provided either through stdin or as a prompt argument when using --print"
@@ -95,10 +95,22 @@ def test_judge_treats_claudes_no_prompt_error_as_accepted_and_keeps_warnings() -
 
 
 def test_run_canary_kills_the_whole_group_on_timeout(tmp_path: Path) -> None:
-    hang = script(tmp_path / "hang", "sleep 60 &\nsleep 60\n")
-    started = time.monotonic()
+    # A CLI that hangs and leaves a child holding its output pipe: unless the whole group is
+    # killed, run_canary waits on the pipe for ten minutes (and the test times out).
+    pids = tmp_path / "pids"
+    hang = script(tmp_path / "hang", f"sleep 600 &\necho $! > {pids}\nsleep 600\n")
     result = run_canary(Canary(argv=(str(hang),)), dict(os.environ), tmp_path, timeout=0.5)
     assert not result.ok and "did not exit within 0.5 s" in result.detail
-    assert time.monotonic() - started < 10
+    child = int(pids.read_text())
+    wait_until(lambda: not _alive(child), timeout=30, what="the hung CLI's child to be killed")
     missing = run_canary(Canary(argv=(str(tmp_path / "nope"),)), {}, tmp_path)
     assert not missing.ok and "cannot run" in missing.detail
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its reaper counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

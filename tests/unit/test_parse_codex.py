@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ import pytest
 from runtimes import codex_parse
 from runtimes.codex_parse import parse_codex_line
 from runtimes.events import Event, EventKind
+from tests.unit.cputime import SCALE, assert_linear
 from tests.unit.parse_support import (
     CODEX_136,
     CODEX_169,
@@ -510,57 +511,72 @@ def test_random_truncation_and_byte_flips(path: Any, caplog: pytest.LogCaptureFi
     assert not caplog.records
 
 
-def _timed(kind: str, payload: Any, ordinal: int | None = None) -> tuple[list[Event], float]:
-    start = time.perf_counter()
-    result = parse_codex_line(line(kind, payload, ordinal), 0, "r")
-    elapsed = time.perf_counter() - start
+def _events(raw: bytes) -> list[Event]:
+    result = parse_codex_line(raw, 0, "r")
     assert not result.bad
-    return list(result.events), elapsed
+    return list(result.events)
 
 
-def test_ten_megabyte_lines_parse_in_linear_time() -> None:
-    mb10 = 10_000_000
-    output = "Chunk ID: a\nProcess exited with code 3\nOutput:\n" + "z" * mb10
-    events, elapsed = _timed(
-        "response_item", {"type": "function_call_output", "call_id": "c", "output": output}
-    )
-    assert len(events[0].text) == mb10 and events[0].is_error and elapsed < 5
+def _exit_output(n: int) -> bytes:
+    output = "Chunk ID: a\nProcess exited with code 3\nOutput:\n" + "z" * n
+    return line("response_item", {"type": "function_call_output", "call_id": "c", "output": output})
+
+
+def _patch(n: int) -> bytes:
     patch = (
         "*** Begin Patch\n"
-        + "*** Update File: f.py\n+x\n" * 400_000
+        + "*** Update File: f.py\n+x\n" * (n // 25)
         + "*** Add File: x"
-        + " " * mb10
+        + " " * n
         + "y\n"
     )
-    events, elapsed = _timed(
-        "response_item",
-        {"type": "custom_tool_call", "name": "apply_patch", "input": patch, "call_id": "c"},
-    )
-    assert events[0].meta["files"][0] == "f.py" and elapsed < 5
+    payload = {"type": "custom_tool_call", "name": "apply_patch", "input": patch, "call_id": "c"}
+    return line("response_item", payload)
+
+
+def _weird_exit(n: int) -> bytes:
     weird = (
         "Process exited with code "
-        + "9" * mb10
+        + "9" * n
         + "\nProcess running with session ID "
         + "1" * 5000
         + "\nOutput:\n"
     )
-    events, elapsed = _timed(
-        "response_item", {"type": "function_call_output", "call_id": "c", "output": weird}
-    )
-    assert events[0].meta == {} and elapsed < 5
-    text = " " * mb10 + "<x" * 1000
-    events, elapsed = _timed(
-        "event_msg",
-        {
-            "type": "item_completed",
-            "item": {"type": "UserMessage", "id": "u", "content": [{"type": "text", "text": text}]},
-        },
-        1,
-    )
-    assert len(events) == 1 and elapsed < 5
-    args = json.dumps({"cmd": "echo " + "a" * mb10})
-    events, elapsed = _timed(
-        "response_item",
-        {"type": "function_call", "name": "exec_command", "arguments": args, "call_id": "c"},
-    )
-    assert len(events[0].text) == mb10 + 5 and elapsed < 5
+    return line("response_item", {"type": "function_call_output", "call_id": "c", "output": weird})
+
+
+def _spaces_prompt(n: int) -> bytes:
+    text = " " * n + "<x" * 1000
+    item = {"type": "UserMessage", "id": "u", "content": [{"type": "text", "text": text}]}
+    return line("event_msg", {"type": "item_completed", "item": item}, 1)
+
+
+def _long_command(n: int) -> bytes:
+    args = json.dumps({"cmd": "echo " + "a" * n})
+    payload = {"type": "function_call", "name": "exec_command", "arguments": args, "call_id": "c"}
+    return line("response_item", payload)
+
+
+#: name -> line of size n (ten megabytes at n = 10_000_000).
+HUGE: dict[str, Callable[[int], bytes]] = {
+    "exit output": _exit_output,
+    "patch": _patch,
+    "weird exit": _weird_exit,
+    "prompt of spaces": _spaces_prompt,
+    "long command": _long_command,
+}
+MB10 = 10_000_000
+
+
+def test_ten_megabyte_lines_parse_whole() -> None:
+    events = _events(_exit_output(MB10))
+    assert len(events[0].text) == MB10 and events[0].is_error
+    assert _events(_patch(MB10))[0].meta["files"][0] == "f.py"
+    assert _events(_weird_exit(MB10))[0].meta == {}
+    assert len(_events(_spaces_prompt(MB10))) == 1
+    assert len(_events(_long_command(MB10))[0].text) == MB10 + 5
+
+
+@pytest.mark.parametrize("name", list(HUGE))
+def test_huge_lines_parse_in_linear_time(name: str) -> None:
+    assert_linear(_events, HUGE[name], MB10 // SCALE, what=name)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -25,7 +25,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from bridge.chat.protocol import CommandHandler, Incoming, Outgoing, Posted
+from bridge.chat.protocol import ActionHandler, CommandHandler, Incoming, Outgoing, Posted
 
 log = logging.getLogger("agentbridge.slack")
 
@@ -86,6 +86,7 @@ class SlackBackend:
         self.bot_user_id = ""
         self.bot_id = ""
         self.command_handler: CommandHandler | None = None
+        self.on_action: ActionHandler | None = None
         self.incoming: asyncio.Queue[Incoming] = asyncio.Queue()
         self._pace: dict[str, tuple[asyncio.Lock, list[float]]] = {}
         self._names: dict[str, str] = {}
@@ -213,6 +214,7 @@ class SlackBackend:
             thread_ts=msg.thread,
             unfurl_links=False,
             unfurl_media=False,
+            blocks=list(msg.blocks) or None,
             metadata={"event_type": METADATA_TYPE, "event_payload": {"slug": msg.slug, "ids": ids}},
         )
         return Posted(str(resp["ts"]))
@@ -229,10 +231,19 @@ class SlackBackend:
         files = resp.get("files") or [resp.get("file") or {}]
         return Posted("file:" + str(files[0].get("id", "")))
 
-    async def update(self, channel: str, ref: str, text: str) -> None:
+    async def update(
+        self, channel: str, ref: str, text: str, blocks: Sequence[Mapping[str, Any]] | None = None
+    ) -> None:
         await self._call(
-            self.client.chat_update, channel=self.channel_id(channel), ts=ref, text=text
+            self.client.chat_update,
+            channel=self.channel_id(channel),
+            ts=ref,
+            text=text,
+            blocks=list(blocks) if blocks is not None else [],
         )
+
+    async def open_view(self, trigger_id: str, view: Mapping[str, Any]) -> None:
+        await self._call(self.client.views_open, trigger_id=trigger_id, view=dict(view))
 
     async def react(self, channel: str, ref: str, emoji: str) -> None:
         try:

@@ -8,6 +8,7 @@ the runner opened with its app-level token. A short ping interval makes a silent
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -33,6 +34,14 @@ class SocketModeTransport:
 
     def on_command(self, name: str, listener: Any) -> None:
         self.app.command(name)(listener)
+
+    def on_action(self, listener: Any) -> None:
+        """Every ``block_actions`` element of every message (features dispatch by action_id)."""
+        self.app.action(re.compile(".*"))(listener)
+
+    def on_view(self, listener: Any) -> None:
+        """Every modal submission (``view_submission``), whatever its callback_id."""
+        self.app.view(re.compile(".*"))(listener)
 
     async def connect(self) -> None:
         await self.handler.connect_async()  # type: ignore[no-untyped-call]
