@@ -35,6 +35,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from bridge.config import model as config_module
+from bridge.config.asks import AnswerPolicy
 from bridge.config.model import (
     AgentConfig,
     CompactionConfig,
@@ -62,6 +63,7 @@ SECTIONS: tuple[Section, ...] = (
     Section(RestartPolicy, "`restart`", "restart"),
     Section(ScheduleConfig, "`agents[].schedules[]`", "schedules"),
     Section(CompactionConfig, "`agents[].compaction`", "compaction"),
+    Section(AnswerPolicy, "`agents[].answers`", "answers"),
 )
 
 #: Model fields the loader fills in; writing them in the file is an error

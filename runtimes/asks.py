@@ -124,7 +124,9 @@ def question_ask(event: str, payload: dict[str, Any]) -> Ask | None:
     key = str(payload.get("tool_use_id") or "") or "q:" + _digest(
         payload.get("session_id"), payload.get("prompt_id"), tool_input
     )
-    return Ask("question", key, event, questions=questions, tool=QUESTION_TOOL, tool_input=tool_input)
+    return Ask(
+        "question", key, event, questions=questions, tool=QUESTION_TOOL, tool_input=tool_input
+    )
 
 
 def approval_ask(event: str, payload: dict[str, Any]) -> Ask | None:
@@ -146,7 +148,9 @@ def approval_ask(event: str, payload: dict[str, Any]) -> Ask | None:
         tool_input,
     )
     reason = str(tool_input.get("description") or "")
-    return Ask("approval", key, event, tool=tool, command=command, reason=reason, tool_input=tool_input)
+    return Ask(
+        "approval", key, event, tool=tool, command=command, reason=reason, tool_input=tool_input
+    )
 
 
 def question_output(ask: Ask, answer: Answer) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 from bridge.aio import TaskSet
+from bridge.answers.service import Answers
 from bridge.app.runner_files import AlreadyRunning, acquire_runner_lock, write_runner_info
 from bridge.channel.chatbridge import ChatBridge
 from bridge.chat.factory import make_backend
@@ -112,6 +113,15 @@ class Daemon:
         )
         chat = ChatBridge(config, backend, lifecycle, reconciler, self.state_dir / "inbox")
         await chat.start()
+        answers = Answers(config, store, backend, lifecycle.tracker, lifecycle.router.thread_of)
+        answers.install()  # after the chat side: it chains to whatever took actions before
+        lifecycle.hooks.blocking = answers.hook
+        if chat.status is not None:
+            tracker = lifecycle.tracker
+            chat.status.waiting_of = lambda slug: (
+                tracker.get(slug).waiting_for,
+                tracker.get(slug).waiting_link,
+            )
 
         def reload(new: Config) -> None:
             channels.update(new.channels())  # a removed agent's last notes still find it
@@ -119,6 +129,7 @@ class Daemon:
             mirrors.sync(new)
             lifecycle.update_config(new)
             chat.update_config(new)
+            answers.update_config(new)
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
@@ -150,6 +161,7 @@ class Daemon:
             task.add_done_callback(self._task_ended)
         await self.stop.wait()
         log.info("runner: stopping%s", " and stopping agents" if self.stop_agents else "")
+        await answers.close()  # held hooks are let go, not abandoned: they reconnect later
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from bridge.config.asks import AskSettings
 from bridge.config.errors import ConfigError, describe_value, validate_document
 from bridge.config.values import (
     agent_env_value,
@@ -210,7 +211,7 @@ class CompactionConfig(_Model):
         return soft
 
 
-class AgentConfig(_Model):
+class AgentConfig(AskSettings, _Model):
     """One agent of the fleet, as written (see :meth:`resolved` for runtime defaults applied)."""
 
     slug: str
@@ -316,11 +317,10 @@ class AgentConfig(_Model):
     def spec_hash(self, config: Config | None = None) -> str:
         """A short stable hash of what shapes the launched process, so the daemon can tell a
         relaunch-worthy edit (args, env, ...) from a cosmetic one (channel, schedules).
-
         Pass ``config`` to hash the effective values, so editing ``runtimes`` counts too.
         """
         agent = self.resolved(config) if config is not None else self
-        spec = {
+        spec = agent.ask_spec() | {
             "runtime": agent.runtime,
             "workdir": str(agent.workdir),
             "model": agent.model,

@@ -35,9 +35,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "lifecycle": frozenset({"config", "store", "fleet", "hooks", "mirror"}),
     "channel": frozenset({"config", "store", "render", "chat", "fleet", "lifecycle"}),
     "doctor": frozenset({"config", "store", "fleet", "hooks", "chat"}),
+    "answers": frozenset({"config", "store", "chat", "hooks", "lifecycle", "channel"}),
     "app": frozenset(
         {"config", "store", "render", "chat", "fleet", "hooks", "mirror", "lifecycle"}
-        | {"channel", "doctor", "devtools"}
+        | {"channel", "doctor", "devtools", "answers"}
     ),
     # Entry points: ``python -m bridge`` and the pre-split ``python -m bridge.cli``.
     "__main__": frozenset({"app"}),
