@@ -39,8 +39,9 @@ from bridge.channel.inbound import may_steer
 from bridge.chat.protocol import Action, ChatBackend, Outgoing
 from bridge.config.model import Config
 from bridge.hooks.server import HookMessage
-from bridge.lifecycle.activity import ActivityTracker
+from bridge.lifecycle.activity import Activity, ActivityTracker
 from bridge.store.db import Store
+from bridge.store.queue import QueueItem
 from runtimes import get_runtime
 from runtimes.asks import Answer, Ask, ask_output
 
@@ -66,6 +67,25 @@ class Answers:
         self._posting: dict[int, asyncio.Lock] = {}
         self._watchers: dict[int, asyncio.Task[Any]] = {}
         self._tasks = TaskSet()
+        self._threads: dict[str, str | None] = {}
+
+    # -- where the turn is ----------------------------------------------------------------
+
+    def confirmed(self, item: QueueItem) -> None:
+        """The runtime took a prompt (its UserPromptSubmit hook, before any tool hook): a turn
+        started from Slack is asked about in that message's thread."""
+        ts = item.source.get("thread_ts") or item.source.get("ts")
+        slack = item.source.get("via") == "slack" and isinstance(ts, str)
+        self._threads[item.slug] = str(ts) if slack else None
+
+    def activity(self, slug: str, old: Activity, new: Activity) -> None:
+        """A new turn forgets the last one's thread (a typed prompt's questions go top-level)."""
+        if new is Activity.WORKING and old in (Activity.IDLE, Activity.STARTING):
+            self._threads[slug] = None
+
+    def thread(self, slug: str) -> str | None:
+        """The turn's thread: known from the confirmed prompt, else the mirror's routing."""
+        return self._threads[slug] if slug in self._threads else self.thread_of(slug)
 
     def update_config(self, config: Config) -> None:
         self.config = config
@@ -145,7 +165,7 @@ class Answers:
             if fresh is not None and fresh.message_ref:
                 return fresh
             channel = self.config.channel_of(row.slug)
-            thread = self.thread_of(row.slug)
+            thread = self.thread(row.slug)
             posted = await self.backend.post(
                 Outgoing(
                     row.slug,

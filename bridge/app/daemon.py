@@ -116,6 +116,8 @@ class Daemon:
         answers = Answers(config, store, backend, lifecycle.tracker, lifecycle.router.thread_of)
         answers.install()  # after the chat side: it chains to whatever took actions before
         lifecycle.hooks.blocking = answers.hook
+        lifecycle.on_confirmed.append(answers.confirmed)
+        lifecycle.tracker.listeners.append(answers.activity)
         if chat.status is not None:
             tracker = lifecycle.tracker
             chat.status.waiting_of = lambda slug: (

@@ -1,0 +1,159 @@
+"""End to end: an agent's question and approval requests answered by clicking in Slack.
+
+The real Claude (and Codex for approvals) in tmux, driven by the fake models' ``ASK:`` /
+``APPROVE:`` directives, the real runner against the loopback Slack emulator. What the model
+received is read back from the fake model's next answer (``answered: <tool result>`` /
+``result: <tool output>``), mirrored into the thread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from typing import Any
+
+import pytest
+
+from tests.conftest import Fleet, wait_until
+from tests.e2e.test_slack import setup_agent, thread_texts
+from tests.integration.test_runner import wait_ready
+
+pytestmark = pytest.mark.e2e
+
+
+def ask_message(slack: Any, channel: str, ask_id_prefix: str = "q:") -> dict[str, Any] | None:
+    """The newest bot message that still has our buttons."""
+    for m in reversed(slack.messages(channel)):
+        if m.get("bot_id") and any(
+            ask_id_prefix in json.dumps(b) for b in m.get("blocks") or [] if b["type"] != "context"
+        ):
+            if buttons(m):
+                return dict(m)
+    return None
+
+
+def buttons(message: dict[str, Any]) -> dict[str, str]:
+    """action_id by visible text (``Choose`` buttons by their value, the option label)."""
+    found: dict[str, str] = {}
+    for block in message.get("blocks") or []:
+        elements = list(block.get("elements") or [])
+        if block.get("accessory"):
+            elements.append(block["accessory"])
+        for el in elements:
+            if el.get("type") == "button":
+                label = el["value"] if el["text"]["text"] == "Choose" else el["text"]["text"]
+                found[label] = el["action_id"]
+            elif el.get("type") == "checkboxes":
+                found["checkboxes"] = el["action_id"]
+    return found
+
+
+def current(slack: Any, channel: str, ts: str) -> dict[str, Any]:
+    return next(m for m in slack.messages(channel) if m["ts"] == ts)
+
+
+def answered_in_thread(slack: Any, channel: str, root: str, needle: str) -> bool:
+    return any(needle in t for t in thread_texts(slack, channel, root))
+
+
+def start_claude(fleet: Fleet, slack: Any, slug: str, **extra: Any) -> tuple[str, str, str]:
+    alice, channel, _ = setup_agent(fleet, slack, slug, "claude", **extra)
+    mallory = slack.add_user("mallory", "Mallory")
+    slack.join(mallory, channel)
+    fleet.write_config()
+    fleet.start_runner()
+    wait_ready(fleet, slug, "claude")
+    return alice, mallory, channel
+
+
+def test_claude_question_is_buttons_a_click_answers_and_a_stranger_cannot(
+    fleet: Fleet, slack: Any
+) -> None:
+    slug = "ask-claude"
+    alice, mallory, channel = start_claude(fleet, slack, slug)
+    root = slack.post_as_user(alice, channel, "pick one ASK:Which color?|red|blue")
+    msg = wait_until(lambda: ask_message(slack, channel), 90, "the question as buttons")
+    assert msg.get("thread_ts") == root  # in the turn's thread
+    assert "option blue" in json.dumps(msg["blocks"])  # the option's description is shown
+    ids = buttons(msg)
+    assert {"red", "blue", "Other…"} <= set(ids)
+    status = wait_until(
+        lambda: (s := fleet.status()[slug])["activity"] == "waiting_input" and s, 30, "waiting"
+    )
+    assert status["waiting"]["for"] == "question"
+    permalink = f"/archives/{channel}/p{msg['ts'].replace('.', '')}?thread_ts={root}"
+    assert permalink in status["waiting"]["link"]
+    # The turn's status line links to the question instead of "attach to the tmux session".
+    wait_until(
+        lambda: any(
+            "waiting for your answer to <" in t for t in thread_texts(slack, channel, root)
+        ),
+        30,
+        "the status line linking to the question",
+    )
+
+    # A stranger's click changes nothing and gets a private refusal.
+    slack.click(mallory, channel, msg["ts"], ids["blue"], "blue")
+    wait_until(lambda: slack.ephemerals(user=mallory), 30, "the refusal")
+    assert buttons(current(slack, channel, msg["ts"]))
+    assert fleet.status()[slug]["activity"] == "waiting_input"
+
+    slack.click(alice, channel, msg["ts"], ids["blue"], "blue")
+    wait_until(
+        lambda: answered_in_thread(
+            slack,
+            channel,
+            root,
+            'answered: Your questions have been answered: "Which color?"="blue"',
+        ),
+        90,
+        "the model's answer built on the tool result",
+    )
+    closed = current(slack, channel, msg["ts"])
+    assert not buttons(closed)
+    assert "blue" in json.dumps(closed["blocks"]) and alice in json.dumps(closed["blocks"])
+    wait_until(lambda: fleet.status()[slug]["activity"] == "idle", 30, "the turn finished")
+    audit = fleet.status()[slug]["answers"]
+    mine = [a for a in audit if a["user"] == alice]
+    assert [a["action"] for a in mine] == ["answered"] and "blue" in mine[0]["what"]
+    assert any(a["action"] == "refused" and a["user"] == mallory for a in audit)
+
+
+def test_claude_question_survives_a_runner_sigkill_and_is_answered_once(
+    fleet: Fleet, slack: Any
+) -> None:
+    slug = "ask-kill"
+    alice, _, channel = start_claude(fleet, slack, slug)
+    slack.post_as_user(alice, channel, "pick one ASK:Which shape?|round|square")
+    msg = wait_until(lambda: ask_message(slack, channel), 90, "the question as buttons")
+    ids = buttons(msg)
+
+    assert fleet.runner is not None
+    os.kill(fleet.runner.pid, signal.SIGKILL)
+    fleet.runner.wait()
+    fleet.runner = None
+    fleet.start_runner()
+    wait_until(lambda: fleet.log_text().count("runner: started") >= 2, 60, "the second runner")
+
+    def click_until_taken() -> bool:
+        # Clicks before the new runner's Socket Mode connection are not acknowledged (as in
+        # Slack, the person sees an error and clicks again).
+        if buttons(current(slack, channel, msg["ts"])):
+            slack.click(alice, channel, msg["ts"], ids["square"], "square")
+        return not buttons(current(slack, channel, msg["ts"]))
+
+    wait_until(click_until_taken, 60, "alice's click taken by the new runner", interval=2)
+    expected = 'answered: Your questions have been answered: "Which shape?"="square"'
+    wait_until(
+        lambda: any(expected in str(m.get("text")) for m in slack.messages(channel)),
+        90,
+        "the model's answer built on the tool result",
+    )
+    wait_until(lambda: fleet.status()[slug]["activity"] == "idle", 30, "the turn finished")
+    # Exactly one question message, one answer, one tool result reached the model.
+    asks = [m for m in slack.messages(channel) if m.get("bot_id") and "asks:" in m.get("text", "")]
+    assert len(asks) == 1, "the question was posted once"
+    answers = [a for a in fleet.status()[slug]["answers"] if a["action"] == "answered"]
+    assert len(answers) == 1
+    assert sum(expected in str(m.get("text")) for m in slack.messages(channel)) == 1
