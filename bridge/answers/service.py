@@ -119,6 +119,8 @@ class Answers:
         if waiter is None or waiter.done():
             waiter = self._waiters[row.id] = asyncio.get_running_loop().create_future()
         try:
+            if not row.link:
+                self.tracker.asking(row.slug, row.kind, None)  # the link follows once posted
             row = await self._ensure_posted(row)
             self.tracker.asking(row.slug, row.kind, row.link)
             if row.id not in self._watchers:

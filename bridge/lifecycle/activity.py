@@ -129,7 +129,7 @@ class ActivityTracker:
         Until :meth:`answered`, tool hooks do not move it back to working (the relay hooks of
         the same tool call may arrive after the blocking one), so nothing is pasted in."""
         agent = self.get(slug)
-        if agent.state in DEAD:
+        if agent.state in DEAD or (agent.waiting_for, agent.waiting_link) == (what, link):
             return
         agent.waiting_for, agent.waiting_link = what, link
         if agent.state is Activity.WAITING_INPUT:  # a new link: tell the listeners again

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,14 +23,11 @@ from tests.integration.test_runner import wait_ready
 pytestmark = pytest.mark.e2e
 
 
-def ask_message(slack: Any, channel: str, ask_id_prefix: str = "q:") -> dict[str, Any] | None:
-    """The newest bot message that still has our buttons."""
+def ask_message(slack: Any, channel: str) -> dict[str, Any] | None:
+    """The newest bot message that still has our (``q:``) buttons."""
     for m in reversed(slack.messages(channel)):
-        if m.get("bot_id") and any(
-            ask_id_prefix in json.dumps(b) for b in m.get("blocks") or [] if b["type"] != "context"
-        ):
-            if buttons(m):
-                return dict(m)
+        if m.get("bot_id") and any(a.startswith("q:") for a in buttons(m).values()):
+            return dict(m)
     return None
 
 
@@ -157,3 +155,49 @@ def test_claude_question_survives_a_runner_sigkill_and_is_answered_once(
     answers = [a for a in fleet.status()[slug]["answers"] if a["action"] == "answered"]
     assert len(answers) == 1
     assert sum(expected in str(m.get("text")) for m in slack.messages(channel)) == 1
+
+
+@pytest.mark.parametrize("runtime", ["claude", "codex"])
+def test_approvals_allow_runs_deny_does_not_and_the_model_is_told(
+    fleet: Fleet, slack: Any, runtime: str
+) -> None:
+    slug = f"perm-{runtime}"
+    alice, channel, _ = setup_agent(fleet, slack, slug, runtime, permissions="ask")
+    workdir = Path(fleet.agents_by_slug(slug)["workdir"])
+    fleet.write_config()
+    fleet.start_runner()
+    wait_until(lambda: fleet.status().get(slug, {}).get("alive"), 90, f"{slug} alive")
+    wait_until(lambda: fleet.status()[slug]["activity"] == "idle", 90, f"{slug} idle")
+
+    root = slack.post_as_user(alice, channel, "go APPROVE:echo allowed-1 > a1.txt; cat a1.txt")
+    msg = wait_until(lambda: ask_message(slack, channel), 90, "the approval as buttons")
+    assert msg.get("thread_ts") == root
+    assert "a1.txt" in json.dumps(msg["blocks"]) and "wants to run" in json.dumps(msg["blocks"])
+    ids = buttons(msg)
+    assert {"Allow once", "Always allow this session", "Deny"} <= set(ids)
+    assert fleet.status()[slug]["waiting"]["for"] == "approval"
+    assert not (workdir / "a1.txt").exists()
+    slack.click(alice, channel, msg["ts"], ids["Allow once"], "allow")
+    wait_until(
+        lambda: answered_in_thread(slack, channel, root, "result: allowed-1"), 90, "the output"
+    )
+    assert (workdir / "a1.txt").read_text().strip() == "allowed-1"
+    assert "allowed it once" in json.dumps(current(slack, channel, msg["ts"])["blocks"])
+    wait_until(lambda: fleet.status()[slug]["activity"] == "idle", 60, "the turn finished")
+
+    root = slack.post_as_user(alice, channel, "no APPROVE:echo denied-2 > d2.txt; cat d2.txt")
+    msg = wait_until(lambda: ask_message(slack, channel), 90, "the second approval")
+    slack.click(alice, channel, msg["ts"], buttons(msg)["Deny"], "deny")
+    told = wait_until(
+        lambda: [
+            t
+            for t in thread_texts(slack, channel, root)
+            if "result:" in t and f"Denied from chat by {alice}" in t.split("result:", 1)[1]
+        ],
+        90,
+        "the model's answer built on the denial",
+    )
+    assert "denied-2" not in told[0].split("result:", 1)[1]
+    assert not (workdir / "d2.txt").exists()
+    audit = [a["what"] for a in fleet.status()[slug]["answers"] if a["action"] == "answered"]
+    assert audit == ["denied it", "allowed it once"]
