@@ -201,3 +201,34 @@ def test_approvals_allow_runs_deny_does_not_and_the_model_is_told(
     assert not (workdir / "d2.txt").exists()
     audit = [a["what"] for a in fleet.status()[slug]["answers"] if a["action"] == "answered"]
     assert audit == ["denied it", "allowed it once"]
+
+
+@pytest.mark.parametrize("on_timeout", ["default", "refuse"])
+def test_nobody_answers_a_reminder_then_the_timeout_policy(
+    fleet: Fleet, slack: Any, on_timeout: str
+) -> None:
+    slug = f"ask-{on_timeout}"
+    policy = {"timeout_minutes": 0.1, "remind_after_minutes": 0.05, "on_timeout": on_timeout}
+    alice, _, channel = start_claude(fleet, slack, slug, answers=policy)
+    root = slack.post_as_user(alice, channel, "pick ASK:Which size?|small|large")
+    msg = wait_until(lambda: ask_message(slack, channel), 90, "the question as buttons")
+    wait_until(
+        lambda: [t for t in thread_texts(slack, channel, msg["thread_ts"]) if "still waiting" in t],
+        60,
+        "the reminder",
+    )
+    told = "Nobody answered within 0.1 min"
+    wait_until(
+        lambda: any(told in t for t in thread_texts(slack, channel, root)), 60, "the channel told"
+    )
+    closed = current(slack, channel, msg["ts"])
+    assert not buttons(closed) and told in json.dumps(closed["blocks"])
+    if on_timeout == "default":
+        expected = 'answered: Your questions have been answered: "Which size?"="small"'
+    else:
+        # Claude hands a PreToolUse deny to the model as a tool error with the reason.
+        expected = "hook error: Nobody answered within 0.1 min; the question was not answered."
+    wait_until(lambda: answered_in_thread(slack, channel, root, expected), 90, "the model told")
+    wait_until(lambda: fleet.status()[slug]["activity"] == "idle", 60, "the turn went on")
+    audit = fleet.status()[slug]["answers"]
+    assert [a["action"] for a in audit] == ["timeout"] and audit[0]["user"] == "policy"
