@@ -35,6 +35,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from bridge.config import model as config_module
+from bridge.config import review as review_module
 from bridge.config.asks import AnswerPolicy
 from bridge.config.model import (
     AgentConfig,
@@ -44,6 +45,7 @@ from bridge.config.model import (
     RuntimeDefaults,
     ScheduleConfig,
 )
+from bridge.config.review import ReviewConfig
 from bridge.config.values import token_limit
 
 __all__ = ["LOADER_SET", "SECTIONS", "file_keys", "main", "render"]
@@ -63,6 +65,7 @@ SECTIONS: tuple[Section, ...] = (
     Section(RestartPolicy, "`restart`", "restart"),
     Section(ScheduleConfig, "`agents[].schedules[]`", "schedules"),
     Section(CompactionConfig, "`agents[].compaction`", "compaction"),
+    Section(ReviewConfig, "`agents[].review`: a PR-reviewer template", "review"),
     Section(AnswerPolicy, "`agents[].answers`", "answers"),
 )
 
@@ -110,11 +113,6 @@ _FALLBACK: dict[tuple[type[BaseModel], str], str] = {
         "Minimum gap between two CLI launches, so a boot does not start every CLI (and its "
         "auth refresh) in the same second."
     ),
-    (Config, "allowed_users"): (
-        "Slack user ids (`U…`, `W…`) allowed to steer every agent, in addition to each "
-        "agent's own `allowed_users`. With no list anywhere, anyone in an agent's channel "
-        "can steer it."
-    ),
     (Config, "restart"): "How the reconciler relaunches agents whose CLI exited.",
     (AgentConfig, "slug"): (
         "Unique name: `[a-z0-9-]`, starting with a letter or digit, at most 60 characters. "
@@ -143,9 +141,6 @@ _FALLBACK: dict[tuple[type[BaseModel], str], str] = {
         "environment (`$${VAR}` is literal); an unset variable is a config error."
     ),
     (AgentConfig, "args"): "Extra CLI arguments, after `runtimes.<runtime>.args`.",
-    (AgentConfig, "allowed_users"): (
-        "Slack user ids allowed to steer this agent, in addition to the top-level list."
-    ),
     (AgentConfig, "schedules"): "Prompts queued on a crontab schedule.",
     (AgentConfig, "compaction"): "When to nudge and when to force a compaction.",
     (AgentConfig, "enabled"): (
@@ -248,7 +243,12 @@ def attribute_docstrings(source: str) -> dict[tuple[str, str], str]:
 
 
 def _config_docstrings() -> dict[tuple[str, str], str]:
-    return attribute_docstrings(Path(inspect.getfile(config_module)).read_text(encoding="utf-8"))
+    found: dict[tuple[str, str], str] = {}
+    for module in (config_module, review_module):
+        found.update(
+            attribute_docstrings(Path(inspect.getfile(module)).read_text(encoding="utf-8"))
+        )
+    return found
 
 
 def _markdown(text: str) -> str:

@@ -68,6 +68,8 @@ class Answers:
         self._watchers: dict[int, asyncio.Task[Any]] = {}
         self._tasks = TaskSet()
         self._threads: dict[str, str | None] = {}
+        self._forms: set[tuple[int, str]] = set()
+        """(ask id, user) of the forms opened from a click in the agent's channel."""
 
     # -- where the turn is ----------------------------------------------------------------
 
@@ -202,7 +204,9 @@ class Answers:
         if row is None:
             return "That question is no longer known to agentbridge."
         agent = self.config.agent(row.slug)
-        if agent is None or not may_steer(self.config, agent, action.user):
+        if agent is None or not may_steer(
+            self.config, agent, action.user, in_channel=self._in_channel(row, action)
+        ):
             await asyncio.to_thread(
                 self.book.audit, row.id, row.slug, action.user, "refused", action.action_id
             )
@@ -214,6 +218,14 @@ class Answers:
         if row.kind == "approval":
             return await self._approval(row, click, action)
         return await self._question(row, click, action)
+
+    def _in_channel(self, row: AskRow, action: Action) -> bool:
+        """The click is on the message in the agent's channel, or in the form that a click
+        there opened for this same person (Slack sends modal submissions without a channel)."""
+        if not action.channel:
+            return (row.id, action.user) in self._forms
+        wanted = row.channel or self.config.channel_of(row.slug)
+        return action.channel in (wanted, self.backend.channels.get(wanted))
 
     async def _approval(self, row: AskRow, click: Click, action: Action) -> str | None:
         user = action.user
@@ -280,6 +292,7 @@ class Answers:
             return "This chat cannot open a form here; pick one of the buttons."
         view = modal(f"q:{row.id}:{form}:{question}", title, label, str(row.id), form == "denyform")
         await self.backend.open_view(action.trigger_id, view)
+        self._forms.add((row.id, action.user))
         return None
 
     async def finish(self, row: AskRow, answer: Answer, user: str, said: str) -> str | None:

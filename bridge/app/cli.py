@@ -68,12 +68,16 @@ def _load(args: argparse.Namespace) -> Config:
 
     path = _config_path(args)
     _require_file(path)
+    problems: list[str] = []
     try:
-        return load_fleet(path, _state_dir(args))
+        config = load_fleet(path, _state_dir(args), problems=problems)
     except ConfigError as err:
         for line in err.errors:
             print(line, file=sys.stderr)
         raise SystemExit(2) from None
+    for line in problems:  # a broken spawned agent is skipped, never fatal (as in `run`)
+        print(f"warning: {line}", file=sys.stderr)
+    return config
 
 
 def _tmux(args: argparse.Namespace, config: Config) -> TmuxServer:
@@ -100,18 +104,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from bridge.config.model import ConfigError, load_config
+    from bridge.config.model import ConfigError
+    from bridge.config.spawned import load_fleet
 
     path = _config_path(args)
     if not path.is_file():
         print(f"{path}: no such config file")
         return 1
-    try:
-        load_config(path)
+    problems: list[str] = []
+    try:  # what `run` loads: agents.yaml plus the spawned agents it would run
+        load_fleet(path, _state_dir(args), problems=problems)
     except ConfigError as err:
         for line in err.errors:
             print(line)
         return 1
+    for line in problems:
+        print(f"warning: {line}")
     print("OK")
     return 0
 
@@ -269,6 +277,20 @@ def cmd_spawn(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    """Ask the runner for a review (it owns gh, git and chat), or clean finished ones now."""
+    from bridge.app.runner_files import runner_alive
+    from bridge.review.command_line import ask, clean_now
+
+    if args.clean:
+        return clean_now(_state_dir(args))
+    if not args.pr:
+        print("agentbridge review: give a PR number or URL, or --clean", file=sys.stderr)
+        return 2
+    state = _state_dir(args)
+    return ask(state, args.pr, args.template, args.wait, runner_alive(state))
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from bridge.doctor.report import exit_code, render, run_checks
 
@@ -303,6 +325,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "attach": cmd_attach,
     "reconcile": cmd_reconcile,
     "spawn": cmd_spawn,
+    "review": cmd_review,
     "doctor": cmd_doctor,
     "demo": cmd_demo,
     "hook": cmd_hook,

@@ -107,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--prompt", required=True, help="the task it runs, then it stops")
 
+    p = add("review", "review a pull request with a reviewer template (docs/pr-review.md)")
+    p.add_argument("pr", nargs="?", help="PR number or URL")
+    p.add_argument("--template", help="the reviewer template (needed when there are several)")
+    p.add_argument("--clean", action="store_true", help="remove finished reviews now")
+    p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the start")
+
     p = add(
         "doctor",
         "check tmux, the CLIs and their launch flags, hooks, state dir, Slack",

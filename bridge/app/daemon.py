@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from bridge.chat.factory import make_backend
 from bridge.chat.protocol import Outgoing
 from bridge.config import paths
 from bridge.config.model import Config, ConfigError, default_channel
-from bridge.config.spawned import load_fleet, spawned_dir
+from bridge.config.spawned import load_fleet, spawn_ids, spawned_dir
 from bridge.config.watch import config_snapshot, watch_config
 from bridge.fleet.launch import PRIVATE_ENV
 from bridge.fleet.reconcile import Reconciler, runner_mark
@@ -32,6 +33,7 @@ from bridge.fleet.tmux import TmuxServer
 from bridge.hooks.command import hook_command
 from bridge.lifecycle.core import Lifecycle
 from bridge.mirror.fleet import Mirrors
+from bridge.review.service import ReviewService
 from bridge.store.db import Store
 from runtimes import Runtime
 
@@ -88,7 +90,13 @@ class Daemon:
             )
 
             def send() -> None:
-                self._background.spawn(backend.post(msg))
+                thread = lifecycle.router.pinned(slug)  # a reviewer's notes go in its thread
+                out = (
+                    msg
+                    if thread is None
+                    else Outgoing(msg.slug, msg.channel, text, msg.event_id, thread)
+                )
+                self._background.spawn(backend.post(out))
 
             loop.call_soon_threadsafe(send)
 
@@ -108,11 +116,25 @@ class Daemon:
         mirrors = Mirrors(store, backend, listeners=[lifecycle.on_event], router=lifecycle.router)
         mirrors.sync(config)
         lifecycle.on_session.append(lambda slug: mirrors.wake(slug, refresh=True))
-        lifecycle.on_task_done = lambda slug: loop.run_in_executor(
-            None, reconciler.stop, slug, "done"
+        reviews = ReviewService(
+            config,
+            self.config_path,
+            self.state_dir,
+            store,
+            backend,
+            lifecycle.router,
+            lambda slug: row.state if (row := store.agent(slug)) else None,
         )
+
+        def task_done(slug: str) -> None:
+            loop.run_in_executor(None, reconciler.stop, slug, "done")
+            loop.call_soon_threadsafe(reviews.finished, slug)
+
+        lifecycle.on_task_done = task_done
         chat = ChatBridge(config, backend, lifecycle, reconciler, self.state_dir / "inbox")
+        chat.commands.verbs["review"] = reviews.command
         await chat.start()
+        await asyncio.to_thread(self._respawned, store, reconciler)
         answers = Answers(config, store, backend, lifecycle.tracker, lifecycle.router.thread_of)
         answers.install()  # after the chat side: it chains to whatever took actions before
         lifecycle.hooks.blocking = answers.hook
@@ -131,6 +153,8 @@ class Daemon:
             mirrors.sync(new)
             lifecycle.update_config(new)
             chat.update_config(new)
+            reviews.update_config(new)
+            loop.run_in_executor(None, self._respawned, store, reconciler)
             answers.update_config(new)
 
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -147,6 +171,7 @@ class Daemon:
             asyncio.create_task(reconciler.run(self.stop), name="reconcile"),
             asyncio.create_task(mirrors.run(self.stop), name="mirror"),
             asyncio.create_task(chat.run(self.stop), name="chat"),
+            asyncio.create_task(reviews.run(self.stop), name="reviews"),
             asyncio.create_task(
                 watch_config(
                     self.config_path,
@@ -177,6 +202,28 @@ class Daemon:
             "runner: stopped; agents left running" if not self.stop_agents else "runner: stopped"
         )
         return 1 if self.failed else 0
+
+    def _respawned(self, store: Store, reconciler: Reconciler) -> None:
+        """A spawned agent written again (``spawn`` with the same name) is a fresh run: its
+        earlier run, done or still going, no longer holds it (worker thread)."""
+        for slug, spawn_id in spawn_ids(self.state_dir).items():
+            rows = store.query(
+                "SELECT value FROM agent_meta WHERE slug = ? AND key = 'spawn_id'", (slug,)
+            )
+            seen = rows[0][0] if rows else None
+            if seen == spawn_id:
+                continue
+            with store.tx() as db:
+                db.execute(
+                    "INSERT INTO agent_meta (slug, key, value, updated_at)"
+                    " VALUES (?, 'spawn_id', ?, ?) ON CONFLICT(slug, key)"
+                    " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                    (slug, spawn_id, time.time()),
+                )
+            row = store.agent(slug)
+            if row is not None and (seen is not None or row.state == "done"):
+                log.info("%s: spawned again; starting a fresh run", slug)
+                reconciler.restart(slug)
 
     def _task_ended(self, task: asyncio.Task[None]) -> None:
         """A core loop must never end on its own: if one does, stop loudly (and non-zero, so

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bridge.answers.book import status_of as ask_status
+from bridge.config import access
 from bridge.config.model import Config
 from bridge.fleet import liveness
 from bridge.fleet.launch import launch_context
@@ -56,6 +57,10 @@ class AgentStatus:
     answers: list[dict[str, object]] = field(default_factory=list)
     """The latest audited answers to its questions and approvals (who, when, what), newest
     first, including refused clicks and timeouts."""
+    access: str = "local"
+    """``local`` (console backend), ``allowlist``, ``channel-members`` or ``closed``."""
+    skipped_posts: int = 0
+    """Mirrored events Slack refused for good (channel gone, content refused): see the log."""
 
 
 def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[AgentStatus]:
@@ -65,6 +70,7 @@ def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[Agent
     queue = PromptQueue(store) if store else None
     out: list[AgentStatus] = []
     now = time.time()
+    slack = access.slack_configured(os.environ)
     for agent in config.agents:
         row = rows.get(agent.slug)
         runtime = get_runtime(agent.runtime)
@@ -98,6 +104,8 @@ def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[Agent
                 unknown_records=unknown_counts(store, agent.slug) if store else {},
                 queued=queue.counts(agent.slug).get("queued", 0) if queue else 0,
                 **(ask_status(store, agent.slug) if store else {}),
+                access=access.kind(config, agent, slack=slack),
+                skipped_posts=ledger.skipped_count(agent.slug) if ledger else 0,
             )
         )
     return out

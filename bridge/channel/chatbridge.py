@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from bridge.aio import TaskSet
+from bridge.channel.access_note import AccessNotes
 from bridge.channel.commands import Commands
 from bridge.channel.inbound import Inbound
 from bridge.channel.turnstatus import TurnStatus
-from bridge.chat.protocol import ChatBackend
+from bridge.chat.protocol import ChatBackend, NotKept
 from bridge.config.model import Config, channel_for
 from bridge.fleet.reconcile import Reconciler
 from bridge.lifecycle.core import Lifecycle
@@ -48,7 +49,15 @@ class ChatBridge:
             channel_ids=lambda: dict(backend.channels),
             wake=wake,
         )
-        self.commands = Commands(config, lifecycle.queue, lifecycle.tracker, reconciler, wake)
+        self.commands = Commands(
+            config,
+            lifecycle.queue,
+            lifecycle.tracker,
+            reconciler,
+            wake,
+            channel_ids=lambda: dict(backend.channels),
+        )
+        self.notes = AccessNotes(lifecycle.queue.store, backend)
         self.status: TurnStatus | None = None
         if backend.live_status:
             self.status = TurnStatus(backend, self._channel, lifecycle.router.thread_of)
@@ -57,25 +66,52 @@ class ChatBridge:
         lifecycle.deliverer.on_delivered.append(self._delivered)
         lifecycle.deliverer.on_failed.append(self._spawn_failed)
         self._tasks = TaskSet()
+        self._resolved: set[str] = set()
+        """Channels resolution was asked for (at start, or after a reload that added them)."""
 
     def _channel(self, slug: str) -> str:
         return self.config.channel_of(slug)
 
     def update_config(self, config: Config) -> None:
+        """Take a reloaded config (on the event loop). Channels of agents added by the edit or
+        by ``spawn`` are resolved and joined in the background, so the reload itself never
+        waits on Slack and steering them works as soon as their channel is known."""
         self.config = config
         self.inbound.update_config(config)
         self.commands.update_config(config)
+        new = sorted(self._wanted(config) - self._resolved)
+        self._resolved.update(new)
+        self._spawn(self._after_reload(config, new))
+
+    async def _after_reload(self, config: Config, new: list[str]) -> None:
+        """New channels first (the access note needs them), then the closed-access notes."""
+        if new:
+            await self._resolve(new)
+        await self._guard(self.notes.announce(config))
+
+    @staticmethod
+    def _wanted(config: Config) -> set[str]:
+        return {channel_for(a) for a in config.enabled_agents()}
+
+    async def _resolve(self, channels: list[str]) -> None:
+        try:
+            problems = await self.backend.resolve_channels(channels)
+        except Exception as err:  # retried at the next reload that names the channel
+            self._resolved.difference_update(channels)
+            log.error("chat: could not resolve %s: %s", ", ".join(channels), err)
+            return
+        for problem in problems:
+            log.error("%s", problem)
+        log.info("chat: channels ready for %s", ", ".join(channels))
 
     async def start(self) -> None:
         """Resolve channels (one clear line per problem) and take slash commands."""
-        wanted = sorted({channel_for(a) for a in self.config.enabled_agents()})
+        wanted = sorted(self._wanted(self.config))
+        self._resolved.update(wanted)
         for problem in await self.backend.resolve_channels(wanted):
             log.error("%s", problem)
         self.backend.command_handler = self.commands.run
-        if not self.config.allowed_users and not any(a.allowed_users for a in self.config.agents):
-            log.warning(
-                "chat: no allowed_users configured: anyone in an agent's channel can steer it"
-            )
+        await self._guard(self.notes.announce(self.config, at_start=True))
 
     def _delivered(self, item: QueueItem, _outcome: str) -> None:
         if self.status is not None and item.source.get("via") == "slack":
@@ -100,10 +136,17 @@ class ChatBridge:
     async def run(self, stop: asyncio.Event) -> None:
         async def consume() -> None:
             async for incoming in self.backend.receive():
+                receipt = incoming.receipt
                 try:
                     await self.inbound.handle(incoming)
-                except Exception:
+                except asyncio.CancelledError:
+                    if receipt is not None:  # stopping mid-message: let Slack send it again
+                        receipt.refuse(NotKept("the runner is stopping"))
+                    raise
+                except Exception as err:
                     log.exception("chat: could not take a message from %s", incoming.channel)
+                    if receipt is not None:  # not acked: Slack redelivers it
+                        receipt.refuse(NotKept(f"not queued: {err}"))
 
         task = asyncio.create_task(consume())
         try:

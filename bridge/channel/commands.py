@@ -1,23 +1,34 @@
 """``/agent status | restart SLUG | stop SLUG | compact SLUG | send SLUG TEXT``.
 
-The same access rules as steering: a command naming an agent needs that agent's allowlist (or
-the global one); ``status`` shows only what the caller may steer when allowlists are in use.
-Replies are private (ephemeral) so raw commands and their answers never clutter a shared thread.
+The same access rules as steering, judged on the TARGET agent whatever channel or DM the
+command comes from: its allowlist (plus the global one), or, for an agent with
+``access: channel-members`` and no list, only from the agent's own channel (running the command
+there is the only proof of membership). A refusal says why and is logged. ``send`` obeys the
+agent's ``slash_commands`` like a message would. ``status`` lists only what the caller may
+control. Replies are private (ephemeral) so raw commands and their answers never clutter a
+shared thread.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 
-from bridge.channel.inbound import may_steer
-from bridge.config.model import Config
+from bridge.channel.inbound import command_refusal, may_steer, refusal
+from bridge.config import access
+from bridge.config.model import Config, channel_for
 from bridge.fleet.reconcile import Reconciler
 from bridge.lifecycle.activity import ActivityTracker
 from bridge.lifecycle.steer import sanitize
 from bridge.store.queue import Kind, PromptQueue
 
-USAGE = "Usage: `/agent status | restart SLUG | stop SLUG | compact SLUG | send SLUG TEXT`"
+log = logging.getLogger("agentbridge.chat")
+
+USAGE = (
+    "Usage: `/agent status | restart SLUG | stop SLUG | compact SLUG | send SLUG TEXT"
+    " | review PR [TEMPLATE]`"
+)
 
 
 class Commands:
@@ -28,19 +39,33 @@ class Commands:
         tracker: ActivityTracker,
         reconciler: Reconciler,
         wake: Callable[[], None] = lambda: None,
+        channel_ids: Callable[[], Mapping[str, str]] = dict,
     ) -> None:
         self.config = config
+        self.channel_ids = channel_ids
         self.queue = queue
         self.tracker = tracker
         self.reconciler = reconciler
         self.wake = wake
+        self.verbs: dict[str, Callable[[str, str, str], Awaitable[str]]] = {}
+        """More verbs, added by the app (``review``): (user, channel, the rest) -> reply. Each
+        applies the access rules itself, for the agent it acts on."""
 
     def update_config(self, config: Config) -> None:
         self.config = config
 
-    def _may(self, slug: str, user: str) -> bool:
+    def _in_channel(self, slug: str, channel: str) -> bool:
         agent = self.config.agent(slug)
-        return agent is not None and may_steer(self.config, agent, user)
+        if agent is None or not channel:
+            return False
+        wanted = channel_for(agent)
+        return channel in (wanted, self.channel_ids().get(wanted))
+
+    def _may(self, slug: str, user: str, channel: str) -> bool:
+        agent = self.config.agent(slug)
+        return agent is not None and may_steer(
+            self.config, agent, user, in_channel=self._in_channel(slug, channel)
+        )
 
     async def run(self, user: str, channel: str, text: str) -> str:
         words = text.strip().split(None, 2)
@@ -48,14 +73,31 @@ class Commands:
             return USAGE
         verb = words[0].lower()
         if verb == "status":
-            return self.status(user)
+            return self.status(user, channel)
+        if verb in self.verbs:
+            return await self.verbs[verb](user, channel, text.strip()[len(words[0]) :].strip())
         if verb not in ("restart", "stop", "compact", "send") or len(words) < 2:
             return USAGE
         slug = words[1]
-        if self.config.agent(slug) is None:
+        agent = self.config.agent(slug)
+        if agent is None:
             return f"Unknown agent `{slug}`."
-        if not self._may(slug, user):
-            return f"Sorry, you are not allowed to control `{slug}`."
+        if not self._may(slug, user, channel):
+            closed = access.is_closed(self.config, agent)
+            log.warning(
+                "%s: refused /agent %s from %s in %s (%s)",
+                slug,
+                verb,
+                user,
+                channel or "?",
+                "no allowed_users: access is closed" if closed else "not allowed on this agent",
+            )
+            if not closed and not access.allowlist(self.config, agent):
+                return (
+                    f"`{slug}` takes commands only from its own channel "
+                    f"({channel_for(agent)}); nothing was done."
+                )
+            return refusal(self.config, agent, "control", "nothing was done")
         if verb == "restart":
             return await asyncio.to_thread(self.reconciler.restart, slug)
         if verb == "stop":
@@ -69,16 +111,20 @@ class Commands:
         body = sanitize(words[2] if len(words) > 2 else "").text
         if not body.strip():
             return "Nothing to send."
+        command = access.command_allowed(agent, body)
+        if command is not None:
+            log.warning("%s: refused CLI command %s from %s (/agent send)", slug, command, user)
+            return command_refusal(agent, command)
         self.queue.enqueue(
             slug, Kind.STEER, body, source={"via": "command", "user": user, "channel": channel}
         )
         self.wake()
         return f"Queued for `{slug}`."
 
-    def status(self, user: str) -> str:
+    def status(self, user: str, channel: str = "") -> str:
         lines = []
         for agent in self.config.agents:
-            if not self._may(agent.slug, user):
+            if not self._may(agent.slug, user, channel):
                 continue
             act = self.tracker.get(agent.slug)
             ctx = f", context {act.context_tokens // 1000}k" if act.context_tokens else ""

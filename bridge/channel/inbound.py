@@ -3,15 +3,21 @@
 Rules, in order:
 - only channels (and their threads) that belong to an agent are listened to; bots are ignored
   unless the agent says ``allow_bots``;
-- a redelivered event (same ``event_id``, or same channel and ``ts``) is queued once;
-- only allowed users may steer: the agent's ``allowed_users`` plus the global list (when both
-  lists are empty, channel membership is the access control); anyone else gets a private
-  refusal and nothing reaches the agent;
+- a redelivered message (Slack sends an event again when its ack was late or lost, and after a
+  crash before the ack) is recognised by its channel and ``ts`` in the database, not in memory,
+  so it is queued once across restarts too;
+- only allowed users may steer (:mod:`bridge.config.access`: the allowlists, fail closed when
+  there are none unless ``access: channel-members``); anyone else gets a private refusal with
+  the reason, a warning is logged, and nothing reaches the agent;
+- text starting with ``/`` is a CLI command: only the agent's ``slash_commands`` pass;
 - the text is what the person meant (Slack markup undone), stripped of anything that could act
-  as a keystroke; a message too long to paste goes to a file the agent is told to read; in a
-  channel with several people it is prefixed with the sender's name.
-Receipt is acknowledged with 👀; the lifecycle adds ✅ when the runtime confirms the prompt and
-⚠️ with a reply when it could not be delivered.
+  as a keystroke; shared files are saved to the agent's inbox (:mod:`bridge.channel.files`) and
+  listed in the prompt; a message too long to paste goes to a file the agent is told to read;
+  in a channel with several people it is prefixed with the sender's name.
+The message's receipt is kept (the backend acks the event) as soon as its row is committed, or
+once it is deliberately ignored or refused; never before. Receipt is shown with 👀; the
+lifecycle adds ✅ when the runtime confirms the prompt and ⚠️ with a reply when it could not be
+delivered.
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
+from bridge.channel.files import save_files, with_files
 from bridge.chat.protocol import ChatBackend, Incoming, Outgoing
+from bridge.config import access
 from bridge.config.model import AgentConfig, Config, channel_for
 from bridge.lifecycle.steer import sanitize
 from bridge.store.queue import Kind, PromptQueue, QueueItem
@@ -35,10 +43,33 @@ PASTE_LIMIT = 4000
 RECEIVED, CONFIRMED, FAILED = "eyes", "white_check_mark", "warning"
 
 
-def may_steer(config: Config, agent: AgentConfig, user: str) -> bool:
-    """The agent's allowlist plus the global one; both empty = channel membership decides."""
-    allow = set(agent.allowed_users) | set(config.allowed_users)
-    return not allow or user in allow
+def may_steer(config: Config, agent: AgentConfig, user: str, *, in_channel: bool = True) -> bool:
+    """See :func:`bridge.config.access.may_steer` (the one rule)."""
+    return access.may_steer(config, agent, user, in_channel=in_channel)
+
+
+def refusal(
+    config: Config, agent: AgentConfig, what: str, outcome: str = "nothing was sent to it"
+) -> str:
+    """Why someone may not ``what`` (steer, control) an agent: the reason and the key to set."""
+    if access.is_closed(config, agent):
+        return (
+            f"Nobody may {what} `{agent.slug}` from Slack yet: it has no `allowed_users`. "
+            f"To allow it, {access.CLOSED_HINT}; {outcome}."
+        )
+    return (
+        f"Sorry, you are not allowed to {what} `{agent.slug}` (you are not in its "
+        f"`allowed_users`); {outcome}."
+    )
+
+
+def command_refusal(agent: AgentConfig, command: str) -> str:
+    allowed = ", ".join(f"`{c}`" for c in agent.slash_commands) or "none"
+    return (
+        f"`{command}` is a CLI command `{agent.slug}` does not take from Slack (allowed: "
+        f"{allowed}); nothing was sent. Add it to the agent's `slash_commands` in agents.yaml "
+        "to allow it, or start the message with another character."
+    )
 
 
 class Inbound:
@@ -72,9 +103,17 @@ class Inbound:
         return None
 
     def allowed(self, agent: AgentConfig, user: str) -> bool:
-        return may_steer(self.config, agent, user)
+        return may_steer(self.config, agent, user, in_channel=True)
 
-    def _duplicate(self, key: str) -> bool:
+    def _kept(self, slug: str, key: str) -> bool:
+        """Queued before (by an earlier delivery of the same event, maybe by an earlier runner)."""
+        rows = self.queue.store.query(
+            "SELECT 1 FROM prompt_queue WHERE slug = ? AND dedupe_key = ?", (slug, key)
+        )
+        return bool(rows)
+
+    def _answered(self, key: str) -> bool:
+        """Refused before by this runner (so a redelivery is not refused twice)."""
         if key in self._seen:
             return True
         self._seen[key] = None
@@ -82,26 +121,57 @@ class Inbound:
             self._seen.popitem(last=False)
         return False
 
+    @staticmethod
+    def _keep(msg: Incoming) -> None:
+        if msg.receipt is not None:
+            msg.receipt.keep()
+
     async def handle(self, msg: Incoming) -> QueueItem | None:
+        """Queue ``msg`` for its agent, or ignore or refuse it; keep its receipt either way
+        (an exception leaves it unsettled: the caller refuses it and the event comes again)."""
+        item = await self._handle(msg)
+        self._keep(msg)
+        return item
+
+    async def _handle(self, msg: Incoming) -> QueueItem | None:
         agent = self.agent_for(msg.channel)
         if agent is None:
             return None
         if msg.is_bot and not agent.allow_bots:
             return None
-        if msg.event_id and self._duplicate(f"ev:{msg.event_id}"):
-            return None
-        if self._duplicate(f"ts:{msg.channel}:{msg.ref}"):
+        key = f"slack:{msg.channel}:{msg.ref}"
+        if self._kept(agent.slug, key):
+            log.info("%s: message %s delivered again; already queued", agent.slug, msg.ref)
             return None
         if not self.allowed(agent, msg.user):
-            log.warning("%s: refused steering from %s (not in allowed_users)", agent.slug, msg.user)
-            await self.backend.notify_user(
-                msg.channel,
-                msg.user,
-                f"Sorry, you are not allowed to steer `{agent.slug}`; nothing was sent to it.",
-            )
+            if not self._answered(key):
+                log.warning(
+                    "%s: refused steering from %s (%s)",
+                    agent.slug,
+                    msg.user,
+                    "no allowed_users: access is closed"
+                    if access.is_closed(self.config, agent)
+                    else "not in allowed_users",
+                )
+                await self.backend.notify_user(
+                    msg.channel, msg.user, refusal(self.config, agent, "steer")
+                )
             return None
         text = sanitize(msg.text).text
+        command = access.command_allowed(agent, text)
+        if command is not None:
+            if not self._answered(key):
+                log.warning("%s: refused CLI command %s from %s", agent.slug, command, msg.user)
+                self._keep(msg)
+                await self._refuse(msg, command_refusal(agent, command))
+            return None
+        if msg.files:
+            lines = await save_files(
+                self.inbox, agent.slug, msg.ref, msg.files, self.config.inbound_file_max_bytes
+            )
+            text = with_files(text, lines)
         if not text.strip():
+            self._keep(msg)
             await self._refuse(
                 msg, "Nothing to send: the message is empty once control characters are removed."
             )
@@ -116,18 +186,18 @@ class Inbound:
             "ts": msg.ref,
             "thread_ts": msg.thread or msg.ref,
             "user": msg.user,
+            "event_id": msg.event_id,
             "pasted": text,
         }
-        item_id = self.queue.enqueue(
-            agent.slug, Kind.STEER, text, source=source, dedupe_key=f"slack:{msg.channel}:{msg.ref}"
-        )
+        item_id = self.queue.enqueue(agent.slug, Kind.STEER, text, source=source, dedupe_key=key)
+        self._keep(msg)  # committed: the event may be acknowledged now
         if item_id is None:
             return None  # the same message, delivered again after a reconnect
-        await self.backend.react(msg.channel, msg.ref, RECEIVED)
+        self.wake()
         log.info(
             "%s: steering from %s queued (#%d, %d chars)", agent.slug, msg.user, item_id, len(text)
         )
-        self.wake()
+        await self.backend.react(msg.channel, msg.ref, RECEIVED)
         return self.queue.get(item_id)
 
     def _to_file(self, slug: str, msg: Incoming, text: str) -> str:

@@ -8,9 +8,12 @@ instead of guessing between a loss and a duplicate.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from bridge.errors import AgentbridgeError
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +36,73 @@ class Outgoing:
         return self.event_ids or (self.event_id,)
 
 
+class Undeliverable(AgentbridgeError):
+    """The chat service refused a post for good (retrying the same call cannot help).
+
+    Raised only after the backend's own remedies (joining the channel, a degraded form) failed.
+    The mirror records the events as skipped, counts them and alerts once; it never loops on
+    them. ``reason`` is the service's error code; ``channel_ok`` says the channel itself still
+    takes posts, so a note about the skip can be posted there.
+    """
+
+    def __init__(self, reason: str, detail: str = "", *, channel_ok: bool = False) -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+        self.channel_ok = channel_ok
+
+
 @dataclass(frozen=True, slots=True)
 class Posted:
     ref: str
     """The backend's handle for the message (a Slack ``ts``, a console sequence number)."""
+
+
+class NotKept(AgentbridgeError):
+    """The runner did not keep a message (it is stopping, or queueing it failed): the backend
+    must not acknowledge it, so the chat service delivers it again."""
+
+
+class Receipt:
+    """The consumer's answer to one incoming message: kept (durably queued, or deliberately
+    ignored) or not. A backend whose service redelivers unacknowledged events (Slack) waits on
+    this before acknowledging, so a crash between receipt and the queue commit loses nothing.
+    Owned by the event loop that created it."""
+
+    def __init__(self) -> None:
+        self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def keep(self) -> None:
+        if not self._done.done():
+            self._done.set_result(None)
+
+    def refuse(self, why: BaseException) -> None:
+        if not self._done.done():
+            self._done.set_exception(why)
+            self._done.exception()  # retrieved: no "never retrieved" noise if nobody waits
+
+    @property
+    def settled(self) -> bool:
+        return self._done.done()
+
+    async def wait(self) -> None:
+        """Return once kept; raise :class:`NotKept` (or the cause) when not."""
+        await asyncio.shield(self._done)
+
+
+class FileTooLarge(AgentbridgeError):
+    """An attachment is bigger than the limit its download was given."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file shared with a message; ``fetch(limit)`` downloads it with the backend's own
+    credentials (which never leave the backend) and raises when it is over ``limit`` bytes."""
+
+    file_id: str
+    name: str
+    size: int
+    fetch: Callable[[int], Awaitable[bytes]] = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +120,9 @@ class Incoming:
     shared: bool = False
     """The channel has several people in it: prefix the pasted text with the sender."""
     is_bot: bool = False
+    files: tuple[Attachment, ...] = ()
+    receipt: Receipt | None = field(default=None, compare=False, repr=False)
+    """Settled by the consumer; None for backends with nothing to acknowledge."""
 
 
 CommandHandler = Callable[[str, str, str], Awaitable[str]]

@@ -30,9 +30,12 @@ from pydantic import (
     model_validator,
 )
 
+from bridge.config.access import AgentAccess, FleetAccess
 from bridge.config.asks import AskSettings
 from bridge.config.errors import ConfigError, describe_value, validate_document
+from bridge.config.review import ReviewConfig
 from bridge.config.values import (
+    DEFAULT_NUDGE,
     agent_env_value,
     comparable,
     crontab_trigger,
@@ -59,15 +62,8 @@ __all__ = [
 
 RuntimeName = Literal["claude", "codex"]
 
-DEFAULT_NUDGE = (
-    "Your context window is filling up. Finish the step you are on, write down what you were "
-    "doing and what comes next (in your notes or your reply), then run /compact so the work can "
-    "continue with room to spare."
-)
-
 _SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,59}")
 _CHANNEL_RE = re.compile(r"#[a-z0-9][a-z0-9._-]{0,79}|[CGD][A-Z0-9]{8,}")
-_USER_RE = re.compile(r"[UW][A-Z0-9]{2,}")
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -85,12 +81,6 @@ def _env_name(name: str) -> str:
     if not _ENV_NAME_RE.fullmatch(name):
         raise ValueError("must be a variable name (letters, digits, _; not starting with a digit)")
     return name
-
-
-def _user_id(value: str) -> str:
-    if not _USER_RE.fullmatch(value):
-        raise ValueError(f"{value!r} must be a Slack user id like U0123456789")
-    return value
 
 
 def _not_blank(value: str) -> str:
@@ -113,7 +103,6 @@ EnvMap = Annotated[
     BeforeValidator(_dict_if_none),
 ]
 StrList = Annotated[list[str], BeforeValidator(_list_if_none)]
-UserList = Annotated[list[Annotated[str, AfterValidator(_user_id)]], BeforeValidator(_list_if_none)]
 NonBlank = Annotated[str, AfterValidator(_not_blank)]
 TokenLimit = Annotated[int | str, BeforeValidator(token_limit)]
 
@@ -211,7 +200,7 @@ class CompactionConfig(_Model):
         return soft
 
 
-class AgentConfig(AskSettings, _Model):
+class AgentConfig(_Model, AgentAccess, AskSettings):
     """One agent of the fleet, as written (see :meth:`resolved` for runtime defaults applied)."""
 
     slug: str
@@ -222,7 +211,6 @@ class AgentConfig(AskSettings, _Model):
     bin: NonBlank | None = None
     env: EnvMap = Field(default_factory=dict)
     args: StrList = Field(default_factory=list)
-    allowed_users: UserList = Field(default_factory=list)
     schedules: Annotated[list[ScheduleConfig], BeforeValidator(_list_if_none)] = Field(
         default_factory=list
     )
@@ -235,6 +223,8 @@ class AgentConfig(AskSettings, _Model):
     task: NonBlank | None = None
     thinking: bool = False
     allow_bots: bool = False
+    review: ReviewConfig | None = None
+    """Makes this agent a PR-reviewer template (never run itself): see docs/pr-review.md."""
 
     @field_validator("slug")
     @classmethod
@@ -333,7 +323,7 @@ class AgentConfig(AskSettings, _Model):
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-class Config(_Model):
+class Config(_Model, FleetAccess):
     """A validated agents.yaml. ``defaults:`` is already folded into each agent."""
 
     agents: Annotated[list[AgentConfig], BeforeValidator(_list_if_none)]
@@ -341,7 +331,6 @@ class Config(_Model):
     tmux_socket: NonBlank | None = None
     """tmux ``-L`` name; AGENTBRIDGE_TMUX_SOCKET overrides it (resolved by the caller)."""
     launch_stagger_seconds: float = Field(default=3.0, ge=0)
-    allowed_users: UserList = Field(default_factory=list)
     restart: Annotated[RestartPolicy, BeforeValidator(_dict_if_none)] = RestartPolicy()
     signal_grace_seconds: float = Field(default=60.0, gt=0)
     """An agent silent this long after a launch or a prompt is flagged ``no_signal``."""
@@ -359,7 +348,7 @@ class Config(_Model):
         return next((a for a in self.agents if a.slug == slug), None)
 
     def enabled_agents(self) -> list[AgentConfig]:
-        return [a for a in self.agents if a.enabled]
+        return [a for a in self.agents if a.enabled and a.review is None]
 
     def channel_of(self, slug: str) -> str:
         """The agent's channel; ``#<slug>`` for a slug no longer (or never) configured."""

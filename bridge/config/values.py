@@ -20,6 +20,11 @@ from bridge.config.errors import describe_value
 RUNNER_SECRETS = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN")
 #: Shorter "secrets" are test placeholders; matching them inside values would be noise.
 _MIN_SECRET_LEN = 8
+DEFAULT_NUDGE = (  # the compaction nudge (model.py re-exports it)
+    "Your context window is filling up. Finish the step you are on, write down what you were "
+    "doing and what comes next (in your notes or your reply), then run /compact so the work can "
+    "continue with room to spare."
+)
 
 _VAR_RE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PERCENT_RE = re.compile(r"(\d+(?:\.\d+)?)\s*%")

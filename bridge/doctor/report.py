@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from bridge.doctor.access import check_access
 from bridge.doctor.basics import (
     check_binaries,
     check_canaries,
@@ -37,6 +38,7 @@ def run_checks(config_path: Path, state_dir: Path, environ: Mapping[str, str]) -
     checks += check_hook_command(config, state_dir, environ)
     checks += check_hooks_log(state_dir)
     checks += check_slack(config, environ, state_dir)
+    checks += check_access(config, environ)
     return checks
 
 

@@ -107,6 +107,10 @@ class Deliverer:
             for item in items:
                 if not self.eligible(item, state):
                     continue
+                # A one-shot agent's task goes in right after its launch: a CLI may report its
+                # session before its input box takes an Enter, so wait for the input prompt.
+                if item.kind is Kind.TASK and not await self._screen_ready(slug):
+                    continue
                 await self._deliver(item)
                 break  # one paste per agent per pass: the state has changed
 

@@ -6,24 +6,37 @@ stored offset, parses them with the agent's runtime, renders what is mirrored an
 through the ledger protocol (intent, post, commit). Signals (turn ends, context size) are handed
 to listeners for the lifecycle machinery. The file watching that wakes mirrors lives in
 :mod:`bridge.mirror.fleet`.
+
+Exactly once, on every path:
+
+- one event id is posted at most once per read pass too (Codex writes a command's output twice,
+  as ``item_completed`` and ``function_call_output``, both ``result:<call_id>``);
+- an intent whose outcome is unknown (a crash, or retries that ran out) is looked up
+  (``find_posted``) before anything is posted in a pass; if the look-up fails, nothing is posted
+  and the pass is retried later;
+- a post the backend refuses for good (:class:`Undeliverable`) is recorded ``skipped``, counted,
+  and alerted once per agent and reason (log, and the channel when it still takes posts);
+- any other failure backs off (2 s doubling to 5 minutes), never a tight loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bridge.chat.protocol import ChatBackend, Outgoing
+from bridge.chat.protocol import ChatBackend, Outgoing, Undeliverable
 from bridge.mirror.routing import Route, Router
 from bridge.mirror.tail import Line, read_new_lines
 from bridge.render.event import render_event
 from bridge.render.split import split_message
 from bridge.store.ledger import Ledger, TranscriptState
 from bridge.store.position import Position
+from bridge.store.routes import Place
 from bridge.store.unknown_records import UnknownTally
 from runtimes import LaunchContext, Runtime, TranscriptRef
 from runtimes.events import Event
@@ -60,10 +73,15 @@ class AgentMirror:
         self.show_thinking = show_thinking
         self.listeners = listeners if listeners is not None else []
         self.router = router
+        if router is not None:
+            router.bind(ledger.store)
         self.current: TranscriptState | None = ledger.current_transcript(slug)
         self._lock = asyncio.Lock()
         self.delivered = 0
         self.unknown = UnknownTally(ledger.store, slug)  # record types the parser did not know
+        self._failures = 0
+        self._retry_at = 0.0
+        self._alerted: set[str] = set()
 
     # -- which file -------------------------------------------------------------------------
 
@@ -98,28 +116,61 @@ class AgentMirror:
     # -- delivery ---------------------------------------------------------------------------
 
     async def settle(self) -> None:
-        """Resolve intents left by a crash: posted ones are recorded, the rest re-posted later."""
+        """Resolve intents left by a crash (at start-up; every flush does it again first).
+
+        A failing look-up here is only logged: nothing is posted for those intents until a
+        flush has looked them up."""
+        try:
+            await self._settle()
+        except Exception as exc:  # the flush settles them before posting
+            log.warning("%s: could not settle unfinished posts yet (%s)", self.slug, exc)
+
+    async def _settle(self) -> set[str]:
+        """Look every pending intent up; commit the ones that arrived, drop the rest (they are
+        posted again). Returns the ids found. Raises if the look-up fails."""
         pending = self.ledger.pending(self.slug)
         if not pending:
-            return
-        places = {(channel or self.channel, thread) for _, channel, thread in pending}
+            return set()
+        places = {(p.channel or self.channel, p.thread) for p in pending}
         found: dict[str, str] = {}
-        for channel, thread in places:
-            ids = [e for e, ch, th in pending if (ch or self.channel, th) == (channel, thread)]
+        for place in places:
+            channel, thread = place
+            here = [p for p in pending if (p.channel or self.channel, p.thread) == place]
+            ids = sorted({i for p in here for i in (p.event_id, p.first)})
             found.update(await self.backend.find_posted(channel, ids, thread))
-        for event_id, _, _ in pending:
-            if event_id in found:
-                self.ledger.commit_posts(self.slug, (event_id,), found[event_id])
+        arrived: set[str] = set()
+        for p in pending:
+            ref = found.get(p.event_id)
+            if ref is None and found.get(p.first, "").startswith("file:"):
+                ref = found[p.first]  # an upload is found by its message's first id only
+            if ref is not None:
+                self.ledger.commit_posts(self.slug, (p.event_id,), ref)
+                arrived.add(p.event_id)
             else:
-                self.ledger.drop_intent(self.slug, event_id)
+                self.ledger.drop_intent(self.slug, p.event_id)
         log.info(
-            "%s: settled %d unfinished posts (%d had arrived)", self.slug, len(pending), len(found)
+            "%s: settled %d unfinished posts (%d had arrived)",
+            self.slug,
+            len(pending),
+            len(arrived),
         )
+        return arrived
 
     async def pump(self) -> int:
         """Deliver every complete new line of the current transcript."""
         async with self._lock:
-            return await self._drain()
+            wait = self._retry_at - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)  # back off after failures: never a tight loop
+            try:
+                sent = await self._drain()
+            except Exception:
+                self._failures += 1
+                delay = min(2.0**self._failures, MAX_BACKOFF)
+                self._retry_at = time.monotonic() + delay
+                raise
+            self._failures, self._retry_at = 0, 0.0
+            return sent
 
     async def _drain(self) -> int:
         total = 0
@@ -139,6 +190,9 @@ class AgentMirror:
             if result.position.generation:
                 source += f".g{result.position.generation}"
             batch = _Batch(state.path, result.position)
+            if self.router is not None:
+                start = result.lines[0].offset if result.lines else result.position.offset
+                self.router.resume(self.slug, Place(state.path, result.position.generation, start))
             for n, line in enumerate(result.lines):
                 self._collect(batch, line, source)
                 if n % 64 == 63:
@@ -173,7 +227,8 @@ class AgentMirror:
                 listener(self.slug, event)
             if not event.mirrored:
                 continue
-            route = self.router.route(self.slug, event) if self.router else Route()
+            at = Place(batch.path, batch.position.generation, line.offset)
+            route = self.router.route(self.slug, event, at) if self.router else Route()
             if route.skip:
                 continue
             rendered = render_event(event, show_thinking=self.show_thinking)
@@ -183,8 +238,9 @@ class AgentMirror:
             pieces = [text] if rendered.as_file else split_message(text)
             for i, piece in enumerate(pieces):
                 event_id = event.id if i == 0 else f"{event.id}#{i}"
-                if self.ledger.is_posted(self.slug, event_id):
-                    continue
+                if event_id in batch.seen or self.ledger.is_posted(self.slug, event_id):
+                    continue  # posted before, or already in this pass (an event written twice)
+                batch.seen.add(event_id)
                 batch.parts.append(
                     _Part(
                         event_id,
@@ -200,12 +256,17 @@ class AgentMirror:
     async def _flush(self, batch: _Batch) -> int:
         """Post the batch in order: one message per part, or coalesced when the backend is
         rate-limited; each post's ids and the offset it allows commit together."""
+        if batch.parts and self.ledger.pending(self.slug):
+            arrived = await self._settle()  # a look-up first, or nothing goes out
+            batch.parts = [p for p in batch.parts if p.event_id not in arrived]
         parts, i, sent = batch.parts, 0, 0
         coalesce = self.backend.coalesce
+        alone: set[str] = set()  # parts of a refused coalesced message: retried one by one
         while i < len(parts):
+            start = i
             group = [parts[i]]
             i += 1
-            if coalesce and not group[0].as_file:
+            if coalesce and not group[0].as_file and group[0].event_id not in alone:
                 size = len(group[0].text)
                 while (
                     i < len(parts)
@@ -229,26 +290,64 @@ class AgentMirror:
                 event_ids=ids,
             )
             self.ledger.record_intents(self.slug, ids, msg.channel, msg.thread)
-            posted = await self.backend.post(msg)
+            refused: Undeliverable | None = None
+            try:
+                ref = (await self.backend.post(msg)).ref
+            except Undeliverable as exc:
+                if exc.channel_ok and len(group) > 1:
+                    alone.update(ids)  # only the part Slack refuses is skipped, not its company
+                    i = start
+                    continue
+                refused = exc
             # The offset may pass a line only once every part of it is posted.
             safe = parts[i].line_start if i < len(parts) else group[-1].line_end
             counted = [end for end in batch.bad if end <= safe]
             batch.bad = [end for end in batch.bad if end > safe]
-            self.ledger.commit_posts(
-                self.slug,
-                ids,
-                posted.ref,
-                path=batch.path,
-                position=_at(batch.position, safe),
-                bad=len(counted),
-            )
+            at, bad = _at(batch.position, safe), len(counted)
+            if refused is None:
+                self.ledger.commit_posts(self.slug, ids, ref, path=batch.path, position=at, bad=bad)
+            else:
+                self.ledger.skip_posts(
+                    self.slug, ids, refused.reason, path=batch.path, position=at, bad=bad
+                )
+                await self._alert(ids, refused)
             sent += len(group)
             await asyncio.sleep(0)  # a catch-up must not starve the other agents' mirrors
         return sent
 
+    async def _alert(self, ids: tuple[str, ...], refused: Undeliverable) -> None:
+        """One alert per agent and reason: the log always, the channel when it takes posts."""
+        log.warning("%s: skipped %d event(s): %s", self.slug, len(ids), refused)
+        if refused.reason in self._alerted:
+            return
+        self._alerted.add(refused.reason)
+        log.error(
+            "%s: a post was refused for good (%s); it is skipped and counted in status"
+            " (skipped_posts). Further refusals for this reason are logged as warnings only.",
+            self.slug,
+            refused,
+        )
+        if not refused.channel_ok:
+            return
+        alert_id = f"skipped:{ids[0]}"
+        if self.ledger.is_posted(self.slug, alert_id):
+            return
+        text = (
+            f":warning: agentbridge could not post a message here (Slack said "
+            f"`{refused.reason}`); it was skipped. See the runner log."
+        )
+        note = Outgoing(self.slug, self.channel, text, alert_id)
+        try:
+            self.ledger.record_intents(self.slug, (alert_id,), note.channel, None)
+            self.ledger.commit_posts(self.slug, (alert_id,), (await self.backend.post(note)).ref)
+        except Exception as exc:  # best effort: the log has it
+            log.warning("%s: could not post the skip alert (%s)", self.slug, exc)
+
 
 #: Coalesced messages stay well under Slack's 4,000-character comfort limit.
 COALESCE_LIMIT = 3500
+MAX_BACKOFF = 300.0
+"""Longest wait between two attempts of a mirror whose posts keep failing."""
 
 
 @dataclass
@@ -268,6 +367,8 @@ class _Batch:
     position: Position
     parts: list[_Part] = field(default_factory=list)
     bad: list[int] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    """Event ids already taken in this pass (a line may repeat an earlier line's event)."""
     """End offsets of malformed lines not yet counted in a commit."""
 
 

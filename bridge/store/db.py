@@ -117,7 +117,26 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (slug, key)
     );
     """,
-    # 5: agents' questions and approvals waiting on a person, and who answered what
+    # 5: where each turn's prompt was routed (thread, header, echo), so a re-read line is routed
+    # from durable state, not from the memory of a runner that may have died
+    """
+    CREATE TABLE turn_routes (
+        slug TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        path TEXT NOT NULL,
+        generation INTEGER NOT NULL,
+        line_offset INTEGER NOT NULL,
+        thread TEXT,
+        skip INTEGER NOT NULL DEFAULT 0,
+        header TEXT,
+        item_id INTEGER,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (slug, event_id)
+    );
+    CREATE INDEX turn_routes_at ON turn_routes(slug, path, generation, line_offset);
+    CREATE INDEX turn_routes_item ON turn_routes(slug, item_id) WHERE item_id IS NOT NULL;
+    """,
+    # 6: agents' questions and approvals waiting on a person, and who answered what
     """
     CREATE TABLE asks (
         id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -9,10 +9,17 @@ The protocol, per mirrored event:
    rate-limited backend coalesces a burst).
 4. ``commit_posts`` -- the posted ref, and the new file offset, in one transaction.
 
-After a restart, :meth:`Ledger.pending` lists intents whose outcome is unknown; the mirror asks
-the backend which of them really arrived (``find_posted``) and settles them before posting
-anything again. Offsets only move past a line once all of its events are recorded as posted, so
-the line is re-read (and its posted events skipped) after any crash.
+:meth:`Ledger.pending` lists intents whose outcome is unknown (a crash during the call, or a
+call whose retries ran out without an answer); the mirror asks the backend which of them really
+arrived (``find_posted``) and settles them before posting anything for them again, at start-up
+and before every flush. An intent records the first event id of its message (``first``): a
+message is found by any of its ids, and a file upload only by its first one.
+
+A post the chat service refused for good is recorded ``skipped`` with the reason: it counts as
+done (never retried), and :meth:`Ledger.skipped_count` shows it in ``status``.
+
+Offsets only move past a line once all of its events are recorded as posted (or skipped), so the
+line is re-read (and its done events skipped) after any crash.
 """
 
 from __future__ import annotations
@@ -24,6 +31,16 @@ from dataclasses import dataclass
 
 from bridge.store.db import Store
 from bridge.store.position import Position
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """A post whose outcome is unknown: where to look for it, and its message's first id."""
+
+    event_id: str
+    channel: str
+    thread: str | None
+    first: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +58,10 @@ class Ledger:
     # -- events ---------------------------------------------------------------------------
 
     def is_posted(self, slug: str, event_id: str) -> bool:
+        """Done with: posted, or skipped for good (a skipped event is never retried)."""
         rows = self.store.query(
-            "SELECT 1 FROM ledger WHERE slug = ? AND event_id = ? AND status = 'posted'",
+            "SELECT 1 FROM ledger WHERE slug = ? AND event_id = ?"
+            " AND status IN ('posted', 'skipped')",
             (slug, event_id),
         )
         return bool(rows)
@@ -51,7 +70,8 @@ class Ledger:
         self, slug: str, event_ids: tuple[str, ...], channel: str, thread: str | None = None
     ) -> None:
         """``channel``/``thread`` say where to look for the post when settling after a crash."""
-        where = json.dumps({"channel": channel, "thread": thread})
+        first = event_ids[0] if event_ids else ""
+        where = json.dumps({"channel": channel, "thread": thread, "first": first})
         with self.store.tx() as db:
             db.executemany(
                 """INSERT INTO ledger (slug, event_id, status, payload, created_at)
@@ -82,14 +102,14 @@ class Ledger:
             if path is not None and position is not None:
                 _save_position(db, slug, path, position, bad)
 
-    def pending(self, slug: str) -> list[tuple[str, str, str | None]]:
-        """(event id, channel, thread) of intents whose chat call may or may not have happened."""
+    def pending(self, slug: str) -> list[Intent]:
+        """Intents whose chat call may or may not have happened, oldest first."""
         rows = self.store.query(
             "SELECT event_id, payload FROM ledger WHERE slug = ? AND status = 'pending'"
             " ORDER BY created_at",
             (slug,),
         )
-        out: list[tuple[str, str, str | None]] = []
+        out: list[Intent] = []
         for event_id, payload in rows:
             try:
                 where = json.loads(payload or "{}")
@@ -97,8 +117,39 @@ class Ledger:
                 where = {"channel": payload}
             if not isinstance(where, dict):
                 where = {}
-            out.append((event_id, str(where.get("channel") or ""), where.get("thread")))
+            first = str(where.get("first") or event_id)
+            channel = str(where.get("channel") or "")
+            out.append(Intent(event_id, channel, where.get("thread"), first))
         return out
+
+    def skip_posts(
+        self,
+        slug: str,
+        event_ids: tuple[str, ...],
+        reason: str,
+        *,
+        path: str | None = None,
+        position: Position | None = None,
+        bad: int = 0,
+    ) -> None:
+        """Record events the chat service refused for good, and the offset that allows."""
+        now = time.time()
+        with self.store.tx() as db:
+            db.executemany(
+                """INSERT INTO ledger (slug, event_id, status, payload, created_at, posted_at)
+                   VALUES (?, ?, 'skipped', ?, ?, ?)
+                   ON CONFLICT(slug, event_id) DO UPDATE SET status = 'skipped',
+                       payload = excluded.payload, posted_at = excluded.posted_at""",
+                [(slug, e, json.dumps({"reason": reason}), now, now) for e in event_ids],
+            )
+            if path is not None and position is not None:
+                _save_position(db, slug, path, position, bad)
+
+    def skipped_count(self, slug: str) -> int:
+        rows = self.store.query(
+            "SELECT COUNT(*) FROM ledger WHERE slug = ? AND status = 'skipped'", (slug,)
+        )
+        return int(rows[0][0])
 
     def drop_intent(self, slug: str, event_id: str) -> None:
         with self.store.tx() as db:

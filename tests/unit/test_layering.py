@@ -36,9 +36,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "channel": frozenset({"config", "store", "render", "chat", "fleet", "lifecycle"}),
     "doctor": frozenset({"config", "store", "fleet", "hooks", "chat"}),
     "answers": frozenset({"config", "store", "chat", "hooks", "lifecycle", "channel"}),
+    "review": frozenset({"config", "store", "chat", "channel", "mirror"}),
     "app": frozenset(
         {"config", "store", "render", "chat", "fleet", "hooks", "mirror", "lifecycle"}
-        | {"channel", "doctor", "devtools", "answers"}
+        | {"channel", "doctor", "devtools", "review", "answers"}
     ),
     # Entry points: ``python -m bridge`` and the pre-split ``python -m bridge.cli``.
     "__main__": frozenset({"app"}),

@@ -10,15 +10,21 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+import pytest
 
 from bridge.chat.console import ConsoleBackend
+from bridge.chat.protocol import Outgoing, Posted
 from bridge.config.model import Config, parse_config
 from bridge.mirror.fleet import Mirrors
+from bridge.mirror.routing import TurnRouter
 from bridge.store.db import Store
 from bridge.store.ledger import Ledger
+from bridge.store.queue import Kind, PromptQueue, QueueItem
 from runtimes import agent_session_id
 from runtimes.claude_parse import parse_claude_line
+from tests.unit.mirror_support import Harness, prompt
 
 
 def assistant(i: int, text: str | None = None) -> str:
@@ -146,3 +152,103 @@ def test_long_text_is_split_and_each_part_posted_once(tmp_path: Path) -> None:
     posted = rig.posted()
     assert all(len(p) <= 3500 for p in posted)
     assert "".join(posted).count("paragraph ") == 12
+
+
+# -- exactly once on every path (issue 11, items 6 and 10) ----------------------------------
+
+
+CODEX_FIXTURE = next((Path(__file__).parents[1] / "fixtures" / "codex-0.169.0").glob("*.jsonl"))
+
+
+def test_codex_output_written_twice_in_one_read_is_posted_once(tmp_path: Path) -> None:
+    """Codex 0.169 writes a command as ``item_completed`` and again as ``function_call`` /
+    ``function_call_output``: both map to ``tool:<id>`` / ``result:<id>``. Read in one pass
+    (a busy box), each must still be posted once."""
+    lines = CODEX_FIXTURE.read_bytes().splitlines(keepends=True)
+    outbox = tmp_path / "console.jsonl"
+    h = Harness(tmp_path, ConsoleBackend(io.StringIO(), outbox), runtime="codex")
+    h.append(*lines[8:15])  # the prompt .. the answer, the doubled tool call and output inside
+    h.pump()
+    ids = [i for raw in outbox.read_text().splitlines() for i in json.loads(raw)["event_ids"]]
+    assert sorted(ids) == sorted(set(ids)), f"posted twice: {ids}"
+    assert "result:call_f46713fc8925" in ids and "tool:call_f46713fc8925" in ids
+    assert len(ids) == 4  # the prompt, the command, its output, the answer
+    h.pump()  # and a later pass re-reading nothing posts nothing
+    assert len(outbox.read_text().splitlines()) == len(ids)
+    h.close()
+
+
+class FlakyConsole(ConsoleBackend):
+    """The console backend whose posts number ``fail_at`` (1-based) raise: a runner dying
+    mid-turn, as far as the ledger can tell."""
+
+    def __init__(self, outbox: Path, fail_at: set[int]) -> None:
+        super().__init__(io.StringIO(), outbox)
+        self.calls = 0
+        self.fail_at = fail_at
+
+    async def post(self, msg: Outgoing) -> Posted:
+        self.calls += 1
+        if self.calls in self.fail_at:
+            raise RuntimeError("the runner died here")
+        return await super().post(msg)
+
+
+def _texts(outbox: Path) -> list[str]:
+    return [json.loads(raw)["text"] for raw in outbox.read_text().splitlines()]
+
+
+def _records(outbox: Path) -> list[dict[str, Any]]:
+    return [json.loads(raw) for raw in outbox.read_text().splitlines()]
+
+
+def _slack_prompt(h: Harness, text: str, ts: str) -> QueueItem:
+    """A Slack message queued, pasted and confirmed by the runtime, as the lifecycle does it."""
+    queue = PromptQueue(h.store)
+    item_id = queue.enqueue("mx", Kind.STEER, text, source={"via": "slack", "ts": ts})
+    assert item_id is not None and queue.begin(item_id)
+    queue.delivered(item_id)
+    item = queue.confirm("mx", text)
+    assert item is not None
+    return item
+
+
+@pytest.mark.parametrize("fail_at", [1, 2], ids=["prompt-line-re-read", "resumed-mid-turn"])
+def test_turn_routing_after_a_crash_comes_from_durable_state(tmp_path: Path, fail_at: int) -> None:
+    """A Slack prompt's answer stays in its thread when a new runner re-reads the turn: from
+    the prompt line itself (nothing was committed) or from the middle of the turn."""
+    outbox = tmp_path / "console.jsonl"
+    h = Harness(tmp_path, FlakyConsole(outbox, {fail_at}), router=TurnRouter())
+    item = _slack_prompt(h, "fix the flaky test", "1700000000.000100")
+    assert h.mirror.router is not None
+    cast(TurnRouter, h.mirror.router).origin("mx", item)
+    h.append(prompt("fix the flaky test"), assistant(1, "answer one"), assistant(2, "answer two"))
+    with pytest.raises(RuntimeError):
+        h.pump()
+    # A new runner: a new router with an empty memory, the same database.
+    h.open(ConsoleBackend(io.StringIO(), outbox), TurnRouter())
+    h.pump()
+    records = _records(outbox)
+    assert [r["text"] for r in records] == ["answer one", "answer two"]
+    assert {r["thread"] for r in records} == {"1700000000.000100"}
+    h.close()
+
+
+def test_an_origin_confirmed_before_a_crash_is_found_in_the_queue(tmp_path: Path) -> None:
+    """The runtime confirmed the Slack prompt, then the runner died before its transcript line
+    was read: the new runner finds the origin in the durable queue, not in memory."""
+    outbox = tmp_path / "console.jsonl"
+    h = Harness(tmp_path, ConsoleBackend(io.StringIO(), outbox), router=TurnRouter())
+    _slack_prompt(h, "please rebase", "1700000000.000200")  # origin() never reached the router
+    h.append(prompt("please rebase"), assistant(1, "rebased"))
+    h.pump()
+    assert [(r["text"], r["thread"]) for r in _records(outbox)] == [
+        ("rebased", "1700000000.000200")
+    ]
+    # The claimed row is not taken again by a later prompt with the same text.
+    h.append(prompt("please rebase"), assistant(2, "again"))
+    h.pump()
+    typed = _records(outbox)[1:]
+    assert typed[0]["text"].startswith(":keyboard: *Typed in the terminal*")
+    assert all(r["thread"] is None for r in typed)
+    h.close()

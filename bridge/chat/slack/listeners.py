@@ -1,18 +1,48 @@
 """Bolt listeners: plain functions that turn Slack events into the runner's own types.
 
-Only what a person typed gets through: edits, deletes, joins and every other message subtype
-are dropped here, and so are the bot's own posts (Slack echoes them back as events). Bots other
-than ours are passed on marked as bots; the agent's ``allow_bots`` decides.
+Only what a person typed (and the files they shared) gets through: edits, deletes, joins and
+every other message subtype are dropped here, and so are the bot's own posts (Slack echoes them
+back as events). Bots other than ours are passed on marked as bots; the agent's ``allow_bots``
+decides.
+
+Nothing is acknowledged before it is kept. The app runs with ``process_before_response`` (see
+:mod:`bridge.chat.slack.adapter.socket_mode`), so Bolt acks an event only when its listener
+returns, and answers nothing when it raises. The message listener hands the message over with a
+:class:`~bridge.chat.protocol.Receipt` and waits for it: kept (the prompt row is committed, or
+the message was deliberately ignored) returns and the event is acked; not kept (queueing failed,
+the runner is stopping) raises, so Slack delivers the event again, to this runner or the next.
+``/agent`` is acked first and answered from a background task: Slack wants a slash command's
+ack within 3 seconds, and a command is never redelivered anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import re
+import signal
+from pathlib import Path
 from typing import Any, Protocol
 
-from bridge.chat.protocol import Action, ActionHandler, CommandHandler, Incoming
+from bridge.aio import TaskSet
+from bridge.chat.protocol import (
+    Action,
+    ActionHandler,
+    Attachment,
+    CommandHandler,
+    Incoming,
+    NotKept,
+    Receipt,
+)
 from bridge.chat.slack.markup import unescape
+
+log = logging.getLogger("agentbridge.slack")
+
+#: Test-only crash point (tests/e2e/test_trust_inbound.py): when set to a path that does not
+#: exist yet, the runner creates it and SIGKILLs itself right after receiving a message, before
+#: queueing it, so the test can show that the message is redelivered and kept, not lost.
+CRASH_AFTER_RECEIPT_ENV = "AGENTBRIDGE_TEST_CRASH_AFTER_RECEIPT"
 
 
 class ListenerHost(Protocol):
@@ -23,6 +53,10 @@ class ListenerHost(Protocol):
     command_handler: CommandHandler | None
     on_action: ActionHandler | None
     incoming: asyncio.Queue[Incoming]
+    accepting: bool
+    """False once the backend is closing: new messages are then not acknowledged."""
+    receipts: set[Receipt]
+    """Receipts still waited on (the backend refuses them all when it closes)."""
 
     async def user_name(self, user: str) -> str: ...
 
@@ -30,28 +64,38 @@ class ListenerHost(Protocol):
 
     async def notify_user(self, channel: str, user: str, text: str) -> None: ...
 
+    async def download(self, url: str, limit: int) -> bytes: ...
+
 
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
-#: Subtypes that still carry something a person typed.
-HUMAN_SUBTYPES = frozenset({None, "thread_broadcast"})
+#: Subtypes that still carry something a person typed or shared.
+HUMAN_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
 
 
 def register(transport: Any, backend: ListenerHost) -> None:
+    replies = TaskSet()
+
     async def on_message(event: dict[str, Any], body: dict[str, Any]) -> None:
         await handle_message(backend, event, body)
 
+    async def answer(command: dict[str, Any], respond: Any) -> None:
+        handler = backend.command_handler
+        try:
+            if handler is None:
+                await respond("agentbridge is starting; try again in a moment.")
+                return
+            reply = await handler(
+                str(command.get("user_id", "")),
+                str(command.get("channel_id", "")),
+                str(command.get("text", "")),
+            )
+            await respond(reply)
+        except Exception:
+            log.exception("slack: /agent failed")
+
     async def on_agent_command(ack: Any, command: dict[str, Any], respond: Any) -> None:
         await ack()
-        handler = backend.command_handler
-        if handler is None:
-            await respond("agentbridge is starting; try again in a moment.")
-            return
-        reply = await handler(
-            str(command.get("user_id", "")),
-            str(command.get("channel_id", "")),
-            str(command.get("text", "")),
-        )
-        await respond(reply)
+        replies.spawn(answer(command, respond))
 
     async def on_action(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         try:
@@ -76,6 +120,43 @@ def register(transport: Any, backend: ListenerHost) -> None:
         transport.on_event(name, on_other)
 
 
+def attachments(backend: ListenerHost, event: dict[str, Any]) -> tuple[Attachment, ...]:
+    """The files of a ``file_share`` message, each fetched later with the bot token."""
+    out: list[Attachment] = []
+    for f in event.get("files") or []:
+        if not isinstance(f, dict):
+            continue
+        url = str(f.get("url_private_download") or f.get("url_private") or "")
+
+        async def fetch(limit: int, url: str = url) -> bytes:
+            if not url:
+                raise ValueError("Slack gave no download URL for this file")
+            return await backend.download(url, limit)
+
+        out.append(
+            Attachment(
+                file_id=str(f.get("id") or ""),
+                name=str(f.get("name") or f.get("title") or "file"),
+                size=int(f.get("size") or 0),
+                fetch=fetch,
+            )
+        )
+    return tuple(out)
+
+
+def _crash_point() -> None:
+    marker = os.environ.get(CRASH_AFTER_RECEIPT_ENV)
+    if not marker:
+        return
+    try:
+        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+    log.warning("slack: test crash point reached (%s); SIGKILL", Path(marker).name)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 async def handle_message(
     backend: ListenerHost, event: dict[str, Any], body: dict[str, Any]
 ) -> None:
@@ -84,24 +165,35 @@ async def handle_message(
     user = str(event.get("user") or "")
     if user == backend.bot_user_id or (backend.bot_id and event.get("bot_id") == backend.bot_id):
         return
+    if not backend.accepting:
+        raise NotKept("the runner is stopping; Slack will deliver this again")
+    _crash_point()
     channel = str(event.get("channel") or "")
     raw = str(event.get("text") or "")
     names = {uid: await backend.user_name(uid) for uid in _MENTION.findall(raw)}
     text = unescape(raw, names.get)
     humans = await backend.humans_in(channel)
-    await backend.incoming.put(
-        Incoming(
-            channel=channel,
-            user=user,
-            text=text,
-            ref=str(event.get("ts") or ""),
-            thread=event.get("thread_ts"),
-            event_id=body.get("event_id"),
-            sender=await backend.user_name(user) if user else "",
-            shared=humans > 1,
-            is_bot=bool(event.get("bot_id")),
+    receipt = Receipt()
+    backend.receipts.add(receipt)
+    try:
+        await backend.incoming.put(
+            Incoming(
+                channel=channel,
+                user=user,
+                text=text,
+                ref=str(event.get("ts") or ""),
+                thread=event.get("thread_ts"),
+                event_id=body.get("event_id"),
+                sender=await backend.user_name(user) if user else "",
+                shared=humans > 1,
+                is_bot=bool(event.get("bot_id")),
+                files=attachments(backend, event),
+                receipt=receipt,
+            )
         )
-    )
+        await receipt.wait()  # raises when not kept: no ack, Slack redelivers
+    finally:
+        backend.receipts.discard(receipt)
 
 
 def _action_of(body: dict[str, Any], action: dict[str, Any]) -> Action:

@@ -3,6 +3,12 @@
 The runner needs no public URL: Slack (or the loopback emulator) pushes events over a websocket
 the runner opened with its app-level token. A short ping interval makes a silently dead socket
 (no close frame) get noticed and reconnected within seconds instead of the SDK's default tens.
+
+``process_before_response=True``: Bolt then runs a listener to completion before it answers the
+envelope, acks only if the listener returned, and answers nothing (500) if it raised. Slack
+redelivers an Events API envelope that was not acked (about 3 s, up to three retries), so the
+message listener can make the ack mean "kept" (see :mod:`bridge.chat.slack.listeners`). With the
+default (False), Bolt acks every event before its listener even starts.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ class SocketModeTransport:
             client=client,
             logger=logging.getLogger("agentbridge.slack.bolt"),
             raise_error_for_unhandled_request=False,
+            process_before_response=True,
         )
         self.handler = AsyncSocketModeHandler(
             self.app, app_token, web_client=client, ping_interval=ping_interval
