@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -151,6 +151,10 @@ class Runtime(Protocol):
 
     def ask_support(self, version: str | None) -> AskSupport:
         """What this CLI (at ``version``, None = unknown) can relay to chat."""
+        ...
+
+    def ask_conflict(self, args: Sequence[str]) -> str | None:
+        """Why extra ``args`` defeat ``permissions: ask`` (a bypass flag), or None."""
         ...
 
     def parse_line(self, line: bytes, offset: int, source: str) -> LineResult:

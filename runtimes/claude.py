@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,12 @@ class ClaudeRuntime:
             return question_ask(event, payload)
         if event == "PermissionRequest":
             return approval_ask(event, payload)
+        return None
+
+    def ask_conflict(self, args: Sequence[str]) -> str | None:
+        for flag in ("--dangerously-skip-permissions", "--permission-mode"):
+            if any(a == flag or a.startswith(flag + "=") for a in args):
+                return f"args has {flag}, which permissions: ask sets itself"
         return None
 
     def ask_support(self, version: str | None) -> AskSupport:

@@ -15,7 +15,7 @@ import os
 import re
 import sqlite3
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,17 @@ class CodexRuntime:
         """Approvals only: Codex's ``request_user_input`` is unavailable in its default mode,
         and whether a hook can answer it is unverified (docs/questions.md)."""
         return approval_ask(event, payload) if event == "PermissionRequest" else None
+
+    def ask_conflict(self, args: Sequence[str]) -> str | None:
+        for flag in ("--dangerously-bypass-approvals-and-sandbox", "--yolo", "--full-auto"):
+            if flag in args:
+                return f"args has {flag}, which bypasses the approvals permissions: ask relays"
+        for key in ("approval_policy", "sandbox_mode", "ask_for_approval"):
+            if any(a.startswith(key) for a in args):
+                return f"args sets {key}, which permissions: ask sets itself"
+        if any(a in ("-a", "--ask-for-approval", "-s", "--sandbox") for a in args):
+            return "args sets the approval or sandbox mode, which permissions: ask sets itself"
+        return None
 
     def ask_support(self, version: str | None) -> AskSupport:
         match = re.search(r"(\d+)\.(\d+)\.(\d+)", version or "")
