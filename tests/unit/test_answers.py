@@ -220,7 +220,7 @@ def test_a_client_that_leaves_cancels_the_wait(tmp_path: Path, store: Store) -> 
 
         server = HookServer(sock, tokens, lambda m: None, held)
         await server.start()
-        reader, writer = await asyncio.open_unix_connection(str(sock))
+        _reader, writer = await asyncio.open_unix_connection(str(sock))
         writer.write(json.dumps(message).encode() + b"\n")
         await writer.drain()
         await asyncio.sleep(0)
@@ -294,7 +294,7 @@ def test_timeout_policy_answers() -> None:
     assert timeout_answer(ask, first, 5)[0] == Answer("answers", {"Which color?": "red"})
     text = AnswerPolicy(timeout_minutes=5, on_timeout="default", default_answer="any")
     assert timeout_answer(ask, text, 5)[0].answers == {"Which color?": "any"}
-    refused, said = timeout_answer(ask, AnswerPolicy(timeout_minutes=5), 5)
+    refused, _said = timeout_answer(ask, AnswerPolicy(timeout_minutes=5), 5)
     assert refused.verdict == "refuse" and "Nobody answered within 5 min" in refused.message
     assert timeout_answer(perm, first, 5)[0].verdict == "deny"  # approvals fail closed
 
