@@ -149,7 +149,13 @@ def approval_ask(event: str, payload: dict[str, Any]) -> Ask | None:
     )
     reason = str(tool_input.get("description") or "")
     return Ask(
-        "approval", key, event, tool=tool, command=command, reason=reason, tool_input=tool_input
+        "approval",
+        key,
+        event,
+        tool=tool,
+        command=command,
+        reason=reason,
+        tool_input=tool_input,
     )
 
 
@@ -178,16 +184,21 @@ def approval_output(ask: Ask, answer: Answer) -> dict[str, Any]:
     if answer.verdict == "allow":
         decision = {"behavior": "allow"}
     elif answer.verdict == "allow_session":
-        rule = {"toolName": ask.tool, "ruleContent": ask.command}
-        decision = {
-            "behavior": "allow",
-            "updatedPermissions": [
-                {"type": "addRules", "rules": [rule], "behavior": "allow", "destination": "session"}
-            ],
-        }
+        decision = {"behavior": "allow", "updatedPermissions": session_rules(ask)}
     else:
         decision = {"behavior": "deny", "message": answer.message or "Denied."}
     return {"hookSpecificOutput": {"hookEventName": ask.event, "decision": decision}}
+
+
+def session_rules(ask: Ask) -> list[dict[str, Any]]:
+    """ "Always allow this session": a rule for this exact command, kept to the session
+    (verified on Claude: the same command later in the session runs without asking). Claude's
+    own ``permission_suggestions`` (e.g. write access to the whole work tree) are deliberately
+    not applied: the person allowed this command, not everything like it. Claude checks a
+    compound command (``a; b``, a redirection) part by part, so a later identical compound
+    command may still ask (seen on 2.1.332)."""
+    rule = {"toolName": ask.tool, "ruleContent": ask.command}
+    return [{"type": "addRules", "rules": [rule], "behavior": "allow", "destination": "session"}]
 
 
 def ask_output(ask: Ask, answer: Answer) -> dict[str, Any]:

@@ -68,6 +68,7 @@ class Answers:
         self._watchers: dict[int, asyncio.Task[Any]] = {}
         self._tasks = TaskSet()
         self._threads: dict[str, str | None] = {}
+        self._clicks: dict[int, asyncio.Lock] = {}
         self._forms: set[tuple[int, str]] = set()
         """(ask id, user) of the forms opened from a click in the agent's channel."""
 
@@ -107,7 +108,9 @@ class Answers:
 
     async def hook(self, msg: HookMessage) -> dict[str, Any]:
         agent = self.config.agent(msg.slug)
-        if agent is None:
+        if agent is None or self.backend.name != "slack":
+            # The console has no buttons: let the CLI show its own picker or prompt in the pane
+            # (the blocking hook runs before it, so waiting here would hide it).
             return {}
         ask = get_runtime(agent.runtime).parse_ask(msg.event, msg.payload)
         if ask is None or (ask.kind == "approval" and agent.permissions != "ask"):
@@ -146,6 +149,7 @@ class Answers:
     def _forget(self, ask_id: int) -> None:
         self._waiters.pop(ask_id, None)
         self._posting.pop(ask_id, None)
+        self._clicks.pop(ask_id, None)
         watcher = self._watchers.pop(ask_id, None)
         if watcher is not None and watcher is not asyncio.current_task():
             watcher.cancel()
@@ -200,6 +204,12 @@ class Answers:
         click = parse_action(action.action_id)
         if click is None:
             return None
+        # One click at a time per ask: a checkbox tick and the Submit right after it arrive as
+        # two envelopes handled concurrently; the Submit must see the tick.
+        async with self._clicks.setdefault(click.ask_id, asyncio.Lock()):
+            return await self._click(click, action)
+
+    async def _click(self, click: Click, action: Action) -> str | None:
         row = await asyncio.to_thread(self.book.get, click.ask_id)
         if row is None:
             return "That question is no longer known to agentbridge."

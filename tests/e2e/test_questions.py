@@ -61,7 +61,11 @@ def start_claude(fleet: Fleet, slack: Any, slug: str, **extra: Any) -> tuple[str
     slack.join(mallory, channel)
     fleet.write_config()
     fleet.start_runner()
-    wait_ready(fleet, slug, "claude")
+    if extra.get("permissions") == "ask":  # no "bypass permissions" footer to wait for
+        wait_until(lambda: fleet.status().get(slug, {}).get("alive"), 90, f"{slug} alive")
+        wait_until(lambda: fleet.status()[slug]["activity"] == "idle", 90, f"{slug} idle")
+    else:
+        wait_ready(fleet, slug, "claude")
     return alice, mallory, channel
 
 
@@ -232,3 +236,50 @@ def test_nobody_answers_a_reminder_then_the_timeout_policy(
     wait_until(lambda: fleet.status()[slug]["activity"] == "idle", 60, "the turn went on")
     audit = fleet.status()[slug]["answers"]
     assert [a["action"] for a in audit] == ["timeout"] and audit[0]["user"] == "policy"
+
+
+def test_claude_multi_select_session_rule_and_a_denial_with_a_reason(
+    fleet: Fleet, slack: Any
+) -> None:
+    slug = "ask-more"
+    alice, _, channel = start_claude(fleet, slack, slug, permissions="ask")
+    workdir = Path(fleet.agents_by_slug(slug)["workdir"])
+
+    # Multi-select: tick two boxes, then Submit; the labels are joined as the picker does.
+    root = slack.post_as_user(alice, channel, "toppings ASKMULTI:Which toppings?|cheese|ham|olives")
+    msg = wait_until(lambda: ask_message(slack, channel), 90, "the checkboxes")
+    ids = buttons(msg)
+    slack.click(alice, channel, msg["ts"], ids["checkboxes"], selected_options=["0", "2"])
+    slack.click(alice, channel, msg["ts"], ids["Submit"], "submit")
+    told = 'answered: Your questions have been answered: "Which toppings?"="cheese, olives"'
+    wait_until(lambda: answered_in_thread(slack, channel, root, told), 90, "the joined labels")
+    wait_until(lambda: fleet.status()[slug]["activity"] == "idle", 60, "idle")
+
+    # Always allow this session: the same command later runs without asking.
+    command = "touch k.txt"  # one simple command: Claude checks compound ones part by part
+    root = slack.post_as_user(alice, channel, f"one APPROVE:{command}")
+    msg = wait_until(lambda: ask_message(slack, channel), 90, "the approval")
+    slack.click(alice, channel, msg["ts"], buttons(msg)["Always allow this session"], "session")
+    wait_until(lambda: answered_in_thread(slack, channel, root, "result:"), 90, "ran")
+    assert (workdir / "k.txt").exists()
+    wait_until(lambda: fleet.status()[slug]["activity"] == "idle", 60, "idle")
+    (workdir / "k.txt").unlink()
+    root = slack.post_as_user(alice, channel, f"again APPROVE:{command}")
+    wait_until(lambda: answered_in_thread(slack, channel, root, "result:"), 90, "ran again")
+    assert (workdir / "k.txt").exists()
+    approvals = [m for m in slack.messages(channel) if "wants to run" in str(m.get("text"))]
+    assert len(approvals) == 1, "the session rule spared the second approval"
+    wait_until(lambda: fleet.status()[slug]["activity"] == "idle", 60, "idle")
+
+    # Deny with a reason: the form's text is what the model reads.
+    root = slack.post_as_user(alice, channel, "no APPROVE:echo nope > n.txt")
+    msg = wait_until(lambda: ask_message(slack, channel), 90, "the second approval")
+    slack.click(alice, channel, msg["ts"], buttons(msg)["Deny with a reason…"], "denywhy")
+    view = wait_until(lambda: slack.views(user=alice), 30, "the reason form")[-1]
+    slack.submit_view(alice, view["id"], {"answer": {"text": "not on a Friday"}})
+    wait_until(
+        lambda: answered_in_thread(slack, channel, root, "not on a Friday"), 90, "the reason"
+    )
+    expected = f"result: Denied from chat by {alice}: not on a Friday"
+    wait_until(lambda: answered_in_thread(slack, channel, root, expected), 90, "the model told")
+    assert not (workdir / "n.txt").exists()
