@@ -27,6 +27,7 @@ if [ "${AGENTBRIDGE_CLI_CHANNEL:-pinned}" = latest ] && [ -z "${AGENTBRIDGE_CLI_
 fi
 bash deploy/bootstrap.sh
 bash deploy/install-test-deps.sh  # Chromium for the demo page's browser test
+bash deploy/install-postgres.sh  # server binaries for the postgres tier (a cluster per session)
 # slack_sdk ignores NO_PROXY: tests talk to loopback servers only, so no proxy at all.
 unset HTTP_PROXY HTTPS_PROXY http_proxy https_proxy ALL_PROXY all_proxy
 .venv/bin/ruff check .

@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bridge.store.db import Store
+from bridge.store.db import Conn, Store
 from runtimes.asks import Answer, Ask, Option, Question
 
 #: A delivered approval is reused for a re-sent hook this long (a reconnect takes ~1 s); after
@@ -176,7 +176,7 @@ class AskBook:
 
     @staticmethod
     def _audit(
-        db: sqlite3.Connection, ask_id: int, user: str, action: str, detail: str, at: float
+        db: Conn, ask_id: int, user: str, action: str, detail: str, at: float
     ) -> None:
         db.execute(
             """INSERT INTO answer_audit (ask_id, slug, user, action, detail, at)

@@ -134,14 +134,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from bridge.app.runner_files import runner_note
     from bridge.app.status import as_json, collect, print_table
-    from bridge.store.db import Store
+    from bridge.store.engine import open_store, store_exists
 
     state = _state_dir(args)
     if not _config_path(args).is_file():  # say first that nothing runs, then what is missing
         print(runner_note(state), file=sys.stderr)
     config = _load(args)
-    db = paths.db_path(state)
-    store = Store(db, readonly=True) if db.exists() else None
+    store = (
+        open_store(state, config.store, readonly=True)
+        if store_exists(state, config.store)
+        else None
+    )
     tmux = _tmux(args, config)
     statuses = collect(config, store, tmux)
     note = runner_note(state)
@@ -167,15 +170,17 @@ def cmd_send(args: argparse.Namespace) -> int:
     text = " ".join(args.text) if args.text != ["-"] else sys.stdin.read()
     state = _state_dir(args)
     if runner_alive(state):
-        return _send_queued(state, agent.slug, text, args.wait)
+        return _send_queued(state, agent.slug, text, args.wait, config.store)
     return _send_direct(args, config, agent.slug, text)
 
 
-def _send_queued(state: Path, slug: str, text: str, wait: float) -> int:
+def _send_queued(
+    state: Path, slug: str, text: str, wait: float, configured: str | None = None
+) -> int:
     import time
 
     from bridge.lifecycle.steer import sanitize
-    from bridge.store.db import Store
+    from bridge.store.engine import open_store
     from bridge.store.queue import Kind, PromptQueue
 
     if not sanitize(text).text.strip():
@@ -184,7 +189,7 @@ def _send_queued(state: Path, slug: str, text: str, wait: float) -> int:
             file=sys.stderr,
         )
         return 1
-    store = Store(paths.db_path(state))
+    store = open_store(state, configured)
     queue = PromptQueue(store)
     item_id = queue.enqueue(slug, Kind.STEER, text, source={"via": "cli"})
     assert item_id is not None
@@ -244,13 +249,13 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     from bridge.app.logs import setup_logging
     from bridge.fleet.reconcile import Reconciler, runner_mark
     from bridge.hooks.command import hook_command
-    from bridge.store.db import Store
+    from bridge.store.engine import open_store
 
     setup_logging(args.verbose)
     config = _load(args)
     state = _state_dir(args)
     tmux = _tmux(args, config)
-    store = Store(paths.db_path(state))
+    store = open_store(state, config.store)
     reconciler = Reconciler(
         config,
         store,

@@ -16,15 +16,19 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import cast
 
 from bridge.aio import TaskSet
 from bridge.answers.service import Answers
 from bridge.app.runner_files import AlreadyRunning, acquire_runner_lock, write_runner_info
 from bridge.channel.chatbridge import ChatBridge
 from bridge.chat.factory import make_backend
-from bridge.chat.protocol import Outgoing
+from bridge.chat.protocol import ChatBackend, Outgoing
+from bridge.cluster.heartbeat import heartbeat
+from bridge.cluster.placement import local_fleet, warn_unplaced
 from bridge.config import paths
 from bridge.config.model import Config, ConfigError, default_channel
+from bridge.config.placement import runner_host
 from bridge.config.spawned import load_fleet, spawn_ids, spawned_dir
 from bridge.config.watch import config_snapshot, watch_config
 from bridge.fleet.launch import PRIVATE_ENV
@@ -35,6 +39,8 @@ from bridge.lifecycle.core import Lifecycle
 from bridge.mirror.fleet import Mirrors
 from bridge.review.service import ReviewService
 from bridge.store.db import Store
+from bridge.store.engine import open_store
+from bridge.store.hosts import HostBook
 from runtimes import Runtime
 
 log = logging.getLogger("agentbridge")
@@ -76,12 +82,27 @@ class Daemon:
     async def _serve(self, config: Config, secrets: dict[str, str]) -> int:
         loop = asyncio.get_running_loop()
         socket = paths.tmux_socket(config.tmux_socket)
-        store = Store(paths.db_path(self.state_dir))
+        store = await asyncio.to_thread(open_store, self.state_dir, config.store)
+        host = runner_host()
+        shared = store.shared
+        fleet = config  # every host's agents: channels, routing, notes
+        config = local_fleet(fleet, host, shared=shared)  # this host's: supervised here
+        warn_unplaced(fleet, shared=shared)
+        hosts = HostBook(store)
+        await asyncio.to_thread(hosts.place, host, [a.slug for a in config.agents])
         tmux = TmuxServer(socket)
         write_runner_info(self.state_dir, self.config_path, socket)
-        backend = make_backend(self.state_dir, secrets)
+        backend: ChatBackend = make_backend(self.state_dir, secrets)
         await backend.start()
-        channels = config.channels()
+        router = None
+        if shared:
+            from bridge.cluster.router import RoutedBackend
+            from bridge.store.pg import PgStore
+
+            assert isinstance(store, PgStore)
+            router = RoutedBackend(backend, store, host, fleet)
+            backend = cast(ChatBackend, router)
+        channels = fleet.channels()
 
         def note(slug: str, text: str) -> None:
             """A short status note in the agent's channel (at most once; not ledgered)."""
@@ -103,6 +124,8 @@ class Daemon:
         lifecycle = Lifecycle(
             config, store, tmux, self.state_dir, paths.locks_dir(self.state_dir), note
         )
+        if shared:  # only this host's agents' prompts are delivered (and recovered) here
+            lifecycle.queue.scope = frozenset(a.slug for a in config.agents)
         reconciler = Reconciler(
             config,
             store,
@@ -131,10 +154,11 @@ class Daemon:
             loop.call_soon_threadsafe(reviews.finished, slug)
 
         lifecycle.on_task_done = task_done
-        chat = ChatBridge(config, backend, lifecycle, reconciler, self.state_dir / "inbox")
+        chat = ChatBridge(fleet, backend, lifecycle, reconciler, self.state_dir / "inbox")
         chat.commands.verbs["review"] = reviews.command
         await chat.start()
         await asyncio.to_thread(self._respawned, store, reconciler)
+        current = [fleet]
         answers = Answers(config, store, backend, lifecycle.tracker, lifecycle.router.thread_of)
         answers.install()  # after the chat side: it chains to whatever took actions before
         lifecycle.hooks.blocking = answers.hook
@@ -149,9 +173,18 @@ class Daemon:
 
         def reload(new: Config) -> None:
             channels.update(new.channels())  # a removed agent's last notes still find it
-            reconciler.update_config(new)
-            mirrors.sync(new)
-            lifecycle.update_config(new)
+            current[0] = new
+            local = local_fleet(new, host, shared=shared)
+            if shared:
+                lifecycle.queue.scope = frozenset(a.slug for a in local.agents)
+                self._background.spawn(
+                    asyncio.to_thread(hosts.place, host, [a.slug for a in local.agents])
+                )
+            if router is not None:
+                router.update_config(new)
+            reconciler.update_config(local)
+            mirrors.sync(local)
+            lifecycle.update_config(local)
             chat.update_config(new)
             reviews.update_config(new)
             loop.run_in_executor(None, self._respawned, store, reconciler)
@@ -160,11 +193,13 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
         log.info(
-            "runner: started with %d agents (config %s, state %s, tmux %s)",
+            "runner: started with %d agents (config %s, state %s, tmux %s, host %s, store %s)",
             len(config.agents),
             self.config_path,
             self.state_dir,
             socket or "default server",
+            host,
+            store.describe(),
         )
         tasks = [
             asyncio.create_task(lifecycle.run(self.stop), name="lifecycle"),
@@ -172,6 +207,10 @@ class Daemon:
             asyncio.create_task(mirrors.run(self.stop), name="mirror"),
             asyncio.create_task(chat.run(self.stop), name="chat"),
             asyncio.create_task(reviews.run(self.stop), name="reviews"),
+            asyncio.create_task(
+                heartbeat(store, host, _version(), lambda: current[0], note, self.stop),
+                name="heartbeat",
+            ),
             asyncio.create_task(
                 watch_config(
                     self.config_path,
@@ -236,6 +275,15 @@ class Daemon:
             "runner: %s ended unexpectedly: %r; stopping", task.get_name(), error, exc_info=error
         )
         self.stop.set()
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("agentbridge")
+    except PackageNotFoundError:
+        return "dev"
 
 
 class LoopListener:

@@ -18,10 +18,12 @@ from rich.table import Table
 from bridge.answers.book import status_of as ask_status
 from bridge.config import access
 from bridge.config.model import Config
+from bridge.config.placement import runner_host
 from bridge.fleet import liveness
 from bridge.fleet.launch import launch_context
 from bridge.fleet.tmux import TmuxServer
 from bridge.store.db import Store
+from bridge.store.hosts import HostBook
 from bridge.store.ledger import Ledger
 from bridge.store.queue import PromptQueue
 from bridge.store.unknown_records import counts as unknown_counts
@@ -61,10 +63,36 @@ class AgentStatus:
     """``local`` (console backend), ``allowlist``, ``channel-members`` or ``closed``."""
     skipped_posts: int = 0
     """Mirrored events Slack refused for good (channel gone, content refused): see the log."""
+    host: str | None = None
+    """The host whose runner runs it (``host:``); None on a single box."""
+
+
+def _remote(config: Config, store: Store | None) -> Callable[[str | None], str | None]:
+    """For an agent's ``host:``: why this box cannot look at its tmux (it runs on another host:
+    "host up" / "host down"), or None when it is ours. A shared store tells the other hosts'
+    agents' state and heartbeat, so ``status`` from any host covers the whole fleet."""
+    me = runner_host()
+    beats = {}
+    if store is not None:
+        try:
+            beats = {h.host: h for h in HostBook(store).hosts()}
+        except Exception:  # a state dir from before the hosts table: no heartbeats
+            beats = {}
+
+    def why(host: str | None) -> str | None:
+        if host is None or host == me:
+            return None
+        beat = beats.get(host)
+        if beat is None:
+            return "host never seen"
+        return "host up" if beat.age() <= config.host_down_after_seconds else "host down"
+
+    return why
 
 
 def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[AgentStatus]:
     snapshot = tmux.snapshot()
+    remote = _remote(config, store)
     rows = {r.slug: r for r in store.agents()} if store else {}
     ledger = Ledger(store) if store else None
     queue = PromptQueue(store) if store else None
@@ -77,6 +105,11 @@ def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[Agent
         ctx = launch_context(config, agent, os.environ)
         live = liveness.check(snapshot.get(agent.slug), runtime, ctx.bin)
         launch = store.current_launch(agent.slug) if store else None
+        elsewhere = remote(agent.host)
+        if elsewhere is not None:  # its runner's record, not our tmux
+            up = elsewhere == "host up" and row is not None and row.state == "running"
+            pid = launch.pid if up and launch and not launch.exited_at else None
+            live = liveness.Liveness(up, pid, elsewhere)
         uptime = now - launch.started_at if live.alive and launch and not launch.exited_at else None
         state = row.state if row else "unknown"
         if not agent.enabled:
@@ -106,6 +139,7 @@ def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[Agent
                 **(ask_status(store, agent.slug) if store else {}),
                 access=access.kind(config, agent, slack=slack),
                 skipped_posts=ledger.skipped_count(agent.slug) if ledger else 0,
+                host=agent.host,
             )
         )
     return out
@@ -130,6 +164,7 @@ COLUMNS: dict[str, Callable[[AgentStatus], str]] = {
     "unknown": lambda s: str(sum(s.unknown_records.values())),
     "queued": lambda s: str(s.queued),
     "session": lambda s: s.session_id or "-",
+    "host": lambda s: s.host or "-",
 }
 NARROW = ("agent", "runtime", "activity", "context", "uptime", "restarts", "queued")
 """What a person checks at a glance, in 80 columns: the activity already names a down
@@ -144,6 +179,8 @@ def print_table(
     (a longer slug), never with an ellipsis."""
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
     names = tuple(COLUMNS) if wide else NARROW
+    if not wide and any(s.host for s in statuses):
+        names = (*names, "host")
     for name in names:
         if name == "agent":
             table.add_column(name, overflow="fold")

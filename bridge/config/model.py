@@ -33,6 +33,7 @@ from pydantic import (
 from bridge.config.access import AgentAccess, FleetAccess
 from bridge.config.asks import AskSettings
 from bridge.config.errors import ConfigError, describe_value, validate_document
+from bridge.config.placement import AgentPlacement, FleetPlacement, placed_elsewhere
 from bridge.config.review import ReviewConfig
 from bridge.config.values import (
     DEFAULT_NUDGE,
@@ -200,7 +201,7 @@ class CompactionConfig(_Model):
         return soft
 
 
-class AgentConfig(_Model, AgentAccess, AskSettings):
+class AgentConfig(_Model, AgentAccess, AgentPlacement, AskSettings):
     """One agent of the fleet, as written (see :meth:`resolved` for runtime defaults applied)."""
 
     slug: str
@@ -238,8 +239,7 @@ class AgentConfig(_Model, AgentAccess, AskSettings):
     @field_validator("workdir", mode="before")
     @classmethod
     def _resolve_workdir(cls, value: Any, info: ValidationInfo) -> Path:
-        """Expand ``~``/``${VAR}``, anchor relative paths at the config file's directory (not
-        the runner's cwd, which differs under systemd) and insist the directory exists now."""
+        """Expand ``~``/``${VAR}``, anchor at the config's dir (not the cwd), insist it exists."""
         if isinstance(value, Path):
             value = str(value)
         if not isinstance(value, str) or not value.strip():
@@ -253,6 +253,8 @@ class AgentConfig(_Model, AgentAccess, AskSettings):
             ctx = info.context
             base = ctx.get("base_dir") if isinstance(ctx, dict) else None
             path = (base if isinstance(base, Path) else Path.cwd()) / path
+        if placed_elsewhere(info.data.get("host"), environ):
+            return path  # another host's directory: that host's runner checks it
         try:
             if not path.exists():
                 raise ValueError(f"{path} does not exist")
@@ -323,7 +325,7 @@ class AgentConfig(_Model, AgentAccess, AskSettings):
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-class Config(_Model, FleetAccess):
+class Config(_Model, FleetAccess, FleetPlacement):
     """A validated agents.yaml. ``defaults:`` is already folded into each agent."""
 
     agents: Annotated[list[AgentConfig], BeforeValidator(_list_if_none)]
@@ -373,8 +375,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
 
 
 def parse_config(text: str, path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
-    """Validate config text as if read from ``path`` (hot-reload diffs, tests): relative
-    workdirs anchor at its directory and messages name it as given."""
+    """Validate config text as if read from ``path`` (hot-reload diffs, tests)."""
     env = os.environ if environ is None else environ
     return validate_document(text, Config, AgentConfig, Path(path), str(path), env)
 

@@ -19,6 +19,7 @@ from bridge.doctor.basics import (
     check_tmux,
 )
 from bridge.doctor.check import Check
+from bridge.doctor.cluster import check_cluster
 from bridge.doctor.hooks import check_hook_command, check_hooks_log
 from bridge.doctor.records import check_unknown_records
 from bridge.doctor.slack import check_slack
@@ -37,6 +38,7 @@ def run_checks(config_path: Path, state_dir: Path, environ: Mapping[str, str]) -
         checks += check_canaries(usable, config, state_dir, environ)
         checks += check_asks(config, environ)
         checks += check_unknown_records(config, state_dir)
+        checks += check_cluster(config, state_dir, environ)
     checks += check_hook_command(config, state_dir, environ)
     checks += check_hooks_log(state_dir)
     checks += check_slack(config, environ, state_dir)

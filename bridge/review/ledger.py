@@ -1,8 +1,8 @@
 """Reviews in the state db: one row per (repo, pull request, head commit), so every trigger
 (Slack, the command line, the poll, a runner restart) agrees on what was already reviewed.
 
-The table is created here, idempotently, rather than as a numbered store migration: it belongs
-to this capability alone, and a state dir that never reviews never gets it.
+The table is store migration 7 (:mod:`bridge.store.db`), so it exists on both engines (SQLite
+and Postgres) like every other table.
 
 Rows go ``requested`` (from ``agentbridge review``: only the reference is known yet) ->
 ``running`` -> ``done`` | ``failed`` -> ``cleaned``; a request that duplicates a review ends
@@ -16,33 +16,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.store.db import Store
+import psycopg
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS reviews (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    template TEXT,
-    ref TEXT NOT NULL,
-    repo TEXT,
-    number INTEGER,
-    head TEXT,
-    title TEXT,
-    url TEXT,
-    slug TEXT,
-    status TEXT NOT NULL,
-    via TEXT NOT NULL,
-    user TEXT,
-    channel TEXT,
-    header TEXT,
-    worktree TEXT,
-    note TEXT,
-    created_at REAL NOT NULL,
-    finished_at REAL,
-    clean_after REAL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS reviews_once ON reviews(repo, number, head)
-    WHERE head IS NOT NULL AND status NOT IN ('requested', 'refused');
-"""
+from bridge.store.db import Store
 
 ACTIVE = ("running",)
 FINISHED = ("done", "failed")
@@ -76,10 +52,6 @@ class Reviews:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        with store.tx() as db:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
 
     def _rows(self, where: str, params: tuple[Any, ...] = ()) -> list[Review]:
         rows = self.store.query(f"SELECT * FROM reviews WHERE {where} ORDER BY id", params)
@@ -135,7 +107,10 @@ class Reviews:
                 cur = db.execute(
                     f"INSERT INTO reviews ({cols}) VALUES ({marks})", tuple(values.values())
                 )
-            except sqlite3.IntegrityError:  # belt and braces: the unique index
+            except (
+                sqlite3.IntegrityError,
+                psycopg.IntegrityError,
+            ):  # belt and braces: unique index
                 return None, None
             return int(cur.lastrowid or 0), None
 

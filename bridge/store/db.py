@@ -13,6 +13,13 @@ reads and single-row writes that signals cause (a hook's bookkeeping, the compac
 activity, the mirror's ledger entries per posted message, a queued prompt). Those block the
 loop for one statement: cheap in WAL mode with ``synchronous=NORMAL`` (no fsync per commit),
 but a loop call waits while a worker thread holds the lock, so nothing long runs under it.
+
+Two engines share this interface (``tx()`` yielding a :class:`Conn`, ``query()`` returning rows
+that index by position and by name): this SQLite one, the default, and
+:class:`bridge.store.pg.PgStore` for a fleet spread over several hosts (``docs/scaling.md``).
+:data:`MIGRATIONS` is the one schema for both: append a plain SQL string in the portable subset
+:mod:`bridge.store.dialect` describes, and never edit a migration that has shipped (SQLite state
+dirs upgrade by position, keyed on ``PRAGMA user_version``).
 """
 
 from __future__ import annotations
@@ -20,157 +27,37 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-MIGRATIONS: tuple[str, ...] = (
-    # 1: agents and their launches
-    """
-    CREATE TABLE agents (
-        slug TEXT PRIMARY KEY,
-        runtime TEXT NOT NULL,
-        agent_id TEXT NOT NULL,
-        runtime_session_id TEXT,
-        state TEXT NOT NULL DEFAULT 'starting',
-        restarts INTEGER NOT NULL DEFAULT 0,
-        spec_hash TEXT,
-        crash_loop_since REAL,
-        updated_at REAL NOT NULL
-    );
-    CREATE TABLE launches (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        slug TEXT NOT NULL,
-        pid INTEGER,
-        session_id TEXT,
-        resumed INTEGER NOT NULL DEFAULT 0,
-        argv TEXT,
-        started_at REAL NOT NULL,
-        exited_at REAL,
-        exit_reason TEXT
-    );
-    CREATE INDEX launches_slug ON launches(slug, started_at);
-    """,
-    # 2: transcript offsets, the delivery ledger, parse counters
-    """
-    CREATE TABLE transcripts (
-        slug TEXT NOT NULL,
-        path TEXT NOT NULL,
-        session_id TEXT,
-        offset INTEGER NOT NULL DEFAULT 0,
-        inode INTEGER,
-        generation INTEGER NOT NULL DEFAULT 0,
-        finished INTEGER NOT NULL DEFAULT 0,
-        bad_lines INTEGER NOT NULL DEFAULT 0,
-        updated_at REAL NOT NULL,
-        PRIMARY KEY (slug, path)
-    );
-    CREATE TABLE ledger (
-        slug TEXT NOT NULL,
-        event_id TEXT NOT NULL,
-        status TEXT NOT NULL,
-        chat_ref TEXT,
-        payload TEXT,
-        created_at REAL NOT NULL,
-        posted_at REAL,
-        PRIMARY KEY (slug, event_id)
-    );
-    CREATE INDEX ledger_pending ON ledger(status) WHERE status = 'pending';
-    """,
-    # 3: hook tokens, the durable prompt queue, activity
-    """
-    CREATE TABLE hook_tokens (
-        slug TEXT PRIMARY KEY,
-        token TEXT NOT NULL,
-        issued_at REAL NOT NULL
-    );
-    CREATE TABLE prompt_queue (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        slug TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        text TEXT NOT NULL,
-        source TEXT,
-        dedupe_key TEXT,
-        status TEXT NOT NULL DEFAULT 'queued',
-        outcome TEXT,
-        created_at REAL NOT NULL,
-        delivered_at REAL,
-        confirmed_at REAL
-    );
-    CREATE INDEX prompt_queue_open ON prompt_queue(slug, status);
-    CREATE UNIQUE INDEX prompt_queue_dedupe ON prompt_queue(slug, dedupe_key)
-        WHERE dedupe_key IS NOT NULL;
-    ALTER TABLE agents ADD COLUMN activity TEXT NOT NULL DEFAULT 'starting';
-    ALTER TABLE agents ADD COLUMN activity_since REAL;
-    ALTER TABLE agents ADD COLUMN context_tokens INTEGER;
-    ALTER TABLE agents ADD COLUMN context_window INTEGER;
-    """,
-    # 4: small per-agent facts (compaction guard arming, ...)
-    """
-    CREATE TABLE agent_meta (
-        slug TEXT NOT NULL,
-        key TEXT NOT NULL,
-        value TEXT NOT NULL,
-        updated_at REAL NOT NULL,
-        PRIMARY KEY (slug, key)
-    );
-    """,
-    # 5: where each turn's prompt was routed (thread, header, echo), so a re-read line is routed
-    # from durable state, not from the memory of a runner that may have died
-    """
-    CREATE TABLE turn_routes (
-        slug TEXT NOT NULL,
-        event_id TEXT NOT NULL,
-        path TEXT NOT NULL,
-        generation INTEGER NOT NULL,
-        line_offset INTEGER NOT NULL,
-        thread TEXT,
-        skip INTEGER NOT NULL DEFAULT 0,
-        header TEXT,
-        item_id INTEGER,
-        created_at REAL NOT NULL,
-        PRIMARY KEY (slug, event_id)
-    );
-    CREATE INDEX turn_routes_at ON turn_routes(slug, path, generation, line_offset);
-    CREATE INDEX turn_routes_item ON turn_routes(slug, item_id) WHERE item_id IS NOT NULL;
-    """,
-    # 6: agents' questions and approvals waiting on a person, and who answered what
-    """
-    CREATE TABLE asks (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        slug TEXT NOT NULL,
-        key TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        status TEXT NOT NULL DEFAULT 'open',
-        request TEXT NOT NULL,
-        answer TEXT,
-        answered_by TEXT,
-        answered_at REAL,
-        delivered_at REAL,
-        channel TEXT,
-        message_ref TEXT,
-        thread TEXT,
-        link TEXT,
-        partial TEXT,
-        reminded_at REAL,
-        created_at REAL NOT NULL
-    );
-    CREATE INDEX asks_key ON asks(slug, key);
-    CREATE INDEX asks_open ON asks(status) WHERE status IN ('open', 'answered');
-    CREATE TABLE answer_audit (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        ask_id INTEGER NOT NULL,
-        slug TEXT NOT NULL,
-        user TEXT NOT NULL,
-        action TEXT NOT NULL,
-        detail TEXT,
-        at REAL NOT NULL
-    );
-    CREATE INDEX answer_audit_slug ON answer_audit(slug, at);
-    """,
-)
+from bridge.store.schema import MIGRATIONS
+
+
+class Cursor(Protocol):
+    """What callers use of a statement's result (sqlite3's cursor, or the Postgres one)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    @property
+    def lastrowid(self) -> int | None: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Conn(Protocol):
+    """The connection ``tx()`` yields: ``?`` placeholders, SQLite-flavoured SQL (both engines)."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +93,10 @@ class LaunchRow:
 class Store:
     """One connection, one lock, short transactions."""
 
+    engine = "sqlite"
+    shared = False
+    """Whether several runners (hosts) share this store (Postgres) or it is this runner's own."""
+
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
         self._lock = threading.RLock()
@@ -225,7 +116,7 @@ class Store:
             self._db.close()
 
     @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
+    def tx(self) -> Iterator[Conn]:
         """A write transaction; everything inside commits together or not at all."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -236,9 +127,18 @@ class Store:
                 raise
             self._db.execute("COMMIT")
 
-    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         with self._lock:
             return list(self._db.execute(sql, params))
+
+    def schema_version(self) -> int:
+        """How many of :data:`MIGRATIONS` this database has applied."""
+        with self._lock:
+            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def describe(self) -> str:
+        """Where the data is, for logs and ``doctor`` (never a password)."""
+        return str(self.path)
 
     def _migrate(self) -> None:
         with self._lock:

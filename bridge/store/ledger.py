@@ -25,11 +25,10 @@ line is re-read (and its done events skipped) after any crash.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 
-from bridge.store.db import Store
+from bridge.store.db import Conn, Store
 from bridge.store.position import Position
 
 
@@ -218,9 +217,7 @@ class Ledger:
         return int(rows[0][0])
 
 
-def _save_position(
-    db: sqlite3.Connection, slug: str, path: str, pos: Position, bad: int = 0
-) -> None:
+def _save_position(db: Conn, slug: str, path: str, pos: Position, bad: int = 0) -> None:
     db.execute(
         """UPDATE transcripts SET offset = ?, inode = ?, generation = ?,
                bad_lines = bad_lines + ?, updated_at = ?

@@ -76,6 +76,18 @@ def echoes(pasted: str, reported: str) -> bool:
 class PromptQueue:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.scope: frozenset[str] | None = None
+        """The agents this runner delivers to, when the store is shared with other hosts'
+        runners (None: every agent in the store, the single-box case). ``queued()`` and
+        ``recover()`` without a slug see only these, so no runner claims another's items."""
+
+    def _scoped(self, sql: str, params: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+        if self.scope is None:
+            return sql, params
+        if not self.scope:
+            return sql + " AND 0 = 1", params
+        marks = ", ".join("?" for _ in self.scope)
+        return sql + f" AND slug IN ({marks})", (*params, *sorted(self.scope))
 
     def enqueue(
         self,
@@ -105,6 +117,8 @@ class PromptQueue:
         if slug is not None:
             sql += " AND slug = ?"
             params = (slug,)
+        else:
+            sql, params = self._scoped(sql, params)
         return [_item(r) for r in self.store.query(sql + " ORDER BY id", params)]
 
     def _set(self, item_id: int, status: str, outcome: str | None, column: str | None) -> None:
@@ -165,7 +179,9 @@ class PromptQueue:
         Re-pasting could send a prompt twice and dropping it silently would lose it, so the
         item is marked failed with the reason, and the chat side reports it to the sender.
         """
-        rows = self.store.query("SELECT * FROM prompt_queue WHERE status = 'delivering'")
+        rows = self.store.query(
+            *self._scoped("SELECT * FROM prompt_queue WHERE status = 'delivering'", ())
+        )
         items = [_item(r) for r in rows]
         for item in items:
             self.failed(item.id, "the runner restarted during delivery; not re-sent")

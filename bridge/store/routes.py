@@ -94,7 +94,7 @@ class TurnBook:
         if not rows:
             rows = self.store.query(
                 """SELECT thread FROM turn_routes WHERE slug = ? AND path != ?
-                   ORDER BY rowid DESC LIMIT 1""",
+                   ORDER BY created_at DESC LIMIT 1""",
                 (slug, at.path),
             )
         return rows[0][0] if rows else None

@@ -23,6 +23,9 @@ import pytest
 from runtimes import agent_session_id
 from tests.conftest import Fleet, wait_until
 from tests.integration.test_runner import wait_ready
+from tests.pg import pg_cluster, pg_url
+
+__all__ = ["pg_cluster", "pg_url"]
 
 pytestmark = pytest.mark.integration
 
@@ -65,8 +68,16 @@ def mirrored_lines(outbox: Path) -> list[int]:
     return numbers
 
 
-def test_sigkill_at_random_points_loses_and_duplicates_nothing(fleet: Fleet) -> None:
-    spec = fleet.agent("fk", "claude")
+@pytest.mark.parametrize("engine", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_sigkill_at_random_points_loses_and_duplicates_nothing(
+    fleet: Fleet, engine: str, request: pytest.FixtureRequest
+) -> None:
+    extra = {}
+    if engine == "postgres":  # the same storm against the shared engine, as host `h`
+        fleet.slack_env["AGENTBRIDGE_DATABASE_URL"] = request.getfixturevalue("pg_url")
+        fleet.slack_env["AGENTBRIDGE_HOST"] = "h"
+        extra = {"host": "h"}
+    spec = fleet.agent("fk", "claude", **extra)
     fleet.write_config()
     fleet.start_runner()
     wait_ready(fleet, "fk", "claude")  # Claude refuses a --session-id whose file exists

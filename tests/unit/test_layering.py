@@ -37,9 +37,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "doctor": frozenset({"config", "store", "fleet", "hooks", "chat"}),
     "answers": frozenset({"config", "store", "chat", "hooks", "lifecycle", "channel"}),
     "review": frozenset({"config", "store", "chat", "channel", "mirror"}),
+    "cluster": frozenset({"config", "store", "chat"}),
     "app": frozenset(
         {"config", "store", "render", "chat", "fleet", "hooks", "mirror", "lifecycle"}
-        | {"channel", "doctor", "devtools", "review", "answers"}
+        | {"channel", "doctor", "devtools", "review", "cluster", "answers"}
     ),
     # Entry points: ``python -m bridge`` and the pre-split ``python -m bridge.cli``.
     "__main__": frozenset({"app"}),

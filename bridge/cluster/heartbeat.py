@@ -1,0 +1,70 @@
+"""This runner's heartbeat, and the one-time notices when a host goes silent or comes back.
+
+Every few seconds the runner writes its row in ``hosts``. With a shared store it also looks for
+hosts silent for ``host_down_after_seconds``: the one runner whose conditional update claims a
+silent host (:meth:`bridge.store.hosts.HostBook.claim_down`) posts a note in each of that
+host's agents' channels, so the notice appears once however many runners are up. Steering
+written meanwhile waits in ``inbound_events`` and is delivered when the host is back; its
+runner says so in its agents' channels on its first heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from bridge.aio import wait_event
+from bridge.config.model import Config
+from bridge.store.db import Store
+from bridge.store.hosts import HostBook
+
+log = logging.getLogger("agentbridge.cluster")
+
+Note = Callable[[str, str], None]
+"""(slug, text): a short note in the agent's channel."""
+
+
+def interval_for(timeout: float) -> float:
+    """Beat often enough that a live host is never mistaken for a dead one."""
+    return max(0.2, min(10.0, timeout / 4))
+
+
+async def heartbeat(
+    store: Store,
+    host: str,
+    version: str,
+    config: Callable[[], Config],
+    note: Note,
+    stop: asyncio.Event,
+) -> None:
+    book = HostBook(store)
+    first = True
+    while not stop.is_set():
+        fleet = config()
+        timeout = fleet.host_down_after_seconds
+        back = await asyncio.to_thread(book.beat, host, version, starting=first)
+        first = False
+        if back:
+            log.info("cluster: this host (%s) was reported down; back now", host)
+            for agent in fleet.agents:
+                if agent.host == host:
+                    note(
+                        agent.slug,
+                        f":white_check_mark: Host `{host}` is back; messages "
+                        "written while it was away are being delivered now.",
+                    )
+        if store.shared:
+            for row in await asyncio.to_thread(book.claim_down, host, timeout):
+                since = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(row.last_seen))
+                log.warning("cluster: host %s silent since %s; reporting it", row.host, since)
+                for agent in fleet.agents:
+                    if agent.host == row.host:
+                        note(
+                            agent.slug,
+                            f":warning: Host `{row.host}` has not been heard from since {since}: "
+                            f"`{agent.slug}` is not supervised. Messages written here are kept "
+                            "and delivered when the host is back.",
+                        )
+        await wait_event(stop, interval_for(timeout))

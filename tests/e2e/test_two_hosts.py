@@ -1,0 +1,173 @@
+"""Two runners on one machine, as two hosts (`a`, `b`: two tmux servers, two state dirs) sharing
+one Slack app (the emulator hands each event to one randomly chosen open Socket Mode
+connection, as Slack does) and one real Postgres. Each message must reach its agent's queue on
+its agent's host exactly once, whichever runner Slack picked; with `a` stopped, `a`'s messages
+wait in the database and are delivered once when it returns.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.conftest import Fleet, wait_until
+from tests.pg import pg_cluster, pg_url
+
+__all__ = ["pg_cluster", "pg_url"]
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.xdist_group("two_hosts")]
+
+
+class Hosts:
+    def __init__(self, fleets: dict[str, Fleet], url: str, slack: Any, channels: dict[str, str]):
+        self.fleets = fleets
+        self.url = url
+        self.slack = slack
+        self.channels = channels  # slug -> channel id
+
+    def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            return list(conn.execute(query.encode(), params or None).fetchall())
+
+    def queued_keys(self, slug: str) -> list[str]:
+        rows = self.sql("SELECT dedupe_key FROM prompt_queue WHERE slug = %s", slug)
+        return [str(r[0]) for r in rows]
+
+
+@pytest.fixture
+def hosts(
+    tmp_path: Path, cli_bins: dict[str, Path], fake_models: tuple[Any, Any], slack: Any, pg_url: str
+) -> Iterator[Hosts]:
+    alice = slack.add_user("alice", "Alice")
+    fleets: dict[str, Fleet] = {}
+    sockets = []
+    for host in ("a", "b"):
+        socket = f"ab-test-{uuid.uuid4().hex[:10]}"
+        sockets.append(socket)
+        fleet = Fleet(tmp_path / host, socket, cli_bins, fake_models)
+        fleet.use_slack(slack)
+        fleet.slack_env["AGENTBRIDGE_HOST"] = host
+        fleet.slack_env["AGENTBRIDGE_DATABASE_URL"] = pg_url
+        fleets[host] = fleet
+    channels: dict[str, str] = {}
+    specs = []
+    for host in ("a", "b"):
+        slug = f"{host}1"
+        channels[slug] = slack.add_channel(f"agent-{slug}", members=[alice])
+        specs.append(
+            fleets[host].agent(slug, channel=f"#agent-{slug}", allowed_users=[alice], host=host)
+        )
+    for fleet in fleets.values():
+        fleet.agents = list(specs)  # one agents.yaml for both hosts
+        fleet.write_config(host_down_after_seconds=3)
+    rig = Hosts(fleets, pg_url, slack, channels)
+    rig.alice = alice  # type: ignore[attr-defined]
+    try:
+        yield rig
+    finally:
+        for fleet in fleets.values():
+            fleet.stop_runner()
+            if fleet.runner_log.exists():
+                print(f"--- {fleet.root.name} ---\n{fleet.log_text()[-3000:]}")
+        for socket in sockets:
+            subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, check=False)
+
+
+def _connected(rig: Hosts, count: int) -> None:
+    wait_until(lambda: rig.slack.hub.open_count() >= count, 60, f"{count} socket connections")
+
+
+def test_fifty_messages_each_reach_their_agent_once_whichever_runner_slack_picked(
+    hosts: Hosts,
+) -> None:
+    for fleet in hosts.fleets.values():
+        fleet.start_runner()
+    _connected(hosts, 2)
+    alice = hosts.alice  # type: ignore[attr-defined]
+    sent: dict[str, list[str]] = {"a1": [], "b1": []}
+    for i in range(50):
+        for slug, channel in hosts.channels.items():
+            ts = hosts.slack.post_as_user(alice, channel, f"note {i} for {slug}")
+            sent[slug].append(f"slack:{channel}:{ts}")
+    for slug, keys in sent.items():
+        wait_until(
+            lambda slug=slug, keys=keys: set(hosts.queued_keys(slug)) >= set(keys),
+            120,
+            f"every message queued for {slug}",
+        )
+    for slug, keys in sent.items():
+        got = hosts.queued_keys(slug)
+        assert sorted(got) == sorted(keys), f"{slug}: lost or duplicated"
+    routed = hosts.sql(
+        "SELECT target_host, received_by, done_at IS NOT NULL FROM inbound_events"
+        " WHERE kind = 'message'"
+    )
+    assert routed, "Slack never picked the other runner: nothing was routed"
+    assert all(target != by for target, by, _ in routed)
+    wait_until(
+        lambda: all(
+            done
+            for *_, done in hosts.sql(
+                "SELECT target_host, received_by, done_at IS NOT NULL FROM inbound_events"
+            )
+        ),
+        60,
+        "every routed event drained",
+    )
+    # each host delivers only its own agent's prompts (the queue is scoped per host)
+    for host, fleet in hosts.fleets.items():
+        other = "b1" if host == "a" else "a1"
+        assert f"{other}: delivered" not in fleet.log_text()
+
+
+def test_a_stopped_hosts_messages_wait_and_arrive_once_when_it_returns(hosts: Hosts) -> None:
+    a, b = hosts.fleets["a"], hosts.fleets["b"]
+    a.start_runner()
+    b.start_runner()
+    _connected(hosts, 2)
+    channel = hosts.channels["a1"]
+    wait_until(lambda: hosts.sql("SELECT host FROM hosts WHERE host = 'a'"), 60, "a's heartbeat")
+    assert a.stop_runner() == 0
+    wait_until(lambda: hosts.slack.hub.open_count() == 1, 60, "only b connected")
+    alice = hosts.alice  # type: ignore[attr-defined]
+    keys = [
+        f"slack:{channel}:{hosts.slack.post_as_user(alice, channel, f'while a is away {i}')}"
+        for i in range(10)
+    ]
+    wait_until(
+        lambda: (
+            len(
+                hosts.sql(
+                    "SELECT 1 FROM inbound_events WHERE target_host = 'a' AND done_at IS NULL"
+                )
+            )
+            == 10
+        ),
+        60,
+        "b keeps a's messages",
+    )
+    assert hosts.queued_keys("a1") == []  # nothing reaches a1 while its host is away
+
+    def down_notes() -> list[str]:
+        return [
+            str(m.get("text", ""))
+            for m in hosts.slack.messages(channel)
+            if "has not been heard from" in str(m.get("text", ""))
+        ]
+
+    wait_until(down_notes, 60, "the down notice in a1's channel")
+    a.start_runner()
+    wait_until(lambda: set(hosts.queued_keys("a1")) >= set(keys), 120, "a1's messages delivered")
+    assert sorted(hosts.queued_keys("a1")) == sorted(keys)
+    wait_until(
+        lambda: any("is back" in str(m.get("text", "")) for m in hosts.slack.messages(channel)),
+        60,
+        "the back note",
+    )
+    assert len(down_notes()) == 1  # reported once, by one of the runners
