@@ -175,9 +175,7 @@ class AskBook:
             )
 
     @staticmethod
-    def _audit(
-        db: Conn, ask_id: int, user: str, action: str, detail: str, at: float
-    ) -> None:
+    def _audit(db: Conn, ask_id: int, user: str, action: str, detail: str, at: float) -> None:
         db.execute(
             """INSERT INTO answer_audit (ask_id, slug, user, action, detail, at)
                SELECT id, slug, ?, ?, ?, ? FROM asks WHERE id = ?""",
@@ -206,7 +204,7 @@ def status_of(store: Store, slug: str, limit: int = 10) -> dict[str, Any]:
             " ORDER BY id DESC LIMIT ?",
             (slug, limit),
         )
-    except sqlite3.OperationalError:  # a state dir from before the asks table
+    except sqlite3.Error:  # a state dir from before the asks table (read-only: not migrated)
         return {"waiting": None, "answers": []}
     wait: dict[str, Any] | None = None
     if waiting:
