@@ -36,6 +36,7 @@ from pydantic_core import PydanticUndefined
 
 from bridge.config import model as config_module
 from bridge.config import review as review_module
+from bridge.config import watchdog as watchdog_module
 from bridge.config.asks import AnswerPolicy
 from bridge.config.model import (
     AgentConfig,
@@ -47,6 +48,7 @@ from bridge.config.model import (
 )
 from bridge.config.review import ReviewConfig
 from bridge.config.values import token_limit
+from bridge.config.watchdog import WatchdogConfig
 
 __all__ = ["LOADER_SET", "SECTIONS", "file_keys", "main", "render"]
 
@@ -66,6 +68,7 @@ SECTIONS: tuple[Section, ...] = (
     Section(ScheduleConfig, "`agents[].schedules[]`", "schedules"),
     Section(CompactionConfig, "`agents[].compaction`", "compaction"),
     Section(ReviewConfig, "`agents[].review`: a PR-reviewer template", "review"),
+    Section(WatchdogConfig, "`agents[].watchdog`", "watchdog"),
     Section(AnswerPolicy, "`agents[].answers`", "answers"),
 )
 
@@ -244,7 +247,7 @@ def attribute_docstrings(source: str) -> dict[tuple[str, str], str]:
 
 def _config_docstrings() -> dict[tuple[str, str], str]:
     found: dict[tuple[str, str], str] = {}
-    for module in (config_module, review_module):
+    for module in (config_module, review_module, watchdog_module):
         found.update(
             attribute_docstrings(Path(inspect.getfile(module)).read_text(encoding="utf-8"))
         )

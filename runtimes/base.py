@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from runtimes.asks import WAIT_FOREVER_S, Ask
 from runtimes.canary import Canary
-from runtimes.events import LineResult
+from runtimes.events import Event, LineResult
 
 #: Fixed namespace for agent identities: ``KANBAN_SESSION_ID = uuid5(NAMESPACE, slug)``.
 #: Never change it: a new namespace would orphan every agent's Claude transcript.
@@ -155,6 +155,21 @@ class Runtime(Protocol):
 
     def ask_conflict(self, args: Sequence[str]) -> str | None:
         """Why extra ``args`` defeat ``permissions: ask`` (a bypass flag), or None."""
+        ...
+
+    interrupt_key: str
+    """The tmux key that interrupts a running turn (a stuck one, or one over its time)."""
+
+    def hook_events(self, event: str, payload: dict[str, Any]) -> tuple[Event, ...]:
+        """Common events a hook message carries (a usage limit, a usage report); most none."""
+        ...
+
+    def screen_events(self, screen: str, now: float) -> tuple[Event, ...]:
+        """Common events a captured pane shows (a limit line and its reset time), if any."""
+        ...
+
+    def screen_fingerprint(self, screen: str) -> str:
+        """A pane's content without its animation: equal fingerprints mean no progress."""
         ...
 
     def parse_line(self, line: bytes, offset: int, source: str) -> LineResult:

@@ -22,8 +22,10 @@ from runtimes.asks import WAIT_PREFIX, Ask, approval_ask, question_ask
 from runtimes.base import AskSupport, LaunchContext, LaunchPlan, TranscriptRef, cmdline_matches
 from runtimes.canary import Canary, claude_canary
 from runtimes.claude_parse import parse_claude_line
-from runtimes.events import LineResult
+from runtimes.claude_signals import hook_events, screen_events
+from runtimes.events import Event, LineResult
 from runtimes.jsonfile import merge_json
+from runtimes.screen import fingerprint
 
 #: Hook events the runner subscribes to (issue: agent lifecycle).
 HOOK_EVENTS = (
@@ -35,7 +37,11 @@ HOOK_EVENTS = (
     "Stop",
     "PreCompact",
     "SessionEnd",
+    "StopFailure",  # a turn that ended on an API error (a usage limit); informational only
 )
+
+#: Claude's spinner glyphs (the working line animates through them).
+SPINNER = "✻✶✳✢·*✽⏺●"
 
 
 #: The oldest Claude whose question and approval hooks were verified (docs/cli-signals.md).
@@ -230,6 +236,18 @@ class ClaudeRuntime:
 
     def parse_line(self, line: bytes, offset: int, source: str) -> LineResult:
         return parse_claude_line(line, offset, source)
+
+    #: Escape stops Claude's turn ("Interrupted · What should Claude do instead?").
+    interrupt_key = "Escape"
+
+    def hook_events(self, event: str, payload: dict[str, Any]) -> tuple[Event, ...]:
+        return hook_events(event, payload)
+
+    def screen_events(self, screen: str, now: float) -> tuple[Event, ...]:
+        return screen_events(screen, now)
+
+    def screen_fingerprint(self, screen: str) -> str:
+        return fingerprint(screen, SPINNER)
 
 
 def _version_tuple(version: str | None) -> tuple[int, ...] | None:

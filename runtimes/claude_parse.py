@@ -16,7 +16,9 @@ Mapping (judgement calls marked *):
   written twice dedupes. Empty text / thinking blocks (redacted thinking) are skipped. Each
   line with usage also gives ``CONTEXT_SIZE`` ``ctx:<message.id>`` (same id for every block of
   one response). * Usage summing to 0 (Claude's synthetic API-error messages) gives no
-  CONTEXT_SIZE, and ``isApiErrorMessage`` marks the text ``is_error``.
+  CONTEXT_SIZE, and ``isApiErrorMessage`` marks the text ``is_error``. Such a record with
+  ``error: rate_limit`` (or ``apiErrorStatus: 429``) also gives ``USAGE_LIMIT``
+  ``limit:<uuid>``: Claude gave up at the account's usage limit (it names no reset time).
 - ``user``: a human prompt gives ``TURN_START`` ``turn:<uuid>`` then ``USER_PROMPT`` ``<uuid>``
   (``meta.prompt_id`` matches the hooks' ``prompt_id``). ``isMeta``, ``isCompactSummary`` and
   slash-command wrappers give nothing. * Slash commands emit no signal either: the runner sends
@@ -146,6 +148,8 @@ def _assistant(obj: JsonObject, uuid: str) -> Iterator[Event]:
                 text=text,
                 is_error=is_error and btype == "text",
             )
+    if is_error and (obj.get("error") == "rate_limit" or as_int(obj.get("apiErrorStatus")) == 429):
+        yield Event(EventKind.USAGE_LIMIT, f"limit:{uuid}", text=_first_text(blocks))
     usage = as_dict(message.get("usage"))
     if usage is not None:
         tokens = sum(
@@ -154,6 +158,14 @@ def _assistant(obj: JsonObject, uuid: str) -> Iterator[Event]:
         )
         if tokens > 0:
             yield Event(EventKind.CONTEXT_SIZE, f"ctx:{message_id}", tokens=tokens)
+
+
+def _first_text(blocks: list[Any]) -> str:
+    for raw in blocks:
+        block = as_dict(raw)
+        if block is not None and (text := nonempty(block.get("text"))) is not None:
+            return text
+    return ""
 
 
 def _summarise(tool_input: JsonObject | None) -> str:

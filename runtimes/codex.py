@@ -24,7 +24,10 @@ from runtimes.asks import WAIT_PREFIX, Ask, approval_ask
 from runtimes.base import AskSupport, LaunchContext, LaunchPlan, TranscriptRef, cmdline_matches
 from runtimes.canary import Canary, codex_canary
 from runtimes.codex_parse import parse_codex_line
-from runtimes.events import LineResult
+from runtimes.codex_signals import screen_events
+from runtimes.events import Event, LineResult
+from runtimes.limits import stop_failure_limit
+from runtimes.screen import fingerprint
 
 HOOK_EVENTS = (
     "SessionStart",
@@ -198,6 +201,20 @@ class CodexRuntime:
 
     def parse_line(self, line: bytes, offset: int, source: str) -> LineResult:
         return parse_codex_line(line, offset, source)
+
+    #: Esc interrupts a Codex turn ("■ Conversation interrupted"), as the footer says.
+    interrupt_key = "Escape"
+
+    def hook_events(self, event: str, payload: dict[str, Any]) -> tuple[Event, ...]:
+        """None from the pinned releases (no hook fires at a limit); a ``StopFailure`` from a
+        later release (openai/codex main has it, same payload as Claude's) is understood."""
+        return stop_failure_limit(event, payload)
+
+    def screen_events(self, screen: str, now: float) -> tuple[Event, ...]:
+        return screen_events(screen, now)
+
+    def screen_fingerprint(self, screen: str) -> str:
+        return fingerprint(screen, "•◦⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")
 
 
 def _day_dirs(sessions: Path, launched_at: datetime) -> Iterable[Path]:

@@ -24,6 +24,9 @@ Codex records one thing several times, and the mirror must show it once:
   with it. Only ``compacted`` gives COMPACTION; the others give nothing.
 - * An ``error`` event gives an ``is_error`` ASSISTANT_TEXT (the model request failed and the turn
   ends with nothing else to show); transient ``stream_error`` / ``warning`` give nothing.
+- ``token_count.rate_limits`` gives ``USAGE`` (or ``USAGE_LIMIT`` when a window is used up) and
+  a ``task_complete`` whose error is ``usage_limit_exceeded`` gives ``USAGE_LIMIT`` before its
+  ``TURN_END`` (see :mod:`runtimes.codex_signals`).
 - * ``TOOL_CALL.text`` is a one-line human view of the call: the real command (without the
   ``bash -lc`` wrapper) or the patch text; ``tool_input`` carries the parsed arguments.
 """
@@ -38,6 +41,7 @@ import shlex
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from runtimes.codex_signals import rate_limit_event, task_error_event
 from runtimes.events import Event, EventKind, LineResult
 from runtimes.known_records import codex_unknown
 from runtimes.parse_util import (
@@ -186,6 +190,8 @@ def _turn(payload: JsonObject, line_id: str, paginated: bool) -> Iterator[Event]
         meta = {"aborted": True, "reason": as_str(payload.get("reason"))}
         yield Event(EventKind.TURN_END, f"turn:{turn}:end", meta=meta)
     else:
+        if (limit := task_error_event(payload, line_id)) is not None:
+            yield limit
         meta = present(
             last_agent_message=as_str(payload.get("last_agent_message")),
             duration_ms=as_int(payload.get("duration_ms")),
@@ -199,6 +205,8 @@ def _token_count(payload: JsonObject, line_id: str, paginated: bool) -> Iterator
     if tokens is not None:
         window = as_int(info.get("model_context_window"))
         yield Event(EventKind.CONTEXT_SIZE, f"ctx:{line_id}", tokens=tokens, context_window=window)
+    if (usage := rate_limit_event(payload, line_id)) is not None:
+        yield usage
 
 
 def _error(payload: JsonObject, line_id: str, paginated: bool) -> Iterator[Event]:

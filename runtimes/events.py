@@ -26,6 +26,11 @@ class EventKind(StrEnum):
     CONTEXT_SIZE = "context_size"
     TURN_START = "turn_start"
     TURN_END = "turn_end"
+    USAGE_LIMIT = "usage_limit"
+    """The account's usage limit stopped the turn; ``resets_at`` when the CLI said when."""
+    USAGE = "usage"
+    """A usage report: ``used_percent`` of the window and when it ``resets_at`` (the warning
+    signal, and a reset-time hint for a limit that comes without one)."""
 
 
 #: Kinds that become chat messages; the rest are signals (activity, context size).
@@ -55,6 +60,10 @@ class Event:
     tokens: int | None = None
     context_window: int | None = None
     timestamp: str | None = None
+    resets_at: float | None = None
+    """USAGE_LIMIT / USAGE: when the usage window resets (epoch seconds), if known."""
+    used_percent: float | None = None
+    """USAGE_LIMIT / USAGE: how much of the usage window is used (0-100), if known."""
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property

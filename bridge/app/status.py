@@ -25,6 +25,7 @@ from bridge.fleet.tmux import TmuxServer
 from bridge.store.db import Store
 from bridge.store.hosts import HostBook
 from bridge.store.ledger import Ledger
+from bridge.store.limits import load as limit_wait
 from bridge.store.queue import PromptQueue
 from bridge.store.unknown_records import counts as unknown_counts
 from runtimes import get_runtime
@@ -65,6 +66,8 @@ class AgentStatus:
     """Mirrored events Slack refused for good (channel gone, content refused): see the log."""
     host: str | None = None
     """The host whose runner runs it (``host:``); None on a single box."""
+    limited_until: float | None = None
+    """While ``limited``: when the runner continues the agent (the usage limit's reset)."""
 
 
 def _remote(config: Config, store: Store | None) -> Callable[[str | None], str | None]:
@@ -140,6 +143,7 @@ def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[Agent
                 access=access.kind(config, agent, slack=slack),
                 skipped_posts=ledger.skipped_count(agent.slug) if ledger else 0,
                 host=agent.host,
+                limited_until=_limited_until(store, agent.slug) if live.alive else None,
             )
         )
     return out
@@ -154,7 +158,7 @@ COLUMNS: dict[str, Callable[[AgentStatus], str]] = {
     "agent": lambda s: s.slug,
     "runtime": lambda s: s.runtime,
     "state": lambda s: s.state,
-    "activity": lambda s: s.activity,
+    "activity": lambda s: s.activity + _until(s.limited_until),
     "context": lambda s: f"{s.context_tokens // 1000}k" if s.context_tokens is not None else "-",
     "pid": lambda s: str(s.pid or "-"),
     "restarts": lambda s: str(s.restarts),
@@ -197,6 +201,15 @@ def _duration(seconds: float | None) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _limited_until(store: Store | None, slug: str) -> float | None:
+    wait = limit_wait(store, slug) if store else None
+    return wait.resets_at if wait is not None and wait.continued_at is None else None
+
+
+def _until(at: float | None) -> str:
+    return time.strftime(" →%H:%M", time.localtime(at)) if at is not None else ""
 
 
 def _activity(state: str, alive: bool, recorded: str | None) -> str:

@@ -16,10 +16,12 @@ from typing import Any
 
 from bridge.aio import TaskSet
 from bridge.channel.access_note import AccessNotes
+from bridge.channel.alerts import PREFIX as STUCK_PREFIX
+from bridge.channel.alerts import Alerts
 from bridge.channel.commands import Commands
 from bridge.channel.inbound import Inbound
 from bridge.channel.turnstatus import TurnStatus
-from bridge.chat.protocol import ChatBackend, NotKept
+from bridge.chat.protocol import Action, ChatBackend, NotKept
 from bridge.config.model import Config, channel_for
 from bridge.fleet.reconcile import Reconciler
 from bridge.lifecycle.core import Lifecycle
@@ -68,6 +70,8 @@ class ChatBridge:
         self._tasks = TaskSet()
         self._resolved: set[str] = set()
         """Channels resolution was asked for (at start, or after a reload that added them)."""
+        self.alerts = Alerts(backend, lifecycle, reconciler, self.inbound, self._channel)
+        backend.on_action = self._on_action
 
     def _channel(self, slug: str) -> str:
         return self.config.channel_of(slug)
@@ -112,6 +116,12 @@ class ChatBridge:
             log.error("%s", problem)
         self.backend.command_handler = self.commands.run
         await self._guard(self.notes.announce(self.config, at_start=True))
+
+    async def _on_action(self, action: Action) -> str | None:
+        """Buttons, by their feature's action-id prefix."""
+        if action.action_id.startswith(STUCK_PREFIX):
+            return await self.alerts.on_action(action)
+        return None
 
     def _delivered(self, item: QueueItem, _outcome: str) -> None:
         if self.status is not None and item.source.get("via") == "slack":

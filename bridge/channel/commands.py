@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from bridge.channel.inbound import command_refusal, may_steer, refusal
@@ -20,7 +21,9 @@ from bridge.config import access
 from bridge.config.model import Config, channel_for
 from bridge.fleet.reconcile import Reconciler
 from bridge.lifecycle.activity import ActivityTracker
+from bridge.lifecycle.limits import when
 from bridge.lifecycle.steer import sanitize
+from bridge.store.limits import load as limit_wait
 from bridge.store.queue import Kind, PromptQueue
 
 log = logging.getLogger("agentbridge.chat")
@@ -131,5 +134,8 @@ class Commands:
             queued = self.queue.counts(agent.slug).get("queued", 0)
             extra = f", {queued} queued" if queued else ""
             state = act.state if agent.enabled else "disabled"
+            wait = limit_wait(self.queue.store, agent.slug)
+            if state == "limited" and wait is not None and wait.continued_at is None:
+                state = f"limited until {when(wait.resets_at, time.time())}"
             lines.append(f"• `{agent.slug}` ({agent.runtime}): {state}{ctx}{extra}")
         return "\n".join(lines) or "No agents you may control."

@@ -41,9 +41,11 @@ from bridge.config.values import (
     comparable,
     crontab_trigger,
     expand_vars,
+    not_blank,
     resolve_limit,
     token_limit,
 )
+from bridge.config.watchdog import Watchdog, WatchdogConfig
 
 __all__ = [
     "DEFAULT_NUDGE",
@@ -84,12 +86,6 @@ def _env_name(name: str) -> str:
     return name
 
 
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be empty")
-    return value
-
-
 def _list_if_none(value: Any) -> Any:
     """A key left empty in YAML (``args:`` with every item commented out) means 'none'."""
     return [] if value is None else value
@@ -104,7 +100,7 @@ EnvMap = Annotated[
     BeforeValidator(_dict_if_none),
 ]
 StrList = Annotated[list[str], BeforeValidator(_list_if_none)]
-NonBlank = Annotated[str, AfterValidator(_not_blank)]
+NonBlank = Annotated[str, AfterValidator(not_blank)]
 TokenLimit = Annotated[int | str, BeforeValidator(token_limit)]
 
 
@@ -226,6 +222,8 @@ class AgentConfig(_Model, AgentAccess, AgentPlacement, AskSettings):
     allow_bots: bool = False
     review: ReviewConfig | None = None
     """Makes this agent a PR-reviewer template (never run itself): see docs/pr-review.md."""
+    watchdog: Watchdog = WatchdogConfig()
+    """Usage limits, stuck and over-long turns (see the ``watchdog`` section)."""
 
     @field_validator("slug")
     @classmethod
@@ -308,9 +306,8 @@ class AgentConfig(_Model, AgentAccess, AgentPlacement, AskSettings):
 
     def spec_hash(self, config: Config | None = None) -> str:
         """A short stable hash of what shapes the launched process, so the daemon can tell a
-        relaunch-worthy edit (args, env, ...) from a cosmetic one (channel, schedules).
-        Pass ``config`` to hash the effective values, so editing ``runtimes`` counts too.
-        """
+        relaunch-worthy edit (args, env, ...) from a cosmetic one (channel, schedules). Pass
+        ``config`` to hash the effective values, so editing ``runtimes`` counts too."""
         agent = self.resolved(config) if config is not None else self
         spec = agent.ask_spec() | {
             "runtime": agent.runtime,

@@ -130,3 +130,10 @@ def crontab_trigger(expr: str, timezone: str = "UTC") -> Any:
         raise ValueError("day of month and day of week are both set; use two schedules")
     crontab = " ".join([minute, hour, day, month, _weekdays(weekday)])
     return CronTrigger.from_crontab(crontab, timezone=timezone)
+
+
+def not_blank(value: str) -> str:
+    """A text value that must say something (a prompt, a binary name)."""
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value

@@ -9,6 +9,11 @@ it was ``waiting_input`` or ``compacting`` when it died.
 ``no_signal``: alive, but neither a hook nor a transcript line arrived within the grace period
 after a launch that should have announced itself, or after a prompt was pasted. That is how a
 silently broken hook pipeline or a wedged TUI becomes visible instead of looking idle forever.
+
+``limited``: the account's usage limit stopped the agent's turn; nothing is pasted until the
+limit watch (:mod:`bridge.lifecycle.limits`) lifts it at the reset. Hooks that would say "idle"
+(Claude's idle notification, a ``Stop``) do not end it; a new prompt (someone typed in the
+pane) does, since the CLI is then working again.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class Activity(StrEnum):
     EXITED = "exited"
     CRASH_LOOP = "crash_loop"
     NO_SIGNAL = "no_signal"
+    LIMITED = "limited"
 
 
 #: States in which a prompt may be pasted at a turn boundary.
@@ -72,11 +78,15 @@ class ActivityTracker:
         self.clock = clock
         self.agents: dict[str, AgentActivity] = {}
         self.listeners: list[ChangeListener] = []
+        self.held: set[str] = set()
+        """Agents under a usage limit: ``idle`` reads ``limited`` until :meth:`unlimited`."""
 
     def get(self, slug: str) -> AgentActivity:
         return self.agents.setdefault(slug, AgentActivity(since=self.clock()))
 
     def _set(self, slug: str, new: Activity) -> None:
+        if new is Activity.IDLE and slug in self.held:
+            new = Activity.LIMITED  # the CLI is idle, but held until the limit resets
         agent = self.get(slug)
         old = agent.state
         if old == new:
@@ -150,6 +160,26 @@ class ActivityTracker:
         if self.get(slug).state not in DEAD:
             self._set(slug, Activity.COMPACTING)
 
+    def limited(self, slug: str) -> None:
+        """The account's usage limit stopped the agent (held until :meth:`unlimited`)."""
+        self.held.add(slug)
+        agent = self.get(slug)
+        agent.turn_ended_at = None
+        if agent.state not in (*DEAD, Activity.STARTING):
+            self._set(slug, Activity.LIMITED)
+
+    def unlimited(self, slug: str) -> None:
+        """The limit has reset: the agent takes prompts again."""
+        self.held.discard(slug)
+        if self.get(slug).state is Activity.LIMITED:
+            self._set(slug, Activity.IDLE)
+
+    def interrupted(self, slug: str) -> None:
+        """The runner interrupted the turn and the CLI shows its input prompt again (no hook
+        reports an interrupt)."""
+        if self.get(slug).state is Activity.WORKING:
+            self._set(slug, Activity.IDLE)
+
     def liveness(self, slug: str, alive: bool, crash_loop: bool = False) -> None:
         if crash_loop:
             self._set(slug, Activity.CRASH_LOOP)
@@ -189,6 +219,14 @@ class ActivityTracker:
         if event.kind is EventKind.COMPACTION:
             if agent.state is Activity.COMPACTING:
                 self._set(slug, Activity.IDLE)
+            return
+        if (
+            event.kind is EventKind.TURN_END
+            and event.meta.get("aborted")
+            and (event.meta.get("reason") != "replaced")
+        ):
+            if agent.state is Activity.WORKING:
+                self._set(slug, Activity.IDLE)  # an interrupt: no hook reports it
             return
         if agent.hooks_heard or agent.state in DEAD:
             return

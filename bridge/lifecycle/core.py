@@ -21,13 +21,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bridge.aio import wait_event
 from bridge.config.model import Config
+from bridge.config.watchdog import WatchdogConfig
 from bridge.fleet.tmux import TmuxServer
 from bridge.hooks.server import HookMessage, HookServer, TokenBook
 from bridge.lifecycle.activity import Activity, ActivityTracker
 from bridge.lifecycle.compaction import CompactionGuard, Policy, policy
 from bridge.lifecycle.deliver import Deliverer
+from bridge.lifecycle.health import Health
+from bridge.lifecycle.limits import LimitWatch, when
+from bridge.lifecycle.notice import Alert, AlertSink
 from bridge.lifecycle.schedule import Scheduler
+from bridge.lifecycle.stuck import StuckWatch
 from bridge.mirror.routing import TurnRouter
 from bridge.store.db import Store
 from bridge.store.queue import Kind, PromptQueue, QueueItem
@@ -72,8 +78,29 @@ class Lifecycle:
         )
         self.hooks = HookServer(state_dir / "hooks.sock", self.tokens, self.on_hook)
         self.scheduler = Scheduler(state_dir / "schedules.db", self.on_schedule)
+        self.on_alert: list[AlertSink] = []
+        """The channel side's alert handlers (posts with buttons); without one, a plain note."""
+        self.limits = LimitWatch(
+            store,
+            self.tracker,
+            self.queue,
+            self._watchdog,
+            self._alert,
+            wake=self.deliverer.wake.set,
+        )
+        self.stuck = StuckWatch(
+            self.tracker,
+            tmux,
+            locks,
+            self._runtime,
+            self._watchdog,
+            self._alert,
+            thread_of=self.router.thread_of,
+            screen_event=self.limits.signal,
+        )
+        self.health = Health(store, tmux, locks, self.tracker, self._alert)
+        self.tracker.listeners += [self.stuck.changed, self.limits.changed, self.health.changed]
         self.tracker.listeners.append(self._activity_changed)
-        self._no_signal_noted: set[str] = set()
 
     # -- config ---------------------------------------------------------------------------
 
@@ -93,6 +120,26 @@ class Lifecycle:
             return None
         return policy(agent.compaction, get_runtime(agent.runtime).self_compacts, window)
 
+    def _watchdog(self, slug: str) -> WatchdogConfig | None:
+        agent = self.config.agent(slug)
+        return agent.watchdog if agent else None
+
+    def _alert(self, alert: Alert) -> None:
+        if not self.on_alert:
+            self.note(alert.slug, alert.text)
+        for sink in self.on_alert:
+            sink(alert)
+
+    async def interrupt(self, slug: str, then_continue: bool = False) -> bool:
+        """Interrupt the agent's turn (a person's button); optionally queue the continue prompt
+        so it picks up where it was."""
+        done = await self.stuck.interrupt(slug)
+        if then_continue:
+            cfg = self._watchdog(slug) or WatchdogConfig()
+            self.queue.enqueue(slug, Kind.CONTINUE, cfg.continue_prompt, source={"via": "stuck"})
+        self.deliverer.wake.set()
+        return done
+
     def _escape_first(self, slug: str) -> bool:
         agent = self.config.agent(slug)
         return bool(agent and agent.compaction.escape_first)
@@ -103,6 +150,11 @@ class Lifecycle:
         if msg.event != "statusline" and not self.tracker.get(msg.slug).hooks_heard:
             log.info("%s: hooks reporting (%s)", msg.slug, msg.event)
         self.tracker.hook(msg.slug, msg.event, msg.payload)
+        if msg.event != "statusline":  # Claude refreshes its status line while merely animating
+            self.stuck.progress(msg.slug)
+        runtime = self._runtime(msg.slug)
+        for event in runtime.hook_events(msg.event, msg.payload) if runtime else ():
+            self.limits.signal(msg.slug, event)
         if msg.event == "SessionStart":
             self._session_started(msg.slug, msg.payload)
         if msg.event == "UserPromptSubmit":
@@ -118,6 +170,8 @@ class Lifecycle:
     def on_event(self, slug: str, event: Event) -> None:
         """Transcript events, from the mirror (also re-read ones after a restart)."""
         self.tracker.event(slug, event)
+        self.stuck.progress(slug)
+        self.limits.signal(slug, event)
         if event.kind is EventKind.CONTEXT_SIZE:
             self.guard.context(slug, event.tokens, event.context_window)
         elif event.kind is EventKind.COMPACTION:
@@ -166,7 +220,7 @@ class Lifecycle:
         self.deliverer.wake.set()
 
     def launched(self, slug: str, runtime: Runtime) -> None:
-        self._no_signal_noted.discard(slug)
+        self.health.launched(slug)
         self.tracker.launched(slug, announces=runtime.announces_launch)
         agent = self.config.agent(slug)
         if agent is not None and agent.ephemeral and agent.task:
@@ -207,23 +261,24 @@ class Lifecycle:
         agent = self.tracker.get(slug)
         self.store.set_activity(slug, str(new), agent.context_tokens, agent.context_window)
         log.info("%s: %s -> %s", slug, old, new)
-        if new is Activity.NO_SIGNAL and slug not in self._no_signal_noted:
-            self._no_signal_noted.add(slug)
-            self.note(
-                slug,
-                ":warning: No signal from the agent (no hook, no transcript line) "
-                f"within {self.tracker.grace:.0f} s. Its hooks may be broken; "
-                "check `agentbridge doctor` or attach to its tmux session.",
-            )
-        elif new is not Activity.NO_SIGNAL:
-            self._no_signal_noted.discard(slug)
         self.deliverer.wake.set()
+
+    async def _limit_clock(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.limits.tick()
+            except Exception:
+                log.exception("limit watch pass failed")
+            await wait_event(stop, 1.0)
 
     # -- out ----------------------------------------------------------------------------------
 
     def status_line(self, slug: str) -> str:
         agent = self.tracker.get(slug)
         parts = [f"agentbridge · {slug} · {agent.state}"]
+        reset = self.limits.waiting_until(slug)
+        if reset is not None:
+            parts.append(f"until {when(reset, time.time())}")
         if agent.context_tokens is not None:
             parts.append(f"ctx {agent.context_tokens // 1000}k")
         queued = self.queue.counts(slug).get("queued", 0)
@@ -246,9 +301,15 @@ class Lifecycle:
                 "runner stopped; it was not re-sent to avoid a duplicate.",
             )
         self.scheduler.start(self.config)
+        watchers = [
+            asyncio.create_task(self.stuck.run(stop), name="stuck"),
+            asyncio.create_task(self._limit_clock(stop), name="limits"),
+        ]
         try:
             await self.deliverer.run(stop)
         finally:
+            for task in watchers:
+                task.cancel()
             self.scheduler.shutdown()
             with contextlib.suppress(Exception):
                 await self.hooks.close()

@@ -42,6 +42,7 @@ BLOCKED = frozenset(
         Activity.WAITING_INPUT,
         Activity.EXITED,
         Activity.CRASH_LOOP,
+        Activity.LIMITED,
     }
 )
 
@@ -101,6 +102,7 @@ class Deliverer:
         for item in await asyncio.to_thread(self.queue.queued):
             by_agent.setdefault(item.slug, []).append(item)
         for slug, items in by_agent.items():
+            items.sort(key=lambda item: item.kind is not Kind.CONTINUE)  # after a limit: first
             state = self.tracker.get(slug).state
             if state is Activity.NO_SIGNAL and not await self._screen_ready(slug):
                 continue

@@ -35,6 +35,7 @@ HEADERS = {
     Kind.COMPACT: ":broom: *Compaction*",
     Kind.TASK: ":clipboard: *Task*",
     Kind.STEER: ":keyboard: *Sent with agentbridge send*",
+    Kind.CONTINUE: ":arrow_forward: *Continued after the usage limit*",
 }
 TYPED = ":keyboard: *Typed in the terminal*"
 

@@ -14,6 +14,10 @@ wants. Scheduled prompts, nudges, tasks and ``/compact`` wait for a turn boundar
 nothing is pasted while the agent is starting, compacting, waiting for a permission answer or
 dead. Within one agent, eligible items go out oldest first; an item that must wait for idle does
 not hold back a steering message behind it.
+
+During a usage limit (activity ``limited``) nothing is pasted: every kind is held. At the reset
+the ``continue`` prompt goes first, then the held items in order (a steer as soon as the
+continued turn runs, the rest at its end); a nudge no longer needed by then is dropped as ever.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ class Kind(StrEnum):
     NUDGE = "nudge"
     COMPACT = "compact"
     TASK = "task"
+    CONTINUE = "continue"
+    """The runner's own prompt after a usage limit reset (delivered before anything held)."""
 
 
 WHILE_WORKING = frozenset({Kind.STEER})

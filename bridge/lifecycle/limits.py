@@ -1,0 +1,209 @@
+"""Usage limits: notice them once, hold the agent, continue it at the reset.
+
+Inputs are the runtimes' common events (``USAGE_LIMIT``, ``USAGE``) from whatever signal the CLI
+gives: a transcript record, a hook, a screen line. One limit usually arrives as several of them
+(Claude: API-error record and ``StopFailure``; Codex: ``token_count`` then ``task_complete``),
+so only the first opens a wait and posts; the rest refine the reset time, preferring an exact
+epoch (``reported``) over a time of day read off the screen (``clock``) over a guess.
+
+When nothing names the reset (Claude's ``StopFailure`` and API-error record do not), the reset
+is the latest screen hint (Claude's ``limit reached · retrying in 7s (8:58am)``), else
+``limit_fallback_minutes`` from now, doubled for each further wait in a row, up to
+``limit_fallback_max_minutes``. At the reset plus ``limit_grace_seconds`` the continue prompt is
+queued (delivered before anything held); if the continued turn hits the limit again, the wait
+starts over with one short note. The episode ends when a continued turn ends normally.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from bridge.config.watchdog import WatchdogConfig
+from bridge.lifecycle.activity import DEAD, Activity, ActivityTracker
+from bridge.lifecycle.notice import Alert, AlertSink
+from bridge.store import limits as stored
+from bridge.store.db import Store
+from bridge.store.limits import LimitWait
+from bridge.store.queue import Kind, PromptQueue
+from runtimes.events import Event, EventKind
+
+log = logging.getLogger("agentbridge.limits")
+
+#: How much to trust a reset time, by where it came from.
+RANK = {"fallback": 0, "clock": 1, "reported": 2}
+
+
+def when(at: float, now: float) -> str:
+    """``14:05 CET (in 4m 30s)``: a local time of day (with the date when not today)."""
+    local = datetime.fromtimestamp(at).astimezone()
+    today = datetime.fromtimestamp(now).astimezone().date()
+    clock = local.strftime("%H:%M %Z" if local.date() == today else "%a %d %b %H:%M %Z")
+    return f"{clock} (in {duration(at - now)})"
+
+
+def duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+class LimitWatch:
+    def __init__(
+        self,
+        store: Store,
+        tracker: ActivityTracker,
+        queue: PromptQueue,
+        settings: Callable[[str], WatchdogConfig | None],
+        alert: AlertSink,
+        *,
+        wake: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.tracker = tracker
+        self.queue = queue
+        self.settings = settings
+        self.alert = alert
+        self.wake = wake
+        self.clock = clock
+        self.waits: dict[str, LimitWait] = stored.load_all(store)
+        self.hints: dict[str, float] = {}
+        self.warned: dict[str, int] = {}
+        for slug, wait in self.waits.items():
+            if wait.continued_at is None:
+                tracker.held.add(slug)
+
+    def waiting_until(self, slug: str) -> float | None:
+        wait = self.waits.get(slug)
+        return wait.resets_at if wait is not None and wait.continued_at is None else None
+
+    # -- signals ----------------------------------------------------------------------------
+
+    def signal(self, slug: str, event: Event) -> None:
+        if event.kind is EventKind.USAGE:
+            self._usage(slug, event)
+        elif event.kind is EventKind.USAGE_LIMIT:
+            self._limit(slug, event)
+
+    def _usage(self, slug: str, event: Event) -> None:
+        now = self.clock()
+        used, reset = event.used_percent, event.resets_at
+        if used is None:
+            return
+        if used >= 100:
+            if reset is not None and reset > now:
+                self.hints[slug] = reset
+            return
+        cfg = self.settings(slug)
+        if cfg is None or cfg.limit_warn_percent is None or used < cfg.limit_warn_percent:
+            return
+        window = int(reset // 60) if reset else 0
+        if self.warned.get(slug) == window:
+            return
+        self.warned[slug] = window
+        resets = f"; it resets at {when(reset, now)}" if reset else ""
+        self.alert(
+            Alert(
+                slug,
+                "limit_warning",
+                f":warning: Usage at {used:.0f}% of the account's usage window{resets}.",
+            )
+        )
+
+    def _reset(self, slug: str, event: Event, waits: int) -> tuple[float, str]:
+        now = self.clock()
+        cfg = self.settings(slug) or WatchdogConfig()
+        if event.resets_at is not None:
+            return event.resets_at, str(event.meta.get("reset_source") or "reported")
+        hint = self.hints.get(slug)
+        if hint is not None and hint > now:
+            return hint, "clock"
+        minutes = min(cfg.limit_fallback_minutes * 2**waits, cfg.limit_fallback_max_minutes)
+        return now + minutes * 60, "fallback"
+
+    def _limit(self, slug: str, event: Event) -> None:
+        now = self.clock()
+        if event.resets_at is not None and event.resets_at <= now:
+            return  # an old report (a re-read line, a stale screen): that reset has passed
+        wait = self.waits.get(slug)
+        if wait is not None and wait.continued_at is None:
+            reset, source = self._reset(slug, event, wait.waits)
+            better = RANK[source] > RANK[wait.source] or source == wait.source == "reported"
+            if better and abs(reset - wait.resets_at) >= 1:
+                wait.resets_at, wait.source = reset, source
+                stored.save(self.store, slug, wait)
+                log.info("%s: limit resets at %s (%s)", slug, when(reset, now), source)
+            self.tracker.limited(slug)
+            return
+        again = wait is not None
+        waits = wait.waits + 1 if wait is not None else 0
+        reset, source = self._reset(slug, event, waits)
+        since = wait.since if wait is not None else now
+        self.waits[slug] = wait = LimitWait(since, reset, source, waits)
+        stored.save(self.store, slug, wait)
+        self.tracker.limited(slug)
+        log.warning("%s: usage limit; continuing at %s (%s)", slug, when(reset, now), source)
+        if again:
+            text = (
+                f":hourglass_flowing_sand: Still limited; waiting again until {when(reset, now)}."
+            )
+        elif source == "fallback":
+            text = (
+                ":hourglass_flowing_sand: Usage limit reached. The CLI gave no reset time; "
+                f"trying again at {when(reset, now)}, will continue then."
+            )
+        else:
+            text = (
+                f":hourglass_flowing_sand: Usage limit reached, resets at {when(reset, now)}; "
+                "will continue then."
+            )
+        self.alert(Alert(slug, "limit_again" if again else "limit", text))
+
+    # -- time and turns ----------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Queue the continue prompt for every wait whose reset (plus grace) has come."""
+        now = self.clock()
+        for slug, wait in list(self.waits.items()):
+            if wait.continued_at is not None:
+                continue
+            cfg = self.settings(slug)
+            if cfg is None:  # the agent is gone from the config
+                self.forget(slug)
+                continue
+            if now < wait.resets_at + cfg.limit_grace_seconds:
+                continue
+            if self.tracker.get(slug).state in (*DEAD, Activity.STARTING):
+                continue  # it comes back limited (held); continue once it is up
+            wait.continued_at = now
+            stored.save(self.store, slug, wait)
+            self.queue.enqueue(
+                slug,
+                Kind.CONTINUE,
+                cfg.continue_prompt,
+                source={"via": "limit"},
+                dedupe_key=f"continue:{slug}:{wait.since:.3f}:{wait.waits}",
+            )
+            self.tracker.unlimited(slug)
+            log.info("%s: usage limit reset; continue prompt queued", slug)
+            self.wake()
+
+    def changed(self, slug: str, old: Activity, new: Activity) -> None:
+        """A continued turn that ends normally ends the episode."""
+        wait = self.waits.get(slug)
+        ended = old is Activity.WORKING and new is Activity.IDLE
+        if wait is not None and wait.continued_at is not None and ended:
+            log.info("%s: usage limit over (the continued turn ended)", slug)
+            self.forget(slug)
+
+    def forget(self, slug: str) -> None:
+        self.waits.pop(slug, None)
+        self.hints.pop(slug, None)
+        self.tracker.held.discard(slug)
+        stored.save(self.store, slug, None)
