@@ -37,6 +37,7 @@ from pydantic_core import PydanticUndefined
 from bridge.config import model as config_module
 from bridge.config import review as review_module
 from bridge.config import watchdog as watchdog_module
+from bridge.config.asks import AnswerPolicy
 from bridge.config.model import (
     AgentConfig,
     CompactionConfig,
@@ -68,6 +69,7 @@ SECTIONS: tuple[Section, ...] = (
     Section(CompactionConfig, "`agents[].compaction`", "compaction"),
     Section(ReviewConfig, "`agents[].review`: a PR-reviewer template", "review"),
     Section(WatchdogConfig, "`agents[].watchdog`", "watchdog"),
+    Section(AnswerPolicy, "`agents[].answers`", "answers"),
 )
 
 #: Model fields the loader fills in; writing them in the file is an error

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from runtimes.asks import WAIT_FOREVER_S, Ask
 from runtimes.canary import Canary
 from runtimes.events import Event, LineResult
 
@@ -46,6 +47,13 @@ class LaunchContext:
     """The runtime's own session id recorded at an earlier launch (Codex mints its own)."""
     hook_command: str | None = None
     """Absolute command prefix the agent's hooks should run (``/abs/agentbridge hook``)."""
+    permissions: str = "bypass"
+    """``bypass`` (no approvals, the default) or ``ask`` (approvals relayed to chat)."""
+    permission_mode: str = "default"
+    """The CLI's own permission mode under ``ask`` (Claude ``--permission-mode``)."""
+    ask_timeout_s: int = WAIT_FOREVER_S
+    """How long a blocking (question / approval) hook may hold the agent before the CLI kills
+    it and falls back to its own picker."""
 
     @property
     def agent_id(self) -> str:
@@ -62,6 +70,16 @@ class LaunchPlan:
     session_id: str | None = None
     """The runtime session id this launch will write to, when known in advance."""
     resumed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AskSupport:
+    """Which asks a CLI version relays through hooks, and why not when it cannot."""
+
+    questions: bool
+    approvals: bool
+    why_not: str = ""
+    """One line for ``doctor`` / ``validate`` when ``approvals`` is False."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +143,18 @@ class Runtime(Protocol):
 
     def canary(self, plan: LaunchPlan) -> Canary:
         """A run of the CLI with ``plan``'s exact flags that exits at once (doctor)."""
+        ...
+
+    def parse_ask(self, event: str, payload: dict[str, Any]) -> Ask | None:
+        """The question or approval a blocking hook carries, or None (nothing to ask)."""
+        ...
+
+    def ask_support(self, version: str | None) -> AskSupport:
+        """What this CLI (at ``version``, None = unknown) can relay to chat."""
+        ...
+
+    def ask_conflict(self, args: Sequence[str]) -> str | None:
+        """Why extra ``args`` defeat ``permissions: ask`` (a bypass flag), or None."""
         ...
 
     interrupt_key: str

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from runtimes.base import LaunchContext, LaunchPlan, TranscriptRef, cmdline_matches
+from runtimes.asks import WAIT_PREFIX, Ask, approval_ask, question_ask
+from runtimes.base import AskSupport, LaunchContext, LaunchPlan, TranscriptRef, cmdline_matches
 from runtimes.canary import Canary, claude_canary
 from runtimes.claude_parse import parse_claude_line
 from runtimes.claude_signals import hook_events, screen_events
@@ -39,6 +42,14 @@ HOOK_EVENTS = (
 
 #: Claude's spinner glyphs (the working line animates through them).
 SPINNER = "✻✶✳✢·*✽⏺●"
+
+
+#: The oldest Claude whose question and approval hooks were verified (docs/cli-signals.md).
+ASK_MIN_VERSION = (2, 1, 328)
+
+
+def _hook(command: str, timeout: int) -> dict[str, Any]:
+    return {"type": "command", "command": command, "timeout": timeout}
 
 
 class ClaudeRuntime:
@@ -109,27 +120,60 @@ class ClaudeRuntime:
         merge_json(self.global_config(ctx.env), update)
 
     def settings(self, ctx: LaunchContext) -> dict[str, Any]:
+        """``--settings``: the relay hooks, the status line, and the blocking hooks that carry a
+        person's answer: ``AskUserQuestion`` always (its picker waits even when permissions
+        are bypassed), ``PermissionRequest`` only under ``permissions: ask``."""
         settings: dict[str, Any] = {"skipDangerousModePermissionPrompt": True}
         if ctx.hook_command:
-            settings["hooks"] = {
-                event: [
-                    {
-                        "hooks": [
-                            {
-                                "type": "command",
-                                "command": f"{ctx.hook_command} {event}",
-                                "timeout": 10,
-                            }
-                        ]
-                    }
-                ]
+            hooks: dict[str, list[dict[str, Any]]] = {
+                event: [{"hooks": [_hook(f"{ctx.hook_command} {event}", 10)]}]
                 for event in HOOK_EVENTS
             }
+            wait = f"{ctx.hook_command} {WAIT_PREFIX}"
+            hooks["PreToolUse"].append(
+                {
+                    "matcher": "AskUserQuestion",
+                    "hooks": [_hook(f"{wait}PreToolUse", ctx.ask_timeout_s)],
+                }
+            )
+            if ctx.permissions == "ask":
+                hooks["PermissionRequest"] = [
+                    {"hooks": [_hook(f"{wait}PermissionRequest", ctx.ask_timeout_s)]}
+                ]
+            settings["hooks"] = hooks
             settings["statusLine"] = {
                 "type": "command",
                 "command": f"{ctx.hook_command} statusline",
             }
         return settings
+
+    def permission_args(self, ctx: LaunchContext) -> list[str]:
+        if ctx.permissions == "ask":
+            return ["--permission-mode", ctx.permission_mode]
+        return ["--dangerously-skip-permissions"]
+
+    def parse_ask(self, event: str, payload: dict[str, Any]) -> Ask | None:
+        if event == "PreToolUse":
+            return question_ask(event, payload)
+        if event == "PermissionRequest":
+            return approval_ask(event, payload)
+        return None
+
+    def ask_conflict(self, args: Sequence[str]) -> str | None:
+        for flag in ("--dangerously-skip-permissions", "--permission-mode"):
+            if any(a == flag or a.startswith(flag + "=") for a in args):
+                return f"args has {flag}, which permissions: ask sets itself"
+        return None
+
+    def ask_support(self, version: str | None) -> AskSupport:
+        found = _version_tuple(version)
+        if found is not None and found < ASK_MIN_VERSION:
+            why = (
+                f"claude {version} predates the verified PermissionRequest hook "
+                f"(needs {'.'.join(map(str, ASK_MIN_VERSION))} or newer)"
+            )
+            return AskSupport(questions=False, approvals=False, why_not=why)
+        return AskSupport(questions=True, approvals=True)
 
     def plan_launch(self, ctx: LaunchContext) -> LaunchPlan:
         session_id = ctx.known_session_id or ctx.agent_id
@@ -146,7 +190,7 @@ class ClaudeRuntime:
         if ctx.model:
             argv += ["--model", ctx.model]
         argv += [
-            "--dangerously-skip-permissions",
+            *self.permission_args(ctx),
             "--settings",
             json.dumps(self.settings(ctx), separators=(",", ":")),
             *ctx.extra_args,
@@ -165,7 +209,10 @@ class ClaudeRuntime:
 
     def is_ready_screen(self, screen: str) -> bool:
         lowered = screen.lower()
-        return "bypass permissions" in lowered and "esc to interrupt" not in lowered
+        # The footer names the mode: "bypass permissions on", or under ``permissions: ask``
+        # "? for shortcuts" / "manual mode on" / "accept edits on" (2.1.328 and 2.1.332).
+        modes = ("bypass permissions", "for shortcuts", "manual mode", "accept edits", "plan mode")
+        return any(m in lowered for m in modes) and "esc to interrupt" not in lowered
 
     model_api = "anthropic"
 
@@ -201,3 +248,8 @@ class ClaudeRuntime:
 
     def screen_fingerprint(self, screen: str) -> str:
         return fingerprint(screen, SPINNER)
+
+
+def _version_tuple(version: str | None) -> tuple[int, ...] | None:
+    match = re.search(r"(\d+)\.(\d+)\.(\d+)", version or "")
+    return tuple(int(g) for g in match.groups()) if match else None

@@ -15,12 +15,13 @@ import os
 import re
 import sqlite3
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from runtimes.base import LaunchContext, LaunchPlan, TranscriptRef, cmdline_matches
+from runtimes.asks import WAIT_PREFIX, Ask, approval_ask
+from runtimes.base import AskSupport, LaunchContext, LaunchPlan, TranscriptRef, cmdline_matches
 from runtimes.canary import Canary, codex_canary
 from runtimes.codex_parse import parse_codex_line
 from runtimes.codex_signals import screen_events
@@ -36,6 +37,9 @@ HOOK_EVENTS = (
     "Stop",
     "PermissionRequest",
 )
+#: The oldest Codex seen firing PermissionRequest under approval_policy="on-request"
+#: (0.136.0, 0.169.0 and 0.171.0 all do; docs/cli-signals.md d).
+ASK_MIN_VERSION = (0, 136, 0)
 _PREFIX_BYTES = 64 * 1024
 _CWD = re.compile(rb'"cwd"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _ID = re.compile(rb'"id"\s*:\s*"([0-9a-fA-F-]{36})"')
@@ -76,7 +80,7 @@ class CodexRuntime:
         workdir = os.path.realpath(ctx.workdir)
         flags = [
             "--no-alt-screen",
-            "--dangerously-bypass-approvals-and-sandbox",
+            *self.permission_flags(ctx),
             "--dangerously-bypass-hook-trust",
             "-c",
             f'projects={{{toml_str(workdir)}={{trust_level="trusted"}}}}',
@@ -88,14 +92,55 @@ class CodexRuntime:
         ]
         if ctx.hook_command:
             for event in HOOK_EVENTS:
+                timeout = 5
                 command = toml_str(f"{ctx.hook_command} {event}")
+                if event == "PermissionRequest" and ctx.permissions == "ask":
+                    # The one blocking hook: it holds the approval until a person answers.
+                    timeout = ctx.ask_timeout_s
+                    command = toml_str(f"{ctx.hook_command} {WAIT_PREFIX}{event}")
                 flags += [
                     "-c",
-                    f'hooks.{event}=[{{hooks=[{{type="command",command={command},timeout=5}}]}}]',
+                    f'hooks.{event}=[{{hooks=[{{type="command",command={command},'
+                    f"timeout={timeout}}}]}}]",
                 ]
         if ctx.model:
             flags += ["-m", ctx.model]
         return flags
+
+    @staticmethod
+    def permission_flags(ctx: LaunchContext) -> list[str]:
+        """Bypass everything, or (``permissions: ask``) ask before escalating out of the
+        workspace sandbox, which fires the PermissionRequest hook (cli-signals.md d)."""
+        if ctx.permissions != "ask":
+            return ["--dangerously-bypass-approvals-and-sandbox"]
+        return ["-c", 'approval_policy="on-request"', "-c", 'sandbox_mode="workspace-write"']
+
+    def parse_ask(self, event: str, payload: dict[str, Any]) -> Ask | None:
+        """Approvals only: Codex's ``request_user_input`` is unavailable in its default mode,
+        and whether a hook can answer it is unverified (docs/questions.md)."""
+        return approval_ask(event, payload) if event == "PermissionRequest" else None
+
+    def ask_conflict(self, args: Sequence[str]) -> str | None:
+        for flag in ("--dangerously-bypass-approvals-and-sandbox", "--yolo", "--full-auto"):
+            if flag in args:
+                return f"args has {flag}, which bypasses the approvals permissions: ask relays"
+        for key in ("approval_policy", "sandbox_mode", "ask_for_approval"):
+            if any(a.startswith(key) for a in args):
+                return f"args sets {key}, which permissions: ask sets itself"
+        if any(a in ("-a", "--ask-for-approval", "-s", "--sandbox") for a in args):
+            return "args sets the approval or sandbox mode, which permissions: ask sets itself"
+        return None
+
+    def ask_support(self, version: str | None) -> AskSupport:
+        match = re.search(r"(\d+)\.(\d+)\.(\d+)", version or "")
+        found = tuple(int(g) for g in match.groups()) if match else None
+        if found is not None and found < ASK_MIN_VERSION:
+            why = (
+                f"codex {version} is older than the first Codex seen with a PermissionRequest "
+                f"hook ({'.'.join(map(str, ASK_MIN_VERSION))})"
+            )
+            return AskSupport(questions=False, approvals=False, why_not=why)
+        return AskSupport(questions=False, approvals=True)
 
     def plan_launch(self, ctx: LaunchContext) -> LaunchPlan:
         flags = [*self.flags(ctx), *ctx.extra_args]

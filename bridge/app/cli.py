@@ -113,13 +113,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 1
     problems: list[str] = []
     try:  # what `run` loads: agents.yaml plus the spawned agents it would run
-        load_fleet(path, _state_dir(args), problems=problems)
+        config = load_fleet(path, _state_dir(args), problems=problems)
     except ConfigError as err:
         for line in err.errors:
             print(line)
         return 1
     for line in problems:
         print(f"warning: {line}")
+    from bridge.doctor.asks import ask_problems, describe
+
+    refused = ask_problems(config, os.environ)
+    for slug, why in refused.items():
+        print(describe(config, slug, why))
+    if refused:
+        return 1
     print("OK")
     return 0
 

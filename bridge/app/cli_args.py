@@ -29,6 +29,8 @@ Relay one hook payload (JSON on stdin) from an agent's CLI to the runner over it
 The runner configures every agent's CLI to run this; people never need to. It always exits 0
 within about 2 seconds and prints nothing (for EVENT=statusline: the agent's status line);
 failures go to hooks.log in the state dir, which `agentbridge doctor` reads.
+EVENT=wait:<Event> (a question or an approval) instead waits for a person's answer from chat,
+reconnecting if the runner restarts, and prints it as the CLI's hook output.
 
 environment (set by the runner in each agent's pane):
   AGENTBRIDGE_HOOK_SOCKET  the runner's hook socket

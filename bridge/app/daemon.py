@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 from bridge.aio import TaskSet
+from bridge.answers.service import Answers
 from bridge.app.runner_files import AlreadyRunning, acquire_runner_lock, write_runner_info
 from bridge.channel.chatbridge import ChatBridge
 from bridge.chat.factory import make_backend
@@ -157,6 +158,17 @@ class Daemon:
         await chat.start()
         await asyncio.to_thread(self._respawned, store, reconciler)
         current = [fleet]
+        answers = Answers(config, store, backend, lifecycle.tracker, lifecycle.router.thread_of)
+        answers.install()  # after the chat side: it chains to whatever took actions before
+        lifecycle.hooks.blocking = answers.hook
+        lifecycle.on_confirmed.append(answers.confirmed)
+        lifecycle.tracker.listeners.append(answers.activity)
+        if chat.status is not None:
+            tracker = lifecycle.tracker
+            chat.status.waiting_of = lambda slug: (
+                tracker.get(slug).waiting_for,
+                tracker.get(slug).waiting_link,
+            )
 
         def reload(new: Config) -> None:
             channels.update(new.channels())  # a removed agent's last notes still find it
@@ -175,6 +187,7 @@ class Daemon:
             chat.update_config(new)
             reviews.update_config(new)
             loop.run_in_executor(None, self._respawned, store, reconciler)
+            answers.update_config(new)
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
@@ -213,6 +226,7 @@ class Daemon:
             task.add_done_callback(self._task_ended)
         await self.stop.wait()
         log.info("runner: stopping%s", " and stopping agents" if self.stop_agents else "")
+        await answers.close()  # held hooks are let go, not abandoned: they reconnect later
         for task in tasks:
             task.cancel()
         for task in tasks:

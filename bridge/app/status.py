@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from bridge.answers.book import status_of as ask_status
 from bridge.config import access
 from bridge.config.model import Config
 from bridge.config.placement import runner_host
@@ -53,6 +54,12 @@ class AgentStatus:
     """Transcript records of types the parser did not know, by type (a format change's
     first sign; see bridge/store/unknown_records.py)."""
     queued: int
+    waiting: dict[str, object] | None = None
+    """What a ``waiting_input`` agent waits for through chat: ``for`` (question or
+    approval), ``what``, ``link`` to the message, ``since``; None when nothing is asked."""
+    answers: list[dict[str, object]] = field(default_factory=list)
+    """The latest audited answers to its questions and approvals (who, when, what), newest
+    first, including refused clicks and timeouts."""
     access: str = "local"
     """``local`` (console backend), ``allowlist``, ``channel-members`` or ``closed``."""
     skipped_posts: int = 0
@@ -132,6 +139,7 @@ def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[Agent
                 context_tokens=row.context_tokens if row else None,
                 unknown_records=unknown_counts(store, agent.slug) if store else {},
                 queued=queue.counts(agent.slug).get("queued", 0) if queue else 0,
+                **(ask_status(store, agent.slug) if store else {}),
                 access=access.kind(config, agent, slack=slack),
                 skipped_posts=ledger.skipped_count(agent.slug) if ledger else 0,
                 host=agent.host,

@@ -60,10 +60,22 @@ class TurnStatus:
         self.min_interval = min_interval
         self.settle = settle
         self.lines: dict[str, _Line] = {}
+        self.waiting_of: Callable[[str], tuple[str | None, str | None]] | None = None
+        """What an agent waits for (``question`` / ``approval``) and that message's link,
+        when the answer is awaited through chat (set by the runner's wiring)."""
+
+    def text_for(self, slug: str, state: Activity) -> str | None:
+        """The line for ``state``; waiting on a question asked in chat links to it instead of
+        sending people to the tmux session."""
+        what, link = self.waiting_of(slug) if self.waiting_of else (None, None)
+        if state is Activity.WAITING_INPUT and what:
+            target = f"<{link}|the {what}>" if link else f"the {what} posted here"
+            return f":raised_hand: waiting for your answer to {target}"
+        return TEXT.get(state)
 
     def changed(self, slug: str, old: Activity, new: Activity) -> None:
         """Activity listener (called on the event loop)."""
-        text = TEXT.get(new)
+        text = self.text_for(slug, new)
         if text is None:
             return
         line = self.lines.get(slug)

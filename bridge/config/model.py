@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from bridge.config.access import AgentAccess, FleetAccess
+from bridge.config.asks import AskSettings
 from bridge.config.errors import ConfigError, describe_value, validate_document
 from bridge.config.placement import AgentPlacement, FleetPlacement, placed_elsewhere
 from bridge.config.review import ReviewConfig
@@ -196,7 +197,7 @@ class CompactionConfig(_Model):
         return soft
 
 
-class AgentConfig(_Model, AgentAccess, AgentPlacement):
+class AgentConfig(_Model, AgentAccess, AgentPlacement, AskSettings):
     """One agent of the fleet, as written (see :meth:`resolved` for runtime defaults applied)."""
 
     slug: str
@@ -308,7 +309,7 @@ class AgentConfig(_Model, AgentAccess, AgentPlacement):
         relaunch-worthy edit (args, env, ...) from a cosmetic one (channel, schedules). Pass
         ``config`` to hash the effective values, so editing ``runtimes`` counts too."""
         agent = self.resolved(config) if config is not None else self
-        spec = {
+        spec = agent.ask_spec() | {
             "runtime": agent.runtime,
             "workdir": str(agent.workdir),
             "model": agent.model,

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from bridge.doctor.access import check_access
+from bridge.doctor.asks import check_asks
 from bridge.doctor.basics import (
     check_binaries,
     check_canaries,
@@ -35,6 +36,7 @@ def run_checks(config_path: Path, state_dir: Path, environ: Mapping[str, str]) -
         binary_checks, usable = check_binaries(config, environ)
         checks += binary_checks
         checks += check_canaries(usable, config, state_dir, environ)
+        checks += check_asks(config, environ)
         checks += check_unknown_records(config, state_dir)
         checks += check_cluster(config, state_dir, environ)
     checks += check_hook_command(config, state_dir, environ)

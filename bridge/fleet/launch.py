@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bridge.config.model import AgentConfig, Config
 from runtimes import LaunchContext, get_runtime
+from runtimes.asks import hook_timeout
 
 #: Variables never passed into an agent's pane: the runner's own Slack credentials, and tmux's
 #: variables from a runner that was itself started inside tmux.
@@ -48,4 +49,7 @@ def launch_context(
         resume=agent.resume and not agent.ephemeral,  # a one-shot agent always starts fresh
         known_session_id=known_session_id,
         hook_command=hook_command,
+        permissions=agent.permissions,
+        permission_mode=agent.permission_mode,
+        ask_timeout_s=hook_timeout(agent.answers.wait_seconds()),
     )

@@ -9,6 +9,13 @@ runner is stopped, or stopping: a clean stop ends the agents, whose ``SessionEnd
 after the hook server closed) is logged with ``"runner_down": true``, so the doctor can tell
 it from a hook that reached a runner and failed.
 
+The one exception is ``agentbridge hook wait:EVENT``: the hook that carries a person's answer
+(an agent's question, an approval). It holds the agent until the runner replies with the
+answer, printed on stdout as the CLI's hook output. When the runner goes away meanwhile (a
+restart, a SIGKILL), it connects again every second and re-sends the same payload; the runner
+finds the open question by its key (the ``tool_use_id``) in its database, so the question is
+neither lost nor answered twice. The CLI's own hook timeout bounds the wait.
+
 The agent's identity and its per-launch token come from the pane environment
 (``KANBAN_SESSION_ID``, ``AGENTBRIDGE_SLUG``, ``AGENTBRIDGE_HOOK_TOKEN``), the socket path from
 ``AGENTBRIDGE_HOOK_SOCKET``.
@@ -47,13 +54,16 @@ def _log_failure(
         pass
 
 
-def relay(event: str, raw: str, environ: Mapping[str, str]) -> dict[str, Any]:
-    """Send one hook to the runner; return its reply (raises OSError/ValueError on failure)."""
+WAIT_PREFIX = "wait:"
+RECONNECT_S = 1.0
+
+
+def _message(event: str, raw: str, environ: Mapping[str, str]) -> dict[str, Any]:
     try:
         payload: Any = json.loads(raw) if raw.strip() else {}
     except ValueError:
         payload = {"raw": raw[:10000]}
-    message = {
+    return {
         "v": 1,
         "event": event,
         "slug": environ.get("AGENTBRIDGE_SLUG", ""),
@@ -62,6 +72,16 @@ def relay(event: str, raw: str, environ: Mapping[str, str]) -> dict[str, Any]:
         "payload": payload,
         "sent_at": time.time(),
     }
+
+
+def relay(event: str, raw: str, environ: Mapping[str, str]) -> dict[str, Any]:
+    """Send one hook to the runner; return its reply (raises OSError/ValueError on failure)."""
+    return _exchange(_message(event, raw, environ), environ, TIMEOUT_S)
+
+
+def _exchange(
+    message: dict[str, Any], environ: Mapping[str, str], reply_timeout: float | None
+) -> dict[str, Any]:
     path = environ.get("AGENTBRIDGE_HOOK_SOCKET")
     if not path:
         raise OSError("AGENTBRIDGE_HOOK_SOCKET is not set in the agent's environment")
@@ -69,21 +89,57 @@ def relay(event: str, raw: str, environ: Mapping[str, str]) -> dict[str, Any]:
         conn.settimeout(TIMEOUT_S)
         conn.connect(path)
         conn.sendall(json.dumps(message).encode() + b"\n")
+        conn.settimeout(reply_timeout)
         reply = b""
         while not reply.endswith(b"\n"):
             chunk = conn.recv(65536)
             if not chunk:
                 break
             reply += chunk
-    answer = json.loads(reply or b"{}")
+    if not reply:
+        raise ConnectionResetError("the runner closed the connection without a reply")
+    answer = json.loads(reply)
     if not isinstance(answer, dict):
         raise ValueError("runner sent a reply that is not an object")
     return answer
 
 
+def wait_for_answer(event: str, raw: str, env: Mapping[str, str]) -> dict[str, Any] | None:
+    """Hold until the runner answers; the hook output to print, or None (nothing to say)."""
+    message = _message(event, raw, env)
+    message["wait"] = True
+    sock = env.get("AGENTBRIDGE_HOOK_SOCKET")
+    slug = env.get("AGENTBRIDGE_SLUG", "?")
+    reported = False
+    while True:
+        try:
+            answer = _exchange(message, env, None)
+        except ValueError as err:
+            _log_failure(sock, slug, WAIT_PREFIX + event, f"bad reply: {err}")
+            return None
+        except OSError as err:
+            if not reported:  # once per wait: the retries would flood the log
+                down = isinstance(err, FileNotFoundError | ConnectionRefusedError)
+                detail = f"waiting for an answer; runner unreachable, retrying ({err})"
+                _log_failure(sock, slug, WAIT_PREFIX + event, detail, runner_down=down)
+                reported = True
+            time.sleep(RECONNECT_S)
+            continue
+        if not answer.get("ok"):
+            _log_failure(sock, slug, WAIT_PREFIX + event, f"rejected: {answer.get('error')}")
+            return None
+        output = answer.get("output")
+        return output if isinstance(output, dict) else None
+
+
 def main(event: str, stdin: IO[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     env = os.environ if environ is None else environ
     raw = (stdin or sys.stdin).read(MAX_PAYLOAD)
+    if event.startswith(WAIT_PREFIX):
+        output = wait_for_answer(event[len(WAIT_PREFIX) :], raw, env)
+        if output is not None:
+            print(json.dumps(output))
+        return 0
     slug = env.get("AGENTBRIDGE_SLUG", "?")
     status = "agentbridge"
     try:

@@ -4,6 +4,12 @@ Every launch gets a fresh random token, exported into the agent's pane; a hook i
 only with the current token of the agent it claims to be. Tokens live in the state store, so
 agents that outlive a runner restart keep reporting to the next runner, while a forged or
 stale token (a previous launch, another box) is refused and logged.
+
+Two paths. An ordinary hook is answered at once (the handler is synchronous and the client
+gives up after two seconds). A hook sent with ``"wait": true`` (``agentbridge hook wait:EVENT``:
+an agent's question or approval) is first seen by the same handler, then handed to the
+``blocking`` coroutine, and the connection stays open until that returns the answer or the
+client goes away (the CLI killed its hook, or the turn was interrupted), which cancels the wait.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,15 +67,25 @@ class TokenBook:
 
 
 Handler = Callable[[HookMessage], str | None]
+BlockingHandler = Callable[[HookMessage], Awaitable[dict[str, Any]]]
+"""Answers a blocking hook: the reply's extra fields (``output``: the CLI's hook stdout)."""
 
 
 class HookServer:
-    def __init__(self, path: Path, tokens: TokenBook, handler: Handler) -> None:
+    def __init__(
+        self,
+        path: Path,
+        tokens: TokenBook,
+        handler: Handler,
+        blocking: BlockingHandler | None = None,
+    ) -> None:
         self.path = path
         self.tokens = tokens
         self.handler = handler
+        self.blocking = blocking
         self.rejected = 0
         self._server: asyncio.AbstractServer | None = None
+        self._held: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -89,6 +105,9 @@ class HookServer:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+            # Held (blocking) hooks end with the runner: their clients reconnect to the next.
+            for task in list(self._held):
+                task.cancel()
             await self._server.wait_closed()
             self._server = None
 
@@ -96,8 +115,13 @@ class HookServer:
         try:
             line = await asyncio.wait_for(reader.readline(), timeout=5)
             reply = self._handle(line)
+            held = reply.pop("_hold", None)
+            if isinstance(held, HookMessage) and self.blocking is not None:
+                reply.update(await self._hold(held, reader))
             writer.write(json.dumps(reply).encode() + b"\n")
             await writer.drain()
+        except asyncio.CancelledError:
+            log.debug("a held hook was let go (runner stopping or the client left)")
         except (TimeoutError, ConnectionError, ValueError) as err:
             log.debug("hook connection dropped: %s", err)
         finally:
@@ -125,4 +149,31 @@ class HookServer:
         except Exception:  # a bug in one consumer must not break every agent's hooks
             log.exception("%s: handling %s hook failed", slug, event)
             status = None
-        return {"ok": True, "status": status}
+        reply: dict[str, Any] = {"ok": True, "status": status}
+        if message.get("wait") is True:
+            reply["_hold"] = hook
+        return reply
+
+    async def _hold(self, hook: HookMessage, reader: asyncio.StreamReader) -> dict[str, Any]:
+        """Wait for the blocking handler, but give up when the client hangs up first."""
+        assert self.blocking is not None
+        answer = asyncio.ensure_future(self.blocking(hook))
+        gone = asyncio.ensure_future(reader.read(1))  # b"" (EOF) when the client goes away
+        task = asyncio.current_task()
+        if task is not None:
+            self._held.add(task)
+        try:
+            await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if answer.done():
+                try:
+                    return answer.result()
+                except Exception as err:  # the CLI falls back to its own picker
+                    log.exception("%s: answering a %s hook failed", hook.slug, hook.event)
+                    return {"ok": False, "error": f"{type(err).__name__}: {err}"}
+            raise ConnectionResetError("the hook client left before the answer")
+        finally:
+            if task is not None:
+                self._held.discard(task)
+            for pending in (answer, gone):
+                if not pending.done():
+                    pending.cancel()

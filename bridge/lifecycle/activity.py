@@ -56,6 +56,10 @@ class AgentActivity:
     context_tokens: int | None = None
     context_window: int | None = None
     last_signal: float | None = None
+    waiting_for: str | None = None
+    """``question`` or ``approval`` while a person's answer is awaited through chat."""
+    waiting_link: str | None = None
+    """Where that question or approval is (a Slack permalink; "" when the chat has none)."""
 
 
 ChangeListener = Callable[[str, Activity, Activity], None]
@@ -129,6 +133,27 @@ class ActivityTracker:
         if agent.state is Activity.IDLE:
             self._set(slug, Activity.WORKING)
 
+    def asking(self, slug: str, what: str, link: str | None) -> None:
+        """The agent waits on a person's answer to a question or approval posted in chat.
+
+        Until :meth:`answered`, tool hooks do not move it back to working (the relay hooks of
+        the same tool call may arrive after the blocking one), so nothing is pasted in."""
+        agent = self.get(slug)
+        if agent.state in DEAD or (agent.waiting_for, agent.waiting_link) == (what, link):
+            return
+        agent.waiting_for, agent.waiting_link = what, link
+        if agent.state is Activity.WAITING_INPUT:  # a new link: tell the listeners again
+            for listener in self.listeners:
+                listener(slug, Activity.WAITING_INPUT, Activity.WAITING_INPUT)
+        self._set(slug, Activity.WAITING_INPUT)
+
+    def answered(self, slug: str) -> None:
+        """The answer went to the agent (or it stopped waiting): its turn goes on."""
+        agent = self.get(slug)
+        agent.waiting_for = agent.waiting_link = None
+        if agent.state is Activity.WAITING_INPUT:
+            self._set(slug, Activity.WORKING)
+
     def compaction_started(self, slug: str) -> None:
         """The runner itself sent ``/compact``: compacting until the transcript or a hook says
         it is done (an agent without hooks would otherwise look idle and get more prompts)."""
@@ -161,6 +186,7 @@ class ActivityTracker:
         elif not alive:
             agent = self.get(slug)
             agent.deadline = None
+            agent.waiting_for = agent.waiting_link = None
             self._set(slug, Activity.EXITED)
 
     def hook(self, slug: str, event: str, payload: dict[str, Any]) -> None:
@@ -177,6 +203,10 @@ class ActivityTracker:
         if target is not None:
             if agent.state is Activity.COMPACTING and target is Activity.WORKING:
                 return  # tool hooks of the summarizer do not end compaction
+            if agent.waiting_for is not None:
+                if target is Activity.WORKING or target is Activity.WAITING_INPUT:
+                    return  # only the answer (or the turn's end) ends the wait
+                agent.waiting_for = agent.waiting_link = None
             self._set(slug, target)
 
     def event(self, slug: str, event: Event) -> None:

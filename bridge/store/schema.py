@@ -174,4 +174,38 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE UNIQUE INDEX reviews_once ON reviews(repo, number, head)
         WHERE head IS NOT NULL AND status NOT IN ('requested', 'refused');
     """,
+    # 8: agents' questions and approvals waiting on a person, and who answered what
+    """
+    CREATE TABLE asks (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        slug TEXT NOT NULL,
+        key TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'open',
+        request TEXT NOT NULL,
+        answer TEXT,
+        answered_by TEXT,
+        answered_at REAL,
+        delivered_at REAL,
+        channel TEXT,
+        message_ref TEXT,
+        thread TEXT,
+        link TEXT,
+        partial TEXT,
+        reminded_at REAL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX asks_key ON asks(slug, key);
+    CREATE INDEX asks_open ON asks(status) WHERE status IN ('open', 'answered');
+    CREATE TABLE answer_audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ask_id INTEGER NOT NULL,
+        slug TEXT NOT NULL,
+        user TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT,
+        at REAL NOT NULL
+    );
+    CREATE INDEX answer_audit_slug ON answer_audit(slug, at);
+    """,
 )

@@ -90,10 +90,46 @@ def test_demo_page_in_a_browser_posts_and_shows_threaded_answers(
             expect(answer).to_be_visible(timeout=ANSWER_TIMEOUT_MS)
             done = thread.locator('.msg.top .reaction[data-name="white_check_mark"]')
             expect(done).to_be_visible(timeout=30_000)
+        ask_and_answer_by_clicking(page)
     finally:
         page.screenshot(path=str(tmp_path / "demo-page.png"), full_page=True)
     assert (tmp_path / "demo-page.png").stat().st_size > 0
     demo.interrupt_and_check_clean()
+
+
+def ask_and_answer_by_clicking(page: Any) -> None:
+    """The agent asks (the fake model's ``ASK:``); a click on an option's button answers it,
+    and then "Other…" opens a form whose free text answers the next question."""
+    from playwright.sync_api import expect
+
+    page.locator('#channels button[data-name="demo-claude"]').click()
+    for prompt, question in (
+        ("pick a color ASK:Which color?|red|blue", "Which color?"),
+        ("and a shade ASK:Which shade?|light|dark", "Which shade?"),
+    ):
+        page.locator("#text").fill(prompt)
+        page.locator("#post").click()
+        expect(page.locator("#text")).to_have_value("")
+        thread = page.locator(".thread").filter(
+            has=page.locator(".msg.top.human .body", has_text=prompt)
+        )
+        asked = thread.locator(".replies .msg.bot .blocks", has_text=question)
+        expect(asked.locator("button.b-button").first).to_be_visible(timeout=ANSWER_TIMEOUT_MS)
+        if question == "Which color?":
+            option = asked.locator(".b-section", has_text="blue")
+            expect(option).to_contain_text("option blue")  # the option's description
+            option.locator("button.b-button").click()
+            told = f'answered: Your questions have been answered: "{question}"="blue"'
+        else:
+            asked.locator("button.b-button", has_text="Other…").click()
+            expect(page.locator("#modal textarea")).to_be_visible(timeout=15_000)
+            page.locator("#modal textarea").fill("purple please")
+            page.locator("#modal-submit").click()
+            told = f'answered: The user answered: "{question}"="purple please"'
+        expect(asked.locator("button.b-button")).to_have_count(0, timeout=30_000)
+        expect(asked).to_contain_text("You")  # who chose, instead of the buttons
+        answer = thread.locator(".replies .msg.bot .body", has_text=told)
+        expect(answer).to_be_visible(timeout=ANSWER_TIMEOUT_MS)
 
 
 def test_page_renders_threads_reactions_markup_and_escapes(browser: Any, tmp_path: Path) -> None:

@@ -35,11 +35,12 @@ ALLOWED: dict[str, frozenset[str]] = {
     "lifecycle": frozenset({"config", "store", "fleet", "hooks", "mirror"}),
     "channel": frozenset({"config", "store", "render", "chat", "fleet", "lifecycle"}),
     "doctor": frozenset({"config", "store", "fleet", "hooks", "chat"}),
+    "answers": frozenset({"config", "store", "chat", "hooks", "lifecycle", "channel"}),
     "review": frozenset({"config", "store", "chat", "channel", "mirror"}),
     "cluster": frozenset({"config", "store", "chat"}),
     "app": frozenset(
         {"config", "store", "render", "chat", "fleet", "hooks", "mirror", "lifecycle"}
-        | {"channel", "doctor", "devtools", "review", "cluster"}
+        | {"channel", "doctor", "devtools", "review", "cluster", "answers"}
     ),
     # Entry points: ``python -m bridge`` and the pre-split ``python -m bridge.cli``.
     "__main__": frozenset({"app"}),

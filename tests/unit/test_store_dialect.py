@@ -10,7 +10,7 @@ SCHEMA = dialect.Schema(MIGRATIONS)
 
 
 def test_schema_knows_keys_identity_and_columns() -> None:
-    assert SCHEMA.identity == {"launches", "prompt_queue", "reviews"}
+    assert SCHEMA.identity == {"launches", "prompt_queue", "reviews", "asks", "answer_audit"}
     assert SCHEMA.keys["ledger"] == ("slug", "event_id")
     assert SCHEMA.keys["agents"] == ("slug",)
     assert "activity" in SCHEMA.columns["agents"]  # from ALTER TABLE ... ADD COLUMN

@@ -1,0 +1,350 @@
+"""Answering agents from chat: the blocking hook's side and the click's side, on the event loop.
+
+The hook side (:meth:`Answers.hook`, the hook server's blocking handler): parse what the
+agent asks (the runtime knows its CLI's payloads), find or create its durable row by key,
+post the Block Kit message in the turn's thread (once per row), mark the agent
+``waiting_input`` with the message's link, then wait. A row answered already (the runner
+restarted after the click) is handed over at once.
+
+The click side (:meth:`Answers.on_action`, chained into ``ChatBackend.on_action`` for
+``q:`` action ids): only people allowed to steer the agent may answer (others get a private
+refusal, audited, and nothing changes); the answer is committed to the database *before*
+the waiting hook is woken, then the message is rewritten to say who chose what, without buttons.
+
+Waiting is bounded by the agent's ``answers`` policy (:mod:`bridge.answers.policy`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from bridge.aio import TaskSet
+from bridge.answers.blocks import (
+    Click,
+    ask_blocks,
+    closed_blocks,
+    esc,
+    fallback_text,
+    modal,
+    parse_action,
+)
+from bridge.answers.book import AskBook, AskRow
+from bridge.answers.policy import run_policy
+from bridge.channel.inbound import may_steer
+from bridge.chat.protocol import Action, ChatBackend, Outgoing
+from bridge.config.model import Config
+from bridge.hooks.server import HookMessage
+from bridge.lifecycle.activity import Activity, ActivityTracker
+from bridge.store.db import Store
+from bridge.store.queue import QueueItem
+from runtimes import get_runtime
+from runtimes.asks import Answer, Ask, ask_output
+
+log = logging.getLogger("agentbridge.answers")
+
+
+class Answers:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        backend: ChatBackend,
+        tracker: ActivityTracker,
+        thread_of: Callable[[str], str | None],
+    ) -> None:
+        self.config = config
+        self.book = AskBook(store)
+        self.backend = backend
+        self.tracker = tracker
+        self.thread_of = thread_of
+        self.closing = False
+        self._waiters: dict[int, asyncio.Future[Answer]] = {}
+        self._posting: dict[int, asyncio.Lock] = {}
+        self._watchers: dict[int, asyncio.Task[Any]] = {}
+        self._tasks = TaskSet()
+        self._threads: dict[str, str | None] = {}
+        self._clicks: dict[int, asyncio.Lock] = {}
+        self._forms: set[tuple[int, str]] = set()
+        """(ask id, user) of the forms opened from a click in the agent's channel."""
+
+    # -- where the turn is ----------------------------------------------------------------
+
+    def confirmed(self, item: QueueItem) -> None:
+        """The runtime took a prompt (its UserPromptSubmit hook, before any tool hook): a turn
+        started from Slack is asked about in that message's thread."""
+        ts = item.source.get("thread_ts") or item.source.get("ts")
+        slack = item.source.get("via") == "slack" and isinstance(ts, str)
+        self._threads[item.slug] = str(ts) if slack else None
+
+    def activity(self, slug: str, old: Activity, new: Activity) -> None:
+        """A new turn forgets the last one's thread (a typed prompt's questions go top-level)."""
+        if new is Activity.WORKING and old in (Activity.IDLE, Activity.STARTING):
+            self._threads[slug] = None
+
+    def thread(self, slug: str) -> str | None:
+        """The turn's thread: known from the confirmed prompt, else the mirror's routing."""
+        return self._threads[slug] if slug in self._threads else self.thread_of(slug)
+
+    def update_config(self, config: Config) -> None:
+        self.config = config
+
+    def install(self) -> None:
+        """Take the backend's ``q:`` actions; pass every other action to whoever had them."""
+        previous = self.backend.on_action
+
+        async def route(action: Action) -> str | None:
+            if parse_action(action.action_id) is not None:
+                return await self.on_action(action)
+            return await previous(action) if previous is not None else None
+
+        self.backend.on_action = route
+
+    # -- the hook side --------------------------------------------------------------------
+
+    async def hook(self, msg: HookMessage) -> dict[str, Any]:
+        agent = self.config.agent(msg.slug)
+        if agent is None or self.backend.name != "slack":
+            # The console has no buttons: let the CLI show its own picker or prompt in the pane
+            # (the blocking hook runs before it, so waiting here would hide it).
+            return {}
+        ask = get_runtime(agent.runtime).parse_ask(msg.event, msg.payload)
+        if ask is None or (ask.kind == "approval" and agent.permissions != "ask"):
+            return {}  # nothing to relay: the CLI decides as it would without us
+        row, created = await asyncio.to_thread(self.book.open_or_create, msg.slug, ask)
+        if created:
+            log.info("%s: %s #%d asked (%s)", msg.slug, ask.kind, row.id, ask.key)
+        if row.answer is not None:
+            return await self._hand_over(row, row.answer)
+        waiter = self._waiters.get(row.id)
+        if waiter is None or waiter.done():
+            waiter = self._waiters[row.id] = asyncio.get_running_loop().create_future()
+        try:
+            if not row.link:
+                self.tracker.asking(row.slug, row.kind, None)  # the link follows once posted
+            row = await self._ensure_posted(row)
+            self.tracker.asking(row.slug, row.kind, row.link)
+            if row.id not in self._watchers:
+                self._watchers[row.id] = self._tasks.spawn(
+                    run_policy(self, row, agent.answers, self._waiters[row.id])
+                )
+            answer = await asyncio.shield(waiter)
+        except asyncio.CancelledError:
+            if not self.closing:  # the CLI stopped waiting (interrupt, terminal answer, timeout)
+                self._tasks.spawn(self._abandon(row))
+            raise
+        return await self._hand_over(row, answer)
+
+    async def _hand_over(self, row: AskRow, answer: Answer) -> dict[str, Any]:
+        await asyncio.to_thread(self.book.delivered, row.id)
+        self._forget(row.id)
+        self.tracker.answered(row.slug)
+        log.info("%s: %s #%d answered (%s)", row.slug, row.kind, row.id, answer.verdict)
+        return {"output": ask_output(row.ask, answer)}
+
+    def _forget(self, ask_id: int) -> None:
+        self._waiters.pop(ask_id, None)
+        self._posting.pop(ask_id, None)
+        self._clicks.pop(ask_id, None)
+        watcher = self._watchers.pop(ask_id, None)
+        if watcher is not None and watcher is not asyncio.current_task():
+            watcher.cancel()
+
+    async def _abandon(self, row: AskRow) -> None:
+        self._forget(row.id)
+        if await asyncio.to_thread(self.book.abandon, row.id):
+            self.tracker.answered(row.slug)
+            await self.close_message(
+                row,
+                ":heavy_minus_sign: No longer waiting: answered in the terminal, "
+                "interrupted, or the agent's hook timed out.",
+            )
+
+    async def _ensure_posted(self, row: AskRow) -> AskRow:
+        if row.message_ref:
+            return row
+        lock = self._posting.setdefault(row.id, asyncio.Lock())
+        async with lock:
+            fresh = await asyncio.to_thread(self.book.get, row.id)
+            if fresh is not None and fresh.message_ref:
+                return fresh
+            channel = self.config.channel_of(row.slug)
+            thread = self.thread(row.slug)
+            posted = await self.backend.post(
+                Outgoing(
+                    row.slug,
+                    channel,
+                    fallback_text(row.slug, row.ask),
+                    f"ask:{row.id}:{uuid.uuid4().hex[:8]}",
+                    thread=thread,
+                    blocks=tuple(ask_blocks(row.slug, row.id, row.ask)),
+                )
+            )
+            link = self.link(channel, posted.ref, thread)
+            await asyncio.to_thread(self.book.posted, row.id, channel, posted.ref, thread, link)
+            again = await asyncio.to_thread(self.book.get, row.id)
+            return again or row
+
+    def link(self, channel: str, ref: str, thread: str | None) -> str:
+        """A permalink to the message, built the way Slack's own permalinks are; "" when the
+        backend has no addressable messages (the console)."""
+        if self.backend.name != "slack":
+            return ""
+        cid = self.backend.channels.get(channel, channel)
+        url = f"https://slack.com/archives/{cid}/p{ref.replace('.', '')}"
+        return f"{url}?thread_ts={thread}&cid={cid}" if thread else url
+
+    # -- the click side ----------------------------------------------------------------------
+
+    async def on_action(self, action: Action) -> str | None:
+        click = parse_action(action.action_id)
+        if click is None:
+            return None
+        # One click at a time per ask: a checkbox tick and the Submit right after it arrive as
+        # two envelopes handled concurrently; the Submit must see the tick.
+        async with self._clicks.setdefault(click.ask_id, asyncio.Lock()):
+            return await self._click(click, action)
+
+    async def _click(self, click: Click, action: Action) -> str | None:
+        row = await asyncio.to_thread(self.book.get, click.ask_id)
+        if row is None:
+            return "That question is no longer known to agentbridge."
+        agent = self.config.agent(row.slug)
+        if agent is None or not may_steer(
+            self.config, agent, action.user, in_channel=self._in_channel(row, action)
+        ):
+            await asyncio.to_thread(
+                self.book.audit, row.id, row.slug, action.user, "refused", action.action_id
+            )
+            log.warning("%s: %s may not answer #%d", row.slug, action.user, row.id)
+            return f"Only people allowed to steer {row.slug} can answer it; nothing was sent."
+        if row.status != "open":
+            who = f" by <@{row.answered_by}>" if row.answered_by not in (None, "policy") else ""
+            return f"This was answered already{who}."
+        if row.kind == "approval":
+            return await self._approval(row, click, action)
+        return await self._question(row, click, action)
+
+    def _in_channel(self, row: AskRow, action: Action) -> bool:
+        """The click is on the message in the agent's channel, or in the form that a click
+        there opened for this same person (Slack sends modal submissions without a channel)."""
+        if not action.channel:
+            return (row.id, action.user) in self._forms
+        wanted = row.channel or self.config.channel_of(row.slug)
+        return action.channel in (wanted, self.backend.channels.get(wanted))
+
+    async def _approval(self, row: AskRow, click: Click, action: Action) -> str | None:
+        user = action.user
+        if click.op == "allow":
+            answer, said = Answer("allow"), "allowed it once"
+        elif click.op == "session":
+            answer, said = Answer("allow_session"), "allowed it for this session"
+        elif click.op == "deny":
+            answer, said = Answer("deny", message=f"Denied from chat by {user}."), "denied it"
+        elif click.op == "denywhy":
+            return await self._open_modal(action, row, "denyform", 0, "Deny", "Why not?")
+        elif click.op == "denyform":
+            reason = action.form.get("answer.text", "").strip()
+            message = f"Denied from chat by {user}" + (f": {reason}" if reason else ".")
+            answer, said = (
+                Answer("deny", message=message),
+                "denied it" + (f": {reason}" if reason else ""),
+            )
+        else:
+            return None
+        return await self.finish(row, answer, user, said)
+
+    async def _question(self, row: AskRow, click: Click, action: Action) -> str | None:
+        questions = row.ask.questions
+        if not 0 <= click.question < len(questions):
+            return None
+        q = questions[click.question]
+        partial = dict(row.partial)
+        qkey = str(click.question)
+        if click.op == "opt" and 0 <= click.option < len(q.options):
+            partial[qkey] = q.options[click.option].label
+        elif click.op == "chk":
+            partial[f"chk:{qkey}"] = [int(v) for v in action.values if v.isdigit()]
+            await asyncio.to_thread(self.book.set_partial, row.id, partial)
+            return None
+        elif click.op == "submit":
+            ticked = [i for i in partial.get(f"chk:{qkey}", []) if 0 <= i < len(q.options)]
+            if not ticked:
+                return "Tick at least one option first (or use Other… to write an answer)."
+            partial[qkey] = ", ".join(q.options[i].label for i in sorted(ticked))
+        elif click.op == "other":
+            return await self._open_modal(
+                action, row, "otherform", click.question, "Your answer", q.text
+            )
+        elif click.op == "otherform":
+            text = action.form.get("answer.text", "").strip()
+            if not text:
+                return None
+            partial[qkey] = text
+        else:
+            return None
+        missing = [i for i in range(len(questions)) if str(i) not in partial]
+        if missing:
+            await asyncio.to_thread(self.book.set_partial, row.id, partial)
+            return None
+        answers = {questions[i].text: str(partial[str(i)]) for i in range(len(questions))}
+        said = "; ".join(f"{esc(k)} → *{esc(v)}*" for k, v in answers.items())
+        return await self.finish(row, Answer("answers", answers), action.user, said)
+
+    async def _open_modal(
+        self, action: Action, row: AskRow, form: str, question: int, title: str, label: str
+    ) -> str | None:
+        if not action.trigger_id:
+            return "This chat cannot open a form here; pick one of the buttons."
+        view = modal(f"q:{row.id}:{form}:{question}", title, label, str(row.id), form == "denyform")
+        await self.backend.open_view(action.trigger_id, view)
+        self._forms.add((row.id, action.user))
+        return None
+
+    async def finish(self, row: AskRow, answer: Answer, user: str, said: str) -> str | None:
+        """Commit ``answer`` (first one wins), wake the waiting hook, rewrite the message."""
+        if not await asyncio.to_thread(self.book.answer, row.id, answer, user, said):
+            return "This was answered already."
+        waiter = self._waiters.get(row.id)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(answer)
+        who = "agentbridge" if user == "policy" else f"<@{user}>"
+        mark = ":no_entry:" if answer.verdict in ("deny", "refuse") else ":white_check_mark:"
+        self._tasks.spawn(self.close_message(row, f"{mark} {who} {said}"))
+        return None
+
+    async def close_message(self, row: AskRow, outcome: str) -> None:
+        fresh = await asyncio.to_thread(self.book.get, row.id)
+        if fresh is None or not fresh.channel or not fresh.message_ref:
+            return
+        try:
+            await self.backend.update(
+                fresh.channel,
+                fresh.message_ref,
+                f"{fallback_text(row.slug, row.ask)} {outcome}",
+                blocks=closed_blocks(row.slug, row.ask, outcome),
+            )
+        except Exception as err:  # the answer is in; a stale message is not worth a crash
+            log.warning("%s: could not update the message of #%d: %s", row.slug, row.id, err)
+
+    async def say(self, row: AskRow, text: str) -> None:
+        """A short note in the ask's thread (reminders, timeouts)."""
+        fresh = await asyncio.to_thread(self.book.get, row.id) or row
+        channel = fresh.channel or self.config.channel_of(row.slug)
+        thread = fresh.thread or fresh.message_ref
+        with contextlib.suppress(Exception):
+            await self.backend.post(
+                Outgoing(row.slug, channel, text, f"ask-note:{uuid.uuid4()}", thread=thread)
+            )
+
+    async def close(self) -> None:
+        self.closing = True
+        for task in list(self._watchers.values()):
+            task.cancel()
+
+
+__all__ = ["Answers", "Ask"]
