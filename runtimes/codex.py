@@ -23,8 +23,8 @@ from typing import Any
 from runtimes.asks import WAIT_PREFIX, Ask, approval_ask
 from runtimes.base import AskSupport, LaunchContext, LaunchPlan, TranscriptRef, cmdline_matches
 from runtimes.canary import Canary, codex_canary
-from runtimes.codex_parse import parse_codex_line
 from runtimes.claude_screen import Key, Picker
+from runtimes.codex_parse import parse_codex_line
 from runtimes.codex_signals import screen_events
 from runtimes.events import Event, LineResult
 from runtimes.limits import stop_failure_limit

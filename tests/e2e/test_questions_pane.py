@@ -1,0 +1,55 @@
+"""End to end: a question no hook answers is read off the pane and answered by keys.
+
+``answers: {via: pane}`` leaves Claude's blocking question hook out of the launch, so the real
+Claude draws its picker; the runner reads it off the screen, posts the same buttons, and types
+the click into the picker. What the model received is read back from the fake model's next
+answer (``answered: <tool result>``), mirrored into the thread.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import Fleet, wait_until
+from tests.e2e.test_questions import answered_in_thread, ask_message, buttons, current, start_claude
+
+pytestmark = pytest.mark.e2e
+
+
+def test_claude_question_without_hook_is_answered_through_the_pane(
+    fleet: Fleet, slack: Any
+) -> None:
+    slug = "ask-pane"
+    alice, mallory, channel = start_claude(
+        fleet, slack, slug, answers={"via": "pane", "pane_after_seconds": 1}
+    )
+    root = slack.post_as_user(alice, channel, "pick one ASK:Which color?|red|blue")
+    msg = wait_until(lambda: ask_message(slack, channel), 120, "the question as buttons")
+    assert msg.get("thread_ts") == root
+    ids = buttons(msg)
+    assert {"red", "blue", "Other…"} <= set(ids)
+    assert "option blue" in json.dumps(msg["blocks"])
+
+    slack.click(mallory, channel, msg["ts"], ids["blue"], "blue")
+    wait_until(lambda: slack.ephemerals(user=mallory), 30, "the refusal")
+    assert buttons(current(slack, channel, msg["ts"]))
+
+    slack.click(alice, channel, msg["ts"], ids["blue"], "blue")
+    wait_until(
+        lambda: answered_in_thread(
+            slack,
+            channel,
+            root,
+            'answered: Your questions have been answered: "Which color?"="blue"',
+        ),
+        90,
+        "the model's answer built on the tool result typed into the picker",
+    )
+    wait_until(lambda: fleet.status()[slug]["activity"] == "idle", 60, "the turn finished")
+    assert not buttons(current(slack, channel, msg["ts"]))
+    mine = [a for a in fleet.status()[slug]["answers"] if a["user"] == alice]
+    assert [a["action"] for a in mine] == ["answered"]
+    assert "answered by keys" in fleet.log_text()
