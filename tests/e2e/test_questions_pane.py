@@ -53,3 +53,23 @@ def test_claude_question_without_hook_is_answered_through_the_pane(
     mine = [a for a in fleet.status()[slug]["answers"] if a["user"] == alice]
     assert [a["action"] for a in mine] == ["answered"]
     assert "answered by keys" in fleet.log_text()
+
+
+def test_free_text_answer_is_typed_into_the_pickers_text_entry(fleet: Fleet, slack: Any) -> None:
+    slug = "ask-pane-other"
+    alice, _, channel = start_claude(
+        fleet, slack, slug, answers={"via": "pane", "pane_after_seconds": 1}
+    )
+    root = slack.post_as_user(alice, channel, "pick one ASK:Which shade?|light|dark")
+    msg = wait_until(lambda: ask_message(slack, channel), 120, "the question as buttons")
+    slack.click(alice, channel, msg["ts"], buttons(msg)["Other…"], "other")
+    view = wait_until(lambda: slack.views(user=alice), 30, "the free-text form")[-1]
+    slack.submit_view(alice, view["id"], {"answer": {"text": "purple please"}})
+    wait_until(
+        lambda: answered_in_thread(
+            slack, channel, root, 'answered: The user answered: "Which shade?"="purple please"'
+        ),
+        90,
+        "the typed free-text answer reaching the model",
+    )
+    wait_until(lambda: fleet.status()[slug]["activity"] == "idle", 60, "the turn finished")
