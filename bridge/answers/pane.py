@@ -147,7 +147,13 @@ class PaneFallback:
             "pane",
             questions=(picker.as_question(),),
         )
-        log.info("%s: a question on screen and no hook for it: answering by keys", slug)
+        log.info(
+            "%s: a question on screen and no hook for it (%s%s, %d options): answering by keys",
+            slug,
+            "multi-select " if picker.multi else "",
+            picker.header or "no header",
+            len(picker.options),
+        )
         book = self.answers.book
         row, _ = await asyncio.to_thread(book.open_or_create, slug, ask)
         if row.status == "delivered":

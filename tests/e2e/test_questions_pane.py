@@ -73,3 +73,20 @@ def test_free_text_answer_is_typed_into_the_pickers_text_entry(fleet: Fleet, sla
         "the typed free-text answer reaching the model",
     )
     wait_until(lambda: fleet.status()[slug]["activity"] == "idle", 60, "the turn finished")
+    assert "answered by keys" in fleet.log_text()
+
+
+def test_multi_select_is_ticked_reviewed_and_submitted_by_keys(fleet: Fleet, slack: Any) -> None:
+    slug = "ask-pane-multi"
+    alice, _, channel = start_claude(
+        fleet, slack, slug, answers={"via": "pane", "pane_after_seconds": 1}
+    )
+    root = slack.post_as_user(alice, channel, "toppings ASKMULTI:Which toppings?|cheese|ham|olives")
+    msg = wait_until(lambda: ask_message(slack, channel), 120, "the checkboxes")
+    ids = buttons(msg)
+    slack.click(alice, channel, msg["ts"], ids["checkboxes"], selected_options=["0", "2"])
+    slack.click(alice, channel, msg["ts"], ids["Submit"], "submit")
+    told = 'answered: Your questions have been answered: "Which toppings?"="cheese, olives"'
+    wait_until(lambda: answered_in_thread(slack, channel, root, told), 90, "the joined labels")
+    wait_until(lambda: fleet.status()[slug]["activity"] == "idle", 60, "the turn finished")
+    assert "(multi-select" in fleet.log_text() and "answered by keys" in fleet.log_text()
