@@ -84,6 +84,8 @@ class PaneFallback:
             if ask is not None and ask.kind == "question":
                 self.calls[slug] = ask
                 self._watch(slug)
+        elif event.kind is EventKind.TURN_END:
+            self.calls.pop(slug, None)  # a turn that ended waits for nothing (an interrupt)
         elif event.kind is EventKind.TOOL_RESULT and event.call_id:
             call = self.calls.get(slug)
             if call is not None and call.key == event.call_id:
@@ -117,7 +119,9 @@ class PaneFallback:
     def _unclaimed(self, slug: str) -> bool:
         """A question may be on screen that no hook holds."""
         agent = self.answers.tracker.get(slug)
-        waiting = agent.state is Activity.WAITING_INPUT or slug in self.calls
+        waiting = agent.state is Activity.WAITING_INPUT or (
+            slug in self.calls and agent.state is Activity.WORKING
+        )
         return waiting and agent.waiting_for is None and not self.answers.closing
 
     async def _run(self, slug: str) -> None:
