@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from runtimes.asks import WAIT_FOREVER_S, Ask
 from runtimes.canary import Canary
+from runtimes.claude_screen import Key, Picker
 from runtimes.events import Event, LineResult
 
 #: Fixed namespace for agent identities: ``KANBAN_SESSION_ID = uuid5(NAMESPACE, slug)``.
@@ -54,6 +55,9 @@ class LaunchContext:
     ask_timeout_s: int = WAIT_FOREVER_S
     """How long a blocking (question / approval) hook may hold the agent before the CLI kills
     it and falls back to its own picker."""
+    ask_hook: bool = True
+    """Whether the blocking question hook is installed (``answers: {via: pane}`` leaves it out
+    and the runner answers the picker on screen with keys instead)."""
 
     @property
     def agent_id(self) -> str:
@@ -155,6 +159,14 @@ class Runtime(Protocol):
 
     def ask_conflict(self, args: Sequence[str]) -> str | None:
         """Why extra ``args`` defeat ``permissions: ask`` (a bypass flag), or None."""
+        ...
+
+    def parse_picker(self, screen: str) -> Picker | None:
+        """The question picker a captured pane shows (the no-hook fallback), or None."""
+        ...
+
+    def picker_keys(self, picker: Picker, value: str) -> tuple[Key, ...]:
+        """The keystrokes that give ``value`` to ``picker``; () when the picker cannot take it."""
         ...
 
     interrupt_key: str

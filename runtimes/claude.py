@@ -22,6 +22,7 @@ from runtimes.asks import WAIT_PREFIX, Ask, approval_ask, question_ask
 from runtimes.base import AskSupport, LaunchContext, LaunchPlan, TranscriptRef, cmdline_matches
 from runtimes.canary import Canary, claude_canary
 from runtimes.claude_parse import parse_claude_line
+from runtimes.claude_screen import Key, Picker, parse_picker, picker_keys
 from runtimes.claude_signals import hook_events, screen_events
 from runtimes.events import Event, LineResult
 from runtimes.jsonfile import merge_json
@@ -130,12 +131,13 @@ class ClaudeRuntime:
                 for event in HOOK_EVENTS
             }
             wait = f"{ctx.hook_command} {WAIT_PREFIX}"
-            hooks["PreToolUse"].append(
-                {
-                    "matcher": "AskUserQuestion",
-                    "hooks": [_hook(f"{wait}PreToolUse", ctx.ask_timeout_s)],
-                }
-            )
+            if ctx.ask_hook:
+                hooks["PreToolUse"].append(
+                    {
+                        "matcher": "AskUserQuestion",
+                        "hooks": [_hook(f"{wait}PreToolUse", ctx.ask_timeout_s)],
+                    }
+                )
             if ctx.permissions == "ask":
                 hooks["PermissionRequest"] = [
                     {"hooks": [_hook(f"{wait}PermissionRequest", ctx.ask_timeout_s)]}
@@ -151,6 +153,12 @@ class ClaudeRuntime:
         if ctx.permissions == "ask":
             return ["--permission-mode", ctx.permission_mode]
         return ["--dangerously-skip-permissions"]
+
+    def parse_picker(self, screen: str) -> Picker | None:
+        return parse_picker(screen)
+
+    def picker_keys(self, picker: Picker, value: str) -> tuple[Key, ...]:
+        return picker_keys(picker, value)
 
     def parse_ask(self, event: str, payload: dict[str, Any]) -> Ask | None:
         if event == "PreToolUse":

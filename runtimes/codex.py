@@ -23,6 +23,7 @@ from typing import Any
 from runtimes.asks import WAIT_PREFIX, Ask, approval_ask
 from runtimes.base import AskSupport, LaunchContext, LaunchPlan, TranscriptRef, cmdline_matches
 from runtimes.canary import Canary, codex_canary
+from runtimes.claude_screen import Key, Picker
 from runtimes.codex_parse import parse_codex_line
 from runtimes.codex_signals import screen_events
 from runtimes.events import Event, LineResult
@@ -114,6 +115,13 @@ class CodexRuntime:
         if ctx.permissions != "ask":
             return ["--dangerously-bypass-approvals-and-sandbox"]
         return ["-c", 'approval_policy="on-request"', "-c", 'sandbox_mode="workspace-write"']
+
+    def parse_picker(self, screen: str) -> Picker | None:
+        """Codex's questions are not relayed (docs/questions.md): no picker is read."""
+        return None
+
+    def picker_keys(self, picker: Picker, value: str) -> tuple[Key, ...]:
+        return ()
 
     def parse_ask(self, event: str, payload: dict[str, Any]) -> Ask | None:
         """Approvals only: Codex's ``request_user_input`` is unavailable in its default mode,

@@ -120,24 +120,37 @@ class Answers:
             log.info("%s: %s #%d asked (%s)", msg.slug, ask.kind, row.id, ask.key)
         if row.answer is not None:
             return await self._hand_over(row, row.answer)
-        waiter = self._waiters.get(row.id)
-        if waiter is None or waiter.done():
-            waiter = self._waiters[row.id] = asyncio.get_running_loop().create_future()
         try:
-            if not row.link:
-                self.tracker.asking(row.slug, row.kind, None)  # the link follows once posted
-            row = await self._ensure_posted(row)
-            self.tracker.asking(row.slug, row.kind, row.link)
-            if row.id not in self._watchers:
-                self._watchers[row.id] = self._tasks.spawn(
-                    run_policy(self, row, agent.answers, self._waiters[row.id])
-                )
+            row, waiter = await self.posted_waiter(row)
             answer = await asyncio.shield(waiter)
         except asyncio.CancelledError:
             if not self.closing:  # the CLI stopped waiting (interrupt, terminal answer, timeout)
                 self._tasks.spawn(self._abandon(row))
             raise
         return await self._hand_over(row, answer)
+
+    async def posted_waiter(self, row: AskRow) -> tuple[AskRow, asyncio.Future[Answer]]:
+        """Post an open row's message (once), mark the agent waiting, start its no-answer
+        policy; the future the click (or the policy) resolves. Shared by the hook and the
+        pane fallback (:mod:`bridge.answers.pane`)."""
+        waiter = self._waiters.get(row.id)
+        if waiter is None or waiter.done():
+            waiter = self._waiters[row.id] = asyncio.get_running_loop().create_future()
+        if not row.link:
+            self.tracker.asking(row.slug, row.kind, None)  # the link follows once posted
+        row = await self._ensure_posted(row)
+        self.tracker.asking(row.slug, row.kind, row.link)
+        agent = self.config.agent(row.slug)
+        if row.id not in self._watchers and agent is not None:
+            self._watchers[row.id] = self._tasks.spawn(run_policy(self, row, agent.answers, waiter))
+        return row, waiter
+
+    async def delivered(self, row: AskRow, answer: Answer) -> None:
+        """The answer reached the agent some other way than a hook (typed into its pane)."""
+        await asyncio.to_thread(self.book.delivered, row.id)
+        self._forget(row.id)
+        self.tracker.answered(row.slug)
+        log.info("%s: %s #%d answered by keys (%s)", row.slug, row.kind, row.id, answer.verdict)
 
     async def _hand_over(self, row: AskRow, answer: Answer) -> dict[str, Any]:
         await asyncio.to_thread(self.book.delivered, row.id)

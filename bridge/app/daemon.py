@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 from bridge.aio import TaskSet
+from bridge.answers.pane import PaneFallback
 from bridge.answers.service import Answers
 from bridge.app.runner_files import AlreadyRunning, acquire_runner_lock, write_runner_info
 from bridge.channel.chatbridge import ChatBridge
@@ -35,6 +36,7 @@ from bridge.fleet.reconcile import Reconciler, runner_mark
 from bridge.fleet.tmux import TmuxServer
 from bridge.hooks.command import hook_command
 from bridge.lifecycle.core import Lifecycle
+from bridge.lifecycle.steer import lock_file_for
 from bridge.mirror.fleet import Mirrors
 from bridge.review.service import ReviewService
 from bridge.store.db import Store
@@ -163,6 +165,10 @@ class Daemon:
         lifecycle.hooks.blocking = answers.hook
         lifecycle.on_confirmed.append(answers.confirmed)
         lifecycle.tracker.listeners.append(answers.activity)
+        locks = paths.locks_dir(self.state_dir)
+        by_keys = PaneFallback(answers, lambda slug: tmux.pane(slug, lock_file_for(locks, slug)))
+        lifecycle.tracker.listeners.append(by_keys.activity)
+        lifecycle.on_events.append(by_keys.on_event)
         if chat.status is not None:
             tracker = lifecycle.tracker
             chat.status.waiting_of = lambda slug: (
@@ -226,6 +232,7 @@ class Daemon:
             task.add_done_callback(self._task_ended)
         await self.stop.wait()
         log.info("runner: stopping%s", " and stopping agents" if self.stop_agents else "")
+        await by_keys.close()
         await answers.close()  # held hooks are let go, not abandoned: they reconnect later
         for task in tasks:
             task.cancel()

@@ -56,6 +56,23 @@ class AnswerPolicy(_Model):
         ),
     )
 
+    via: Literal["hook", "pane"] = Field(
+        default="hook",
+        description=(
+            "How Claude's question reaches the runner: `hook` (the blocking hook; the pane is "
+            "the fallback when no hook answers) or `pane` (no question hook: the picker is read "
+            "off the screen and answered with keys), for a CLI whose hooks do not work."
+        ),
+    )
+    pane_after_seconds: float = Field(
+        default=3.0,
+        gt=0,
+        description=(
+            "Fallback: how long a question may wait with no hook connected before the runner "
+            "reads the picker off the pane and posts it (docs/questions.md)."
+        ),
+    )
+
     def wait_seconds(self) -> float | None:
         return self.timeout_minutes * 60 if self.timeout_minutes is not None else None
 
@@ -82,8 +99,11 @@ class AskSettings(_Model):
 
     def ask_spec(self) -> dict[str, Any]:
         """What of these settings shapes the launched process (hashed into ``spec_hash``)."""
-        return {
+        spec: dict[str, Any] = {
             "permissions": self.permissions,
             "permission_mode": self.permission_mode,
             "ask_wait": self.answers.wait_seconds(),
         }
+        if self.answers.via != "hook":  # only then: an unchanged agent keeps its spec hash
+            spec["ask_via"] = self.answers.via
+        return spec

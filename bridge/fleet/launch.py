@@ -52,4 +52,5 @@ def launch_context(
         permissions=agent.permissions,
         permission_mode=agent.permission_mode,
         ask_timeout_s=hook_timeout(agent.answers.wait_seconds()),
+        ask_hook=agent.answers.via == "hook",
     )

@@ -63,6 +63,8 @@ class Lifecycle:
         self.on_confirmed: list[Callable[[QueueItem], None]] = []
         self.on_task_done: Callable[[str], object] | None = None
         self.on_session: list[Callable[[str], None]] = []
+        self.on_events: list[Callable[[str, Event], None]] = []
+        """Who else reads transcript events (the answers' pane fallback: tool calls, results)."""
         self.tracker = ActivityTracker(grace_seconds=config.signal_grace_seconds)
         self.queue = PromptQueue(store)
         self.tokens = TokenBook(store)
@@ -187,6 +189,8 @@ class Lifecycle:
             self._confirm(slug, event.text)
         elif event.kind is EventKind.TURN_END:
             self.deliverer.wake.set()
+        for listener in self.on_events:
+            listener(slug, event)
 
     def _session_started(self, slug: str, payload: dict[str, object]) -> None:
         """The CLI says which session (and transcript) it writes now: a fresh Codex's minted id,
