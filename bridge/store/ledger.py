@@ -70,16 +70,48 @@ class Ledger:
         self, slug: str, event_ids: tuple[str, ...], channel: str, thread: str | None = None
     ) -> None:
         """``channel``/``thread`` say where to look for the post when settling after a crash."""
-        first = event_ids[0] if event_ids else ""
-        where = json.dumps({"channel": channel, "thread": thread, "first": first})
+        with self.store.tx() as db:
+            _intend(db, slug, event_ids, channel, thread)
+
+    def done_among(self, slug: str, event_ids: list[str]) -> set[str]:
+        """Which of ``event_ids`` are done with (posted or skipped): one query per 500 ids, for
+        a catch-up that would otherwise ask :meth:`is_posted` once per event."""
+        done: set[str] = set()
+        for start in range(0, len(event_ids), 500):
+            chunk = event_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.store.query(
+                f"SELECT event_id FROM ledger WHERE slug = ? AND event_id IN ({marks})"
+                " AND status IN ('posted', 'skipped')",
+                (slug, *chunk),
+            )
+            done.update(str(r[0]) for r in rows)
+        return done
+
+    def commit_and_intend(
+        self,
+        slug: str,
+        posted: tuple[str, ...],
+        ref: str,
+        path: str,
+        position: Position,
+        bad: int,
+        intents: tuple[str, ...],
+        channel: str,
+        thread: str | None,
+    ) -> None:
+        """:meth:`commit_posts` of one message and :meth:`record_intents` of the next in one
+        transaction (a catch-up posts many messages back to back: one commit each, not two).
+        The intent is still committed before its chat call, so a crash loses no trace."""
+        now = time.time()
         with self.store.tx() as db:
             db.executemany(
-                """INSERT INTO ledger (slug, event_id, status, payload, created_at)
-                   VALUES (?, ?, 'pending', ?, ?)
-                   ON CONFLICT(slug, event_id) DO UPDATE SET payload = excluded.payload
-                   WHERE status = 'pending'""",
-                [(slug, event_id, where, time.time()) for event_id in event_ids],
+                """UPDATE ledger SET status = 'posted', chat_ref = ?, posted_at = ?
+                   WHERE slug = ? AND event_id = ?""",
+                [(ref, now, slug, event_id) for event_id in posted],
             )
+            _save_position(db, slug, path, position, bad)
+            _intend(db, slug, intents, channel, thread)
 
     def commit_posts(
         self,
@@ -216,6 +248,24 @@ class Ledger:
             "SELECT COALESCE(SUM(bad_lines), 0) FROM transcripts WHERE slug = ?", (slug,)
         )
         return int(rows[0][0])
+
+
+def _intend(
+    db: sqlite3.Connection,
+    slug: str,
+    event_ids: tuple[str, ...],
+    channel: str,
+    thread: str | None,
+) -> None:
+    first = event_ids[0] if event_ids else ""
+    where = json.dumps({"channel": channel, "thread": thread, "first": first})
+    db.executemany(
+        """INSERT INTO ledger (slug, event_id, status, payload, created_at)
+           VALUES (?, ?, 'pending', ?, ?)
+           ON CONFLICT(slug, event_id) DO UPDATE SET payload = excluded.payload
+           WHERE status = 'pending'""",
+        [(slug, event_id, where, time.time()) for event_id in event_ids],
+    )
 
 
 def _save_position(
