@@ -287,6 +287,11 @@ class SlackPosting:
             blocks=list(blocks) if blocks is not None else [],
         )
 
+    async def delete(self, channel: str, ref: str) -> None:
+        """Delete one of our messages (a finished turn's status line); ``chat.delete`` is not a
+        posting method, so it spends none of the channel's posting budget."""
+        await self._call(self.client.chat_delete, channel=self.channel_id(channel), ts=ref)
+
     async def find_posted(
         self, channel: str, event_ids: Sequence[str], thread: str | None = None
     ) -> dict[str, str]:
