@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import uuid
 from datetime import datetime
@@ -21,6 +22,7 @@ from runtimes.canary import Canary, claude_canary
 from runtimes.claude_parse import parse_claude_line
 from runtimes.events import LineResult
 from runtimes.jsonfile import merge_json
+from runtimes.paste import paste_shown
 
 #: Hook events the runner subscribes to (issue: agent lifecycle).
 HOOK_EVENTS = (
@@ -33,6 +35,10 @@ HOOK_EVENTS = (
     "PreCompact",
     "SessionEnd",
 )
+
+
+#: How Claude draws a long paste in its composer (runtimes/paste.py).
+_PASTE_PLACEHOLDER = re.compile(r"\[Pasted text #\d+[^\]]*\]")
 
 
 class ClaudeRuntime:
@@ -160,6 +166,9 @@ class ClaudeRuntime:
     def is_ready_screen(self, screen: str) -> bool:
         lowered = screen.lower()
         return "bypass permissions" in lowered and "esc to interrupt" not in lowered
+
+    def paste_shown(self, before: str, after: str, text: str) -> bool:
+        return paste_shown(before, after, text, _PASTE_PLACEHOLDER)
 
     model_api = "anthropic"
 

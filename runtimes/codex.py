@@ -23,6 +23,7 @@ from runtimes.base import LaunchContext, LaunchPlan, TranscriptRef, cmdline_matc
 from runtimes.canary import Canary, codex_canary
 from runtimes.codex_parse import parse_codex_line
 from runtimes.events import LineResult
+from runtimes.paste import paste_shown
 
 HOOK_EVENTS = (
     "SessionStart",
@@ -41,6 +42,10 @@ _FILE_ID = re.compile(r"rollout-.*-([0-9a-fA-F]{8}-[0-9a-fA-F-]{27})\.jsonl$")
 def toml_str(value: str) -> str:
     """A TOML basic string (JSON's escaping is a valid subset for these characters)."""
     return json.dumps(value)
+
+
+#: How Codex draws a long paste in its composer (runtimes/paste.py).
+_PASTE_PLACEHOLDER = re.compile(r"\[Pasted Content \d+ chars\]")
 
 
 class CodexRuntime:
@@ -133,6 +138,9 @@ class CodexRuntime:
         # The composer line starts with "›"; its placeholder text varies, the glyph does not.
         has_composer = any(line.lstrip().startswith("›") for line in screen.splitlines())
         return has_composer and "esc to interrupt" not in screen.lower()
+
+    def paste_shown(self, before: str, after: str, text: str) -> bool:
+        return paste_shown(before, after, text, _PASTE_PLACEHOLDER)
 
     model_api = "openai"
 

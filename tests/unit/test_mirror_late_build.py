@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tests.unit.mirror_support import Harness, assistant
-
 from bridge.chat.protocol import Outgoing, Posted
+from tests.unit.mirror_support import Harness, assistant
 
 
 class GatedBackend:
