@@ -61,7 +61,9 @@ from runtimes import get_runtime
 T = TypeVar("T")
 
 
-def wait(predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.002) -> T:
+def wait(
+    predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.002
+) -> T:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

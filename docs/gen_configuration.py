@@ -35,6 +35,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from bridge.config import model as config_module
+from bridge.config import pace as pace_module
 from bridge.config.model import (
     AgentConfig,
     CompactionConfig,
@@ -43,6 +44,7 @@ from bridge.config.model import (
     RuntimeDefaults,
     ScheduleConfig,
 )
+from bridge.config.pace import SlackPace
 from bridge.config.values import token_limit
 
 __all__ = ["LOADER_SET", "SECTIONS", "file_keys", "main", "render"]
@@ -60,6 +62,7 @@ SECTIONS: tuple[Section, ...] = (
     Section(AgentConfig, "`agents[]`: one agent", "agents"),
     Section(RuntimeDefaults, "`runtimes.claude`, `runtimes.codex`", "runtimes"),
     Section(RestartPolicy, "`restart`", "restart"),
+    Section(SlackPace, "`slack_pace`", "slack-pace"),
     Section(ScheduleConfig, "`agents[].schedules[]`", "schedules"),
     Section(CompactionConfig, "`agents[].compaction`", "compaction"),
 )
@@ -238,7 +241,10 @@ def attribute_docstrings(source: str) -> dict[tuple[str, str], str]:
 
 
 def _config_docstrings() -> dict[tuple[str, str], str]:
-    return attribute_docstrings(Path(inspect.getfile(config_module)).read_text(encoding="utf-8"))
+    found: dict[tuple[str, str], str] = {}
+    for module in (config_module, pace_module):  # SlackPace lives in bridge/config/pace.py
+        found.update(attribute_docstrings(Path(inspect.getfile(module)).read_text("utf-8")))
+    return found
 
 
 def _markdown(text: str) -> str:

@@ -76,7 +76,7 @@ class Daemon:
         store = Store(paths.db_path(self.state_dir))
         tmux = TmuxServer(socket)
         write_runner_info(self.state_dir, self.config_path, socket)
-        backend = make_backend(self.state_dir, secrets)
+        backend = make_backend(self.state_dir, secrets, config.slack_pace.model_dump())
         await backend.start()
         channels = config.channels()
 

@@ -290,6 +290,7 @@ class AgentMirror:
         reserve = getattr(self.backend, "reserve", None) if coalesce else None
         alone: set[str] = set()  # parts of a refused coalesced message: retried one by one
         owed: tuple[tuple[str, ...], str, Position, int] | None = None  # posted, not committed
+        yielded = time.monotonic()
         try:
             while i < len(batch.parts):
                 if reserve is not None:
@@ -341,7 +342,9 @@ class AgentMirror:
                     )
                     await self._alert(ids, refused)
                 sent += len(group)
-                await asyncio.sleep(0)  # a catch-up must not starve the other agents' mirrors
+                if time.monotonic() - yielded > YIELD_EVERY:
+                    await asyncio.sleep(0)  # a catch-up must not starve the other agents' mirrors
+                    yielded = time.monotonic()
         finally:
             if owed is not None:
                 done, ref, pos, bad = owed
@@ -379,5 +382,7 @@ class AgentMirror:
             log.warning("%s: could not post the skip alert (%s)", self.slug, exc)
 
 
+YIELD_EVERY = 0.002
+"""A catch-up whose posts never suspend (an unpaced backend) yields to the loop this often."""
 MAX_BACKOFF = 300.0
 """Longest wait between two attempts of a mirror whose posts keep failing."""
