@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bridge.chat.protocol import ChatBackend, Outgoing, Undeliverable
+from bridge.mirror.alerts import alert_skipped
 from bridge.mirror.batch import Batch, Part, at, take_group
 from bridge.mirror.routing import Route, Router
 from bridge.mirror.tail import Line, read_new_lines
@@ -279,9 +280,12 @@ class AgentMirror:
         rate-limited; each post's ids and the offset it allows commit together.
 
         A rate-limited backend's slot is taken *before* the next message is built: if it had to
-        wait, the lines written meanwhile are read and join the message. A message's commit
-        rides in the transaction that records the next message's intent (one transaction per
-        message in a catch-up); whatever way the loop ends, a commit still owed is written."""
+        wait, the lines written meanwhile are read and join the message, and that message's
+        intent is recorded in the transaction committing the previous one. An unpaced backend
+        (the console) has its next :data:`AHEAD` messages' intents recorded at once, in the
+        transaction committing the ones posted since: a catch-up then costs one transaction per
+        :data:`AHEAD` messages, and a crash leaves at most that many intents for the look-up
+        (``find_posted``) to settle. Whatever way the loop ends, commits still owed are written."""
         if batch.parts and self.ledger.pending(self.slug):
             arrived = await self._settle()  # a look-up first, or nothing goes out
             batch.parts = [p for p in batch.parts if p.event_id not in arrived]
@@ -289,7 +293,9 @@ class AgentMirror:
         coalesce = self.backend.coalesce
         reserve = getattr(self.backend, "reserve", None) if coalesce else None
         alone: set[str] = set()  # parts of a refused coalesced message: retried one by one
-        owed: tuple[tuple[str, ...], str, Position, int] | None = None  # posted, not committed
+        owed: list[tuple[tuple[str, ...], str]] = []  # posted, not yet committed
+        owed_at: tuple[Position, int] | None = None  # the offset they allow, bad lines counted
+        intended = 0  # parts before this index have their intents recorded
         yielded = time.monotonic()
         try:
             while i < len(batch.parts):
@@ -301,87 +307,80 @@ class AgentMirror:
                 i = take_group(parts, i, coalesce, alone)
                 group = parts[start:i]
                 ids = tuple(p.event_id for p in group)
-                first = group[0]
+                if start >= intended:
+                    plan, intended = self._plan(parts, start, coalesce, alone, reserve is None)
+                    self.ledger.commit_and_intend(
+                        self.slug, owed, batch.path, owed_at, plan, self.channel
+                    )
+                    owed, owed_at = [], None
                 msg = Outgoing(
                     self.slug,
                     self.channel,
                     "\n".join(p.text for p in group),
                     ids[0],
-                    thread=first.thread,
-                    as_file=first.as_file,
-                    filename=first.filename,
+                    thread=group[0].thread,
+                    as_file=group[0].as_file,
+                    filename=group[0].filename,
                     event_ids=ids,
                 )
-                if owed is not None:
-                    done, ref, pos, bad = owed
-                    self.ledger.commit_and_intend(
-                        self.slug, done, ref, batch.path, pos, bad, ids, msg.channel, msg.thread
-                    )
-                    owed = None
-                else:
-                    self.ledger.record_intents(self.slug, ids, msg.channel, msg.thread)
                 refused: Undeliverable | None = None
                 try:
                     ref = (await self.backend.post(msg)).ref
                 except Undeliverable as exc:
                     if exc.channel_ok and len(group) > 1:
                         alone.update(ids)  # only the part Slack refuses is skipped, not its company
-                        i = start
+                        i = intended = start  # plan (and record) its parts again, one by one
                         continue
                     refused = exc
                 # The offset may pass a line only once every part of it is posted.
                 safe = parts[i].line_start if i < len(parts) else group[-1].line_end
                 counted = [end for end in batch.bad if end <= safe]
                 batch.bad = [end for end in batch.bad if end > safe]
-                pos, bad = at(batch.position, safe), len(counted)
+                pos = at(batch.position, safe)
                 if refused is None:
-                    owed = (ids, ref, pos, bad)
+                    owed.append((ids, ref))
+                    owed_at = (pos, len(counted) + (owed_at[1] if owed_at else 0))
                 else:
-                    self.ledger.skip_posts(
-                        self.slug, ids, refused.reason, path=batch.path, position=pos, bad=bad
+                    self.ledger.commit_and_intend(
+                        self.slug, owed, batch.path, owed_at, [], self.channel
                     )
-                    await self._alert(ids, refused)
+                    owed, owed_at = [], None
+                    self.ledger.skip_posts(
+                        self.slug, ids, refused.reason, path=batch.path, position=pos,
+                        bad=len(counted),
+                    )  # fmt: skip
+                    await alert_skipped(
+                        self.slug, self.channel, self.ledger, self.backend, self._alerted, ids,
+                        refused,
+                    )  # fmt: skip
                 sent += len(group)
                 if time.monotonic() - yielded > YIELD_EVERY:
                     await asyncio.sleep(0)  # a catch-up must not starve the other agents' mirrors
                     yielded = time.monotonic()
         finally:
-            if owed is not None:
-                done, ref, pos, bad = owed
-                self.ledger.commit_posts(
-                    self.slug, done, ref, path=batch.path, position=pos, bad=bad
+            if owed:
+                self.ledger.commit_and_intend(
+                    self.slug, owed, batch.path, owed_at, [], self.channel
                 )
         return sent
 
-    async def _alert(self, ids: tuple[str, ...], refused: Undeliverable) -> None:
-        """One alert per agent and reason: the log always, the channel when it takes posts."""
-        log.warning("%s: skipped %d event(s): %s", self.slug, len(ids), refused)
-        if refused.reason in self._alerted:
-            return
-        self._alerted.add(refused.reason)
-        log.error(
-            "%s: a post was refused for good (%s); it is skipped and counted in status"
-            " (skipped_posts). Further refusals for this reason are logged as warnings only.",
-            self.slug,
-            refused,
-        )
-        if not refused.channel_ok:
-            return
-        alert_id = f"skipped:{ids[0]}"
-        if self.ledger.is_posted(self.slug, alert_id):
-            return
-        text = (
-            f":warning: agentbridge could not post a message here (Slack said "
-            f"`{refused.reason}`); it was skipped. See the runner log."
-        )
-        note = Outgoing(self.slug, self.channel, text, alert_id)
-        try:
-            self.ledger.record_intents(self.slug, (alert_id,), note.channel, None)
-            self.ledger.commit_posts(self.slug, (alert_id,), (await self.backend.post(note)).ref)
-        except Exception as exc:  # best effort: the log has it
-            log.warning("%s: could not post the skip alert (%s)", self.slug, exc)
+    @staticmethod
+    def _plan(
+        parts: list[Part], start: int, coalesce: bool, alone: set[str], ahead: bool
+    ) -> tuple[list[tuple[tuple[str, ...], str | None]], int]:
+        """The messages whose intents to record now, from ``parts[start]``: the next one, or
+        (``ahead``: an unpaced backend) the next :data:`AHEAD`; and the index after them."""
+        plan: list[tuple[tuple[str, ...], str | None]] = []
+        j = start
+        while j < len(parts) and len(plan) < (AHEAD if ahead else 1):
+            end = take_group(parts, j, coalesce, alone)
+            plan.append((tuple(p.event_id for p in parts[j:end]), parts[j].thread))
+            j = end
+        return plan, j
 
 
+AHEAD = 64
+"""Messages whose intents an unpaced backend's catch-up records in one transaction."""
 YIELD_EVERY = 0.002
 """A catch-up whose posts never suspend (an unpaced backend) yields to the loop this often."""
 MAX_BACKOFF = 300.0

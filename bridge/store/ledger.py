@@ -91,27 +91,31 @@ class Ledger:
     def commit_and_intend(
         self,
         slug: str,
-        posted: tuple[str, ...],
-        ref: str,
+        posted: list[tuple[tuple[str, ...], str]],
         path: str,
-        position: Position,
-        bad: int,
-        intents: tuple[str, ...],
+        allowed: tuple[Position, int] | None,
+        intents: list[tuple[tuple[str, ...], str | None]],
         channel: str,
-        thread: str | None,
     ) -> None:
-        """:meth:`commit_posts` of one message and :meth:`record_intents` of the next in one
-        transaction (a catch-up posts many messages back to back: one commit each, not two).
-        The intent is still committed before its chat call, so a crash loses no trace."""
+        """:meth:`commit_posts` of messages posted (``(ids, ref)`` each, with the offset and
+        bad-line count they allow) and :meth:`record_intents` of the next ones (``(ids, thread)``
+        each, in ``channel``), in one transaction: a catch-up posting many messages back to back
+        pays one commit for several, not two for each. The intents are still committed before
+        their chat calls, so a crash loses no trace."""
+        if not posted and not intents:
+            return
         now = time.time()
         with self.store.tx() as db:
-            db.executemany(
-                """UPDATE ledger SET status = 'posted', chat_ref = ?, posted_at = ?
-                   WHERE slug = ? AND event_id = ?""",
-                [(ref, now, slug, event_id) for event_id in posted],
-            )
-            _save_position(db, slug, path, position, bad)
-            _intend(db, slug, intents, channel, thread)
+            for event_ids, ref in posted:
+                db.executemany(
+                    """UPDATE ledger SET status = 'posted', chat_ref = ?, posted_at = ?
+                       WHERE slug = ? AND event_id = ?""",
+                    [(ref, now, slug, event_id) for event_id in event_ids],
+                )
+            if posted and allowed is not None:
+                _save_position(db, slug, path, allowed[0], allowed[1])
+            for event_ids, thread in intents:
+                _intend(db, slug, event_ids, channel, thread)
 
     def commit_posts(
         self,

@@ -4,6 +4,7 @@ waited for the slot join it, and every event still goes out exactly once, in ord
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 from bridge.chat.protocol import Outgoing, Posted
@@ -93,4 +94,45 @@ def test_a_catch_up_commits_each_message_with_the_next_ones_intent(tmp_path: Pat
     assert h.ledger.pending("mx") == []
     assert h.mirror.current is not None
     assert h.mirror.current.position.offset == h.path.stat().st_size
+    h.close()
+
+
+class FlakyBackend:
+    """Unpaced, one message per event; the third post fails once; posts can be looked up."""
+
+    name = "flaky"
+    coalesce = False
+    live_status = False
+
+    def __init__(self) -> None:
+        self.posts: list[Outgoing] = []
+        self.calls = 0
+
+    async def post(self, msg: Outgoing) -> Posted:
+        self.calls += 1
+        if self.calls == 3:
+            raise RuntimeError("connection reset")
+        self.posts.append(msg)
+        return Posted(str(len(self.posts)))
+
+    async def find_posted(self, channel: str, ids: object, thread: object = None) -> dict[str, str]:
+        wanted = set(ids)  # type: ignore[call-overload]
+        return {i: "x" for m in self.posts for i in m.ids if i in wanted}
+
+
+def test_intents_recorded_ahead_are_settled_after_a_failure(tmp_path: Path) -> None:
+    """An unpaced backend's catch-up records many intents in one transaction; a post failing
+    half-way leaves the unposted ones pending, and the next pass settles them by look-up and
+    posts each remaining event exactly once."""
+    backend = FlakyBackend()
+    h = Harness(tmp_path, backend)
+    h.append(*(assistant(i) for i in range(8)))
+    with contextlib.suppress(RuntimeError):
+        h.pump()
+    assert len(backend.posts) == 2 and h.ledger.pending("mx")
+    h.mirror._retry_at = 0.0  # no back-off wait in a test
+    h.pump()
+    assert [m.text for m in backend.posts] == [f"line {i}" for i in range(8)]
+    assert h.ledger.pending("mx") == []
+    assert h.ledger.posted_count("mx") == 8
     h.close()
