@@ -9,6 +9,10 @@ The protocol, per mirrored event:
    rate-limited backend coalesces a burst).
 4. ``commit_posts`` -- the posted ref, and the new file offset, in one transaction.
 
+:meth:`Ledger.commit_and_intend` does 4 for messages already posted and 2 for the next ones in
+one transaction (a catch-up's many messages then cost fewer commits); the order per message
+stays intent, call, commit.
+
 :meth:`Ledger.pending` lists intents whose outcome is unknown (a crash during the call, or a
 call whose retries ran out without an answer); the mirror asks the backend which of them really
 arrived (``find_posted``) and settles them before posting anything for them again, at start-up
