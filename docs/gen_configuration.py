@@ -35,6 +35,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from bridge.config import model as config_module
+from bridge.config import pace as pace_module
 from bridge.config import review as review_module
 from bridge.config import watchdog as watchdog_module
 from bridge.config.asks import AnswerPolicy
@@ -46,6 +47,7 @@ from bridge.config.model import (
     RuntimeDefaults,
     ScheduleConfig,
 )
+from bridge.config.pace import SlackPace
 from bridge.config.review import ReviewConfig
 from bridge.config.values import token_limit
 from bridge.config.watchdog import WatchdogConfig
@@ -65,6 +67,7 @@ SECTIONS: tuple[Section, ...] = (
     Section(AgentConfig, "`agents[]`: one agent", "agents"),
     Section(RuntimeDefaults, "`runtimes.claude`, `runtimes.codex`", "runtimes"),
     Section(RestartPolicy, "`restart`", "restart"),
+    Section(SlackPace, "`slack_pace`", "slack-pace"),
     Section(ScheduleConfig, "`agents[].schedules[]`", "schedules"),
     Section(CompactionConfig, "`agents[].compaction`", "compaction"),
     Section(ReviewConfig, "`agents[].review`: a PR-reviewer template", "review"),
@@ -247,7 +250,7 @@ def attribute_docstrings(source: str) -> dict[tuple[str, str], str]:
 
 def _config_docstrings() -> dict[tuple[str, str], str]:
     found: dict[tuple[str, str], str] = {}
-    for module in (config_module, review_module, watchdog_module):
+    for module in (config_module, review_module, watchdog_module, pace_module):
         found.update(
             attribute_docstrings(Path(inspect.getfile(module)).read_text(encoding="utf-8"))
         )

@@ -130,11 +130,18 @@ class Runtime(Protocol):
 
     announces_launch: bool
     submit_pause: float
-    """Seconds between a paste and its Enter, so the CLI does not take Enter as pasted text."""
+    """The longest wait between a paste and its Enter when the paste never shows on screen
+    (see :meth:`paste_shown`), so the CLI does not take Enter as pasted text."""
     """True when the CLI fires a hook at launch (so silence after launch means trouble)."""
 
     def is_ready_screen(self, screen: str) -> bool:
         """Whether a captured pane shows the CLI idle at its input prompt."""
+        ...
+
+    def paste_shown(self, before: str, after: str, text: str) -> bool:
+        """Whether the pane capture ``after`` shows ``text`` pasted into the composer, which the
+        capture ``before`` (taken just before the paste) did not: then Enter may follow at once
+        (:mod:`runtimes.paste`). ``submit_pause`` is only the fallback when it never shows."""
         ...
 
     model_api: str

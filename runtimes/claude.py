@@ -26,6 +26,7 @@ from runtimes.claude_screen import Key, Picker, parse_picker, picker_keys
 from runtimes.claude_signals import hook_events, screen_events
 from runtimes.events import Event, LineResult
 from runtimes.jsonfile import merge_json
+from runtimes.paste import paste_shown
 from runtimes.screen import fingerprint
 
 #: Hook events the runner subscribes to (issue: agent lifecycle).
@@ -51,6 +52,10 @@ ASK_MIN_VERSION = (2, 1, 328)
 
 def _hook(command: str, timeout: int) -> dict[str, Any]:
     return {"type": "command", "command": command, "timeout": timeout}
+
+
+#: How Claude draws a long paste in its composer (runtimes/paste.py).
+_PASTE_PLACEHOLDER = re.compile(r"\[Pasted text #\d+[^\]]*\]")
 
 
 class ClaudeRuntime:
@@ -221,6 +226,9 @@ class ClaudeRuntime:
         # "? for shortcuts" / "manual mode on" / "accept edits on" (2.1.328 and 2.1.332).
         modes = ("bypass permissions", "for shortcuts", "manual mode", "accept edits", "plan mode")
         return any(m in lowered for m in modes) and "esc to interrupt" not in lowered
+
+    def paste_shown(self, before: str, after: str, text: str) -> bool:
+        return paste_shown(before, after, text, _PASTE_PLACEHOLDER)
 
     model_api = "anthropic"
 

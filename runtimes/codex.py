@@ -28,6 +28,7 @@ from runtimes.codex_parse import parse_codex_line
 from runtimes.codex_signals import screen_events
 from runtimes.events import Event, LineResult
 from runtimes.limits import stop_failure_limit
+from runtimes.paste import paste_shown
 from runtimes.screen import fingerprint
 
 HOOK_EVENTS = (
@@ -50,6 +51,10 @@ _FILE_ID = re.compile(r"rollout-.*-([0-9a-fA-F]{8}-[0-9a-fA-F-]{27})\.jsonl$")
 def toml_str(value: str) -> str:
     """A TOML basic string (JSON's escaping is a valid subset for these characters)."""
     return json.dumps(value)
+
+
+#: How Codex draws a long paste in its composer (runtimes/paste.py).
+_PASTE_PLACEHOLDER = re.compile(r"\[Pasted Content \d+ chars\]")
 
 
 class CodexRuntime:
@@ -190,6 +195,9 @@ class CodexRuntime:
         # The composer line starts with "›"; its placeholder text varies, the glyph does not.
         has_composer = any(line.lstrip().startswith("›") for line in screen.splitlines())
         return has_composer and "esc to interrupt" not in screen.lower()
+
+    def paste_shown(self, before: str, after: str, text: str) -> bool:
+        return paste_shown(before, after, text, _PASTE_PLACEHOLDER)
 
     model_api = "openai"
 

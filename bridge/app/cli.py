@@ -226,7 +226,8 @@ def _send_direct(args: argparse.Namespace, config: Config, slug: str, text: str)
     agent = config.agent(slug)
     assert agent is not None
     try:
-        result = steer(pane, text, pause=get_runtime(agent.runtime).submit_pause)
+        runtime = get_runtime(agent.runtime)
+        result = steer(pane, text, pause=runtime.submit_pause, shown=runtime.paste_shown)
     except EmptyPrompt as err:
         print(f"agentbridge: {slug}: {err}", file=sys.stderr)
         return 1

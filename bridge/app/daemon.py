@@ -93,7 +93,7 @@ class Daemon:
         await asyncio.to_thread(hosts.place, host, [a.slug for a in config.agents])
         tmux = TmuxServer(socket)
         write_runner_info(self.state_dir, self.config_path, socket)
-        backend: ChatBackend = make_backend(self.state_dir, secrets)
+        backend: ChatBackend = make_backend(self.state_dir, secrets, config.slack_pace.model_dump())
         await backend.start()
         router = None
         if shared:

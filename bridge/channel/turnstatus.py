@@ -1,11 +1,21 @@
-"""One live status line per turn: posted when a turn starts, edited as it goes.
+"""One live status line per long turn: posted only once a turn runs a while, edited as it goes.
 
 People watching a channel want to know whether the agent is still at it without a message per
-state change, so each turn gets one small message (in the turn's thread when it came from a
-person) that is edited in place: working, waiting for input, done. Edits are throttled to one
-every few seconds (Slack's chat.update is rate limited too); the latest state always lands.
-The line is posted a moment after the turn starts, once the mirror knows which thread the turn
-belongs to.
+state change, so a turn that is still working after ``lazy`` seconds (default 5) gets one small
+message (in the turn's thread when it came from a person), edited in place: working, waiting for
+input, compacting. Why lazy, and why it goes away:
+
+- a post spends the channel's posting budget (about one message a second); a short turn's answer
+  must not queue behind its own status line, so short turns get none at all;
+- edits are ``chat.update``, a different Slack tier from posting, so they never delay the
+  mirror; they are throttled to one every few seconds and the latest state always lands;
+- when the turn ends the line is deleted (or, on a backend that cannot delete, edited to its
+  final state): the answer itself says the turn is done, and a "done" line must never sit above
+  the final answer in the thread.
+
+A state that needs a person (waiting for input) is posted without the lazy wait. The line is
+posted at least ``settle`` seconds after the turn starts, once the mirror knows which thread the
+turn belongs to.
 """
 
 from __future__ import annotations
@@ -16,7 +26,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bridge.chat.protocol import ChatBackend, Outgoing
 from bridge.lifecycle.activity import Activity
@@ -42,6 +52,11 @@ class _Line:
     wanted: str | None = None
     last_edit: float = 0.0
     task: asyncio.Task[None] | None = None
+    started: float = field(default_factory=time.monotonic)
+    ended: bool = False
+    """The turn is over: the line goes away (or shows its final state) and is never posted."""
+    poke: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set on every state change, so a lazy wait ends early for a state that needs a person."""
 
 
 class TurnStatus:
@@ -53,12 +68,14 @@ class TurnStatus:
         *,
         min_interval: float = 3.0,
         settle: float = 1.0,
+        lazy: float = 5.0,
     ) -> None:
         self.backend = backend
         self.channel_of = channel_of
         self.thread_of = thread_of
         self.min_interval = min_interval
         self.settle = settle
+        self.lazy = lazy
         self.lines: dict[str, _Line] = {}
         self.waiting_of: Callable[[str], tuple[str | None, str | None]] | None = None
         """What an agent waits for (``question`` / ``approval``) and that message's link,
@@ -90,6 +107,8 @@ class TurnStatus:
         if line is None:
             return
         line.wanted = text
+        line.ended = new is Activity.IDLE
+        line.poke.set()
         if line.task is None or line.task.done():
             line.task = asyncio.get_running_loop().create_task(self._apply(slug, line))
 
@@ -102,7 +121,9 @@ class TurnStatus:
     async def _apply(self, slug: str, line: _Line) -> None:
         try:
             if line.ref is None:
-                await asyncio.sleep(self.settle)  # let the mirror route the turn's prompt first
+                await self._until_needed(line)
+                if line.ended:
+                    return  # the turn ended before its line was needed: nothing is posted
                 line.thread = line.thread or self.thread_of(slug)
                 text = line.wanted or ""
                 posted = await self.backend.post(
@@ -110,8 +131,10 @@ class TurnStatus:
                 )
                 line.ref, line.shown, line.last_edit = posted.ref, text, time.monotonic()
             while line.wanted != line.shown:
+                if line.ended and await self._remove(line):
+                    return
                 wait = line.last_edit + self.min_interval - time.monotonic()
-                if wait > 0:
+                if wait > 0 and not line.ended:
                     await asyncio.sleep(wait)
                 text = line.wanted or ""
                 await self.backend.update(line.channel, line.ref, text)
@@ -120,6 +143,25 @@ class TurnStatus:
             raise
         except Exception as err:  # a status line is never worth breaking anything for
             log.warning("%s: status line not updated: %s", slug, err)
+
+    async def _until_needed(self, line: _Line) -> None:
+        """Sleep until the line is worth posting: ``settle`` after the start for any state,
+        ``lazy`` while the agent is only working; returns early when the turn ends."""
+        while not line.ended:
+            patience = self.lazy if line.wanted == TEXT[Activity.WORKING] else self.settle
+            wait = line.started + patience - time.monotonic()
+            if wait <= 0:
+                return
+            line.poke.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(line.poke.wait(), wait)
+
+    async def _remove(self, line: _Line) -> bool:
+        """Delete an ended turn's line; False when the backend cannot (it is edited instead)."""
+        if line.ref is None or not await self.backend.delete(line.channel, line.ref):
+            return False
+        line.shown = line.wanted
+        return True
 
     async def close(self) -> None:
         for line in self.lines.values():

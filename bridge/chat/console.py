@@ -88,6 +88,12 @@ class ConsoleBackend:
     async def react(self, channel: str, ref: str, emoji: str) -> None:
         return None
 
+    async def reserve(self, channel: str) -> float:
+        return 0.0  # the console is not rate limited
+
+    async def delete(self, channel: str, ref: str) -> bool:
+        return False  # printed lines stay printed: callers edit instead
+
     async def open_view(self, trigger_id: str, view: Mapping[str, Any]) -> None:
         return None  # no modals on a console: features fall back to a thread reply
 

@@ -47,6 +47,12 @@ class DelegatingBackend:
     async def open_view(self, trigger_id: str, view: Mapping[str, Any]) -> None:
         await self._inner.open_view(trigger_id, view)
 
+    async def reserve(self, channel: str) -> float:
+        return await self._inner.reserve(channel)
+
+    async def delete(self, channel: str, ref: str) -> bool:
+        return await self._inner.delete(channel, ref)
+
     async def react(self, channel: str, ref: str, emoji: str) -> None:
         await self._inner.react(channel, ref, emoji)
 

@@ -208,6 +208,17 @@ class ChatBackend(Protocol):
         backend has none: features then fall back to a thread reply)."""
         ...
 
+    async def reserve(self, channel: str) -> float:
+        """Wait for a posting slot in ``channel`` and keep it for the next :meth:`post` there, so
+        the caller builds that message only once the slot has come (lines arriving meanwhile
+        join it); seconds waited. Unpaced backends return 0.0 at once."""
+        ...
+
+    async def delete(self, channel: str, ref: str) -> bool:
+        """Delete one of our messages (a finished turn's status line); False where the backend
+        cannot, and the caller edits the message instead."""
+        ...
+
     async def react(self, channel: str, ref: str, emoji: str) -> None: ...
 
     async def notify_user(self, channel: str, user: str, text: str) -> None:

@@ -22,12 +22,13 @@ run through ``sh -c``. :meth:`TmuxServer.run` escapes every argument for the fir
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,8 @@ import libtmux
 
 from bridge.errors import AgentbridgeError
 from runtimes.jsonfile import flocked
+
+log = logging.getLogger("agentbridge.tmux")
 
 MARK = "@agentbridge"
 SPEC = "@agentbridge_spec"
@@ -51,8 +54,15 @@ _FIELDS = (
     SPEC,
 )
 #: Default pause between the paste and Enter (runtimes set their own: Codex treats an Enter
-#: that arrives within ~100 ms of fast input as part of the paste, FORMATS.md).
+#: that arrives within ~100 ms of fast input as part of the paste, FORMATS.md). With a
+#: ``shown`` check it is only the longest wait: Enter goes as soon as the paste is on screen.
 SUBMIT_PAUSE_S = 0.3
+#: How often the pane is captured while waiting for a paste to show.
+SHOWN_POLL_S = 0.005
+
+Shown = Callable[[str, str, str], bool]
+"""``(capture before the paste, capture now, text) -> the paste is on screen`` (a runtime's
+``paste_shown``)."""
 
 
 class TmuxError(AgentbridgeError, RuntimeError):
@@ -230,9 +240,18 @@ class AgentPane:
         return "\n".join(self.server.run("capture-pane", "-p", "-t", self.target))
 
     def paste(
-        self, text: str, *, submit: bool = True, pause: float = SUBMIT_PAUSE_S
+        self,
+        text: str,
+        *,
+        submit: bool = True,
+        pause: float = SUBMIT_PAUSE_S,
+        shown: Shown | None = None,
     ) -> PasteResult:
         """Paste ``text`` literally (bracketed paste from a named buffer), then Enter.
+
+        Enter goes as soon as ``shown`` sees the paste in a capture of the pane (the CLI has
+        taken it in, so Enter cannot become part of it); ``pause`` is then only the longest
+        wait, for a screen the check does not recognise. Without ``shown``: a fixed ``pause``.
 
         The text must already be sanitised (see :mod:`bridge.lifecycle.steer`): control characters
         here would reach the CLI as keystrokes.
@@ -246,11 +265,29 @@ class AgentPane:
                 self.server.run("load-buffer", "-b", buffer, tmp)
             finally:
                 os.unlink(tmp)
+            before = self.capture() if submit and shown is not None else ""
             self.server.run("paste-buffer", "-p", "-d", "-b", buffer, "-t", self.target)
             if submit:
-                time.sleep(pause)
+                if shown is None:
+                    time.sleep(pause)
+                elif not self._await_shown(before, text, shown, pause):
+                    log.info(
+                        "%s: the paste did not show on screen within %.2fs; pressing Enter anyway",
+                        self.session,
+                        pause,
+                    )
                 self.server.run("send-keys", "-t", self.target, "Enter")
         return PasteResult(self.target, buffer, len(text), submit)
+
+    def _await_shown(self, before: str, text: str, shown: Shown, longest: float) -> bool:
+        """Poll the pane until the paste shows (True) or ``longest`` seconds pass (False)."""
+        deadline = time.monotonic() + longest
+        while True:
+            if shown(before, self.capture(), text):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(SHOWN_POLL_S)
 
     def send_key(self, key: str) -> None:
         """Send one named key (e.g. ``Escape``) under the same lock."""

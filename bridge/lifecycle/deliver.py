@@ -186,7 +186,8 @@ class Deliverer:
             await asyncio.to_thread(pane.send_key, "Escape")
         runtime = self.runtime_of(item.slug)
         pause = runtime.submit_pause if runtime else SUBMIT_PAUSE_S
-        return await asyncio.to_thread(steer, pane, item.text, pause)
+        shown = runtime.paste_shown if runtime else None
+        return await asyncio.to_thread(steer, pane, item.text, pause, shown)
 
     async def _settle(self, item_id: int, status: str, reason: str) -> None:
         """Record a claimed row's outcome; if the store refuses, keep it for the next pass."""

@@ -25,11 +25,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bridge.chat.protocol import ChatBackend, Outgoing, Undeliverable
+from bridge.mirror.alerts import alert_skipped
+from bridge.mirror.batch import Batch, Part, at, take_group
 from bridge.mirror.routing import Route, Router
 from bridge.mirror.tail import Line, read_new_lines
 from bridge.render.event import render_event
@@ -189,32 +190,53 @@ class AgentMirror:
             source = Path(state.path).stem
             if result.position.generation:
                 source += f".g{result.position.generation}"
-            batch = _Batch(state.path, result.position)
+            batch = Batch(state.path, result.position, source)
             if self.router is not None:
                 start = result.lines[0].offset if result.lines else result.position.offset
                 self.router.resume(self.slug, Place(state.path, result.position.generation, start))
-            for n, line in enumerate(result.lines):
-                self._collect(batch, line, source)
-                if n % 64 == 63:
-                    await asyncio.sleep(0)  # let other agents' mirrors in during a catch-up
+            await self._collect_all(batch, result.lines)
             total += await self._flush(batch)
-            self.ledger.advance(self.slug, state.path, result.position, bad=len(batch.bad))
+            self.ledger.advance(self.slug, state.path, batch.position, bad=len(batch.bad))
             self.unknown.flush()
             self.current = TranscriptState(
-                state.path, state.session_id, result.position, state.bad_lines
+                state.path, state.session_id, batch.position, state.bad_lines
             )
         self.delivered += total
         return total
 
-    def _collect(self, batch: _Batch, line: Line, source: str) -> None:
-        """Parse one line into parts to post (already-posted ones are left out)."""
+    async def _collect_all(self, batch: Batch, lines: tuple[Line, ...]) -> None:
+        """Parse and render ``lines`` into the batch, then drop what is done with (one ledger
+        query for the lot, not one per event)."""
+        first = len(batch.parts)
+        for n, line in enumerate(lines):
+            self._collect(batch, line)
+            if n % 64 == 63:
+                await asyncio.sleep(0)  # let other agents' mirrors in during a catch-up
+        fresh = batch.parts[first:]
+        if fresh:
+            done = self.ledger.done_among(self.slug, [p.event_id for p in fresh])
+            if done:
+                batch.parts[first:] = [p for p in fresh if p.event_id not in done]
+
+    async def _read_on(self, batch: Batch) -> None:
+        """While a message waited for its slot the transcript may have grown: take those lines
+        into the batch now, so they leave in the same message. A reset file is left for the
+        next pass (it starts a new batch under a new generation)."""
+        result = await asyncio.to_thread(read_new_lines, Path(batch.path), batch.position)
+        if result.reset or not result.lines:
+            return
+        await self._collect_all(batch, result.lines)
+        batch.position = result.position
+
+    def _collect(self, batch: Batch, line: Line) -> None:
+        """Parse one line into parts to post (checked against the ledger by the caller)."""
         if line.oversized:
             batch.bad.append(line.end)
             log.warning(
                 "%s: skipped an oversized line at byte %d of %s", self.slug, line.offset, batch.path
             )
             return
-        parsed = self.runtime.parse_line(line.data, line.offset, source)
+        parsed = self.runtime.parse_line(line.data, line.offset, batch.source)
         self.unknown.note(parsed.unknown)
         if parsed.bad:
             batch.bad.append(line.end)
@@ -227,8 +249,8 @@ class AgentMirror:
                 listener(self.slug, event)
             if not event.mirrored:
                 continue
-            at = Place(batch.path, batch.position.generation, line.offset)
-            route = self.router.route(self.slug, event, at) if self.router else Route()
+            place = Place(batch.path, batch.position.generation, line.offset)
+            route = self.router.route(self.slug, event, place) if self.router else Route()
             if route.skip:
                 continue
             rendered = render_event(event, show_thinking=self.show_thinking)
@@ -238,11 +260,11 @@ class AgentMirror:
             pieces = [text] if rendered.as_file else split_message(text)
             for i, piece in enumerate(pieces):
                 event_id = event.id if i == 0 else f"{event.id}#{i}"
-                if event_id in batch.seen or self.ledger.is_posted(self.slug, event_id):
-                    continue  # posted before, or already in this pass (an event written twice)
+                if event_id in batch.seen:
+                    continue  # already in this pass (an event written twice)
                 batch.seen.add(event_id)
                 batch.parts.append(
-                    _Part(
+                    Part(
                         event_id,
                         piece,
                         route.thread,
@@ -253,124 +275,113 @@ class AgentMirror:
                     )
                 )
 
-    async def _flush(self, batch: _Batch) -> int:
+    async def _flush(self, batch: Batch) -> int:
         """Post the batch in order: one message per part, or coalesced when the backend is
-        rate-limited; each post's ids and the offset it allows commit together."""
+        rate-limited; each post's ids and the offset it allows commit together.
+
+        A rate-limited backend's slot is taken *before* the next message is built: if it had to
+        wait, the lines written meanwhile are read and join the message, and that message's
+        intent is recorded in the transaction committing the previous one. An unpaced backend
+        (the console) has its next :data:`AHEAD` messages' intents recorded at once, in the
+        transaction committing the ones posted since: a catch-up then costs one transaction per
+        :data:`AHEAD` messages, and a crash leaves at most that many intents for the look-up
+        (``find_posted``) to settle. Whatever way the loop ends, commits still owed are written."""
         if batch.parts and self.ledger.pending(self.slug):
             arrived = await self._settle()  # a look-up first, or nothing goes out
             batch.parts = [p for p in batch.parts if p.event_id not in arrived]
-        parts, i, sent = batch.parts, 0, 0
+        i, sent = 0, 0
         coalesce = self.backend.coalesce
+        reserve = self.backend.reserve if coalesce else None
         alone: set[str] = set()  # parts of a refused coalesced message: retried one by one
-        while i < len(parts):
-            start = i
-            group = [parts[i]]
-            i += 1
-            if coalesce and not group[0].as_file and group[0].event_id not in alone:
-                size = len(group[0].text)
-                while (
-                    i < len(parts)
-                    and not parts[i].as_file
-                    and parts[i].thread == group[0].thread
-                    and size + 1 + len(parts[i].text) <= COALESCE_LIMIT
-                ):
-                    size += 1 + len(parts[i].text)
-                    group.append(parts[i])
-                    i += 1
-            ids = tuple(p.event_id for p in group)
-            first = group[0]
-            msg = Outgoing(
-                self.slug,
-                self.channel,
-                "\n".join(p.text for p in group),
-                ids[0],
-                thread=first.thread,
-                as_file=first.as_file,
-                filename=first.filename,
-                event_ids=ids,
-            )
-            self.ledger.record_intents(self.slug, ids, msg.channel, msg.thread)
-            refused: Undeliverable | None = None
-            try:
-                ref = (await self.backend.post(msg)).ref
-            except Undeliverable as exc:
-                if exc.channel_ok and len(group) > 1:
-                    alone.update(ids)  # only the part Slack refuses is skipped, not its company
-                    i = start
-                    continue
-                refused = exc
-            # The offset may pass a line only once every part of it is posted.
-            safe = parts[i].line_start if i < len(parts) else group[-1].line_end
-            counted = [end for end in batch.bad if end <= safe]
-            batch.bad = [end for end in batch.bad if end > safe]
-            at, bad = _at(batch.position, safe), len(counted)
-            if refused is None:
-                self.ledger.commit_posts(self.slug, ids, ref, path=batch.path, position=at, bad=bad)
-            else:
-                self.ledger.skip_posts(
-                    self.slug, ids, refused.reason, path=batch.path, position=at, bad=bad
+        owed: list[tuple[tuple[str, ...], str]] = []  # posted, not yet committed
+        owed_at: tuple[Position, int] | None = None  # the offset they allow, bad lines counted
+        intended = 0  # parts before this index have their intents recorded
+        yielded = time.monotonic()
+        try:
+            while i < len(batch.parts):
+                if reserve is not None:
+                    waited = await reserve(self.channel)
+                    if waited > 0 and take_group(batch.parts, i, True, alone) == len(batch.parts):
+                        await self._read_on(batch)  # everything left fits: let more join it
+                parts, start = batch.parts, i
+                i = take_group(parts, i, coalesce, alone)
+                group = parts[start:i]
+                ids = tuple(p.event_id for p in group)
+                if start >= intended:
+                    plan, intended = self._plan(parts, start, coalesce, alone, reserve is None)
+                    self.ledger.commit_and_intend(
+                        self.slug, owed, batch.path, owed_at, plan, self.channel
+                    )
+                    owed, owed_at = [], None
+                msg = Outgoing(
+                    self.slug,
+                    self.channel,
+                    "\n".join(p.text for p in group),
+                    ids[0],
+                    thread=group[0].thread,
+                    as_file=group[0].as_file,
+                    filename=group[0].filename,
+                    event_ids=ids,
                 )
-                await self._alert(ids, refused)
-            sent += len(group)
-            await asyncio.sleep(0)  # a catch-up must not starve the other agents' mirrors
+                refused: Undeliverable | None = None
+                try:
+                    ref = (await self.backend.post(msg)).ref
+                except Undeliverable as exc:
+                    if exc.channel_ok and len(group) > 1:
+                        alone.update(ids)  # only the part Slack refuses is skipped, not its company
+                        i = intended = start  # plan (and record) its parts again, one by one
+                        continue
+                    refused = exc
+                # The offset may pass a line only once every part of it is posted.
+                safe = parts[i].line_start if i < len(parts) else group[-1].line_end
+                counted = [end for end in batch.bad if end <= safe]
+                batch.bad = [end for end in batch.bad if end > safe]
+                pos = at(batch.position, safe)
+                if refused is None:
+                    owed.append((ids, ref))
+                    owed_at = (pos, len(counted) + (owed_at[1] if owed_at else 0))
+                else:
+                    self.ledger.commit_and_intend(
+                        self.slug, owed, batch.path, owed_at, [], self.channel
+                    )
+                    owed, owed_at = [], None
+                    self.ledger.skip_posts(
+                        self.slug, ids, refused.reason, path=batch.path, position=pos,
+                        bad=len(counted),
+                    )  # fmt: skip
+                    await alert_skipped(
+                        self.slug, self.channel, self.ledger, self.backend, self._alerted, ids,
+                        refused,
+                    )  # fmt: skip
+                sent += len(group)
+                if time.monotonic() - yielded > YIELD_EVERY:
+                    await asyncio.sleep(0)  # a catch-up must not starve the other agents' mirrors
+                    yielded = time.monotonic()
+        finally:
+            if owed:
+                self.ledger.commit_and_intend(
+                    self.slug, owed, batch.path, owed_at, [], self.channel
+                )
         return sent
 
-    async def _alert(self, ids: tuple[str, ...], refused: Undeliverable) -> None:
-        """One alert per agent and reason: the log always, the channel when it takes posts."""
-        log.warning("%s: skipped %d event(s): %s", self.slug, len(ids), refused)
-        if refused.reason in self._alerted:
-            return
-        self._alerted.add(refused.reason)
-        log.error(
-            "%s: a post was refused for good (%s); it is skipped and counted in status"
-            " (skipped_posts). Further refusals for this reason are logged as warnings only.",
-            self.slug,
-            refused,
-        )
-        if not refused.channel_ok:
-            return
-        alert_id = f"skipped:{ids[0]}"
-        if self.ledger.is_posted(self.slug, alert_id):
-            return
-        text = (
-            f":warning: agentbridge could not post a message here (Slack said "
-            f"`{refused.reason}`); it was skipped. See the runner log."
-        )
-        note = Outgoing(self.slug, self.channel, text, alert_id)
-        try:
-            self.ledger.record_intents(self.slug, (alert_id,), note.channel, None)
-            self.ledger.commit_posts(self.slug, (alert_id,), (await self.backend.post(note)).ref)
-        except Exception as exc:  # best effort: the log has it
-            log.warning("%s: could not post the skip alert (%s)", self.slug, exc)
+    @staticmethod
+    def _plan(
+        parts: list[Part], start: int, coalesce: bool, alone: set[str], ahead: bool
+    ) -> tuple[list[tuple[tuple[str, ...], str | None]], int]:
+        """The messages whose intents to record now, from ``parts[start]``: the next one, or
+        (``ahead``: an unpaced backend) the next :data:`AHEAD`; and the index after them."""
+        plan: list[tuple[tuple[str, ...], str | None]] = []
+        j = start
+        while j < len(parts) and len(plan) < (AHEAD if ahead else 1):
+            end = take_group(parts, j, coalesce, alone)
+            plan.append((tuple(p.event_id for p in parts[j:end]), parts[j].thread))
+            j = end
+        return plan, j
 
 
-#: Coalesced messages stay well under Slack's 4,000-character comfort limit.
-COALESCE_LIMIT = 3500
+AHEAD = 64
+"""Messages whose intents an unpaced backend's catch-up records in one transaction."""
+YIELD_EVERY = 0.002
+"""A catch-up whose posts never suspend (an unpaced backend) yields to the loop this often."""
 MAX_BACKOFF = 300.0
 """Longest wait between two attempts of a mirror whose posts keep failing."""
-
-
-@dataclass
-class _Part:
-    event_id: str
-    text: str
-    thread: str | None
-    as_file: bool
-    filename: str | None
-    line_start: int
-    line_end: int
-
-
-@dataclass
-class _Batch:
-    path: str
-    position: Position
-    parts: list[_Part] = field(default_factory=list)
-    bad: list[int] = field(default_factory=list)
-    seen: set[str] = field(default_factory=set)
-    """Event ids already taken in this pass (a line may repeat an earlier line's event)."""
-    """End offsets of malformed lines not yet counted in a commit."""
-
-
-def _at(pos: Position, offset: int) -> Position:
-    return Position(offset, pos.inode, pos.generation)

@@ -9,6 +9,10 @@ The protocol, per mirrored event:
    rate-limited backend coalesces a burst).
 4. ``commit_posts`` -- the posted ref, and the new file offset, in one transaction.
 
+:meth:`Ledger.commit_and_intend` does 4 for messages already posted and 2 for the next ones in
+one transaction (a catch-up's many messages then cost fewer commits); the order per message
+stays intent, call, commit.
+
 :meth:`Ledger.pending` lists intents whose outcome is unknown (a crash during the call, or a
 call whose retries ran out without an answer); the mirror asks the backend which of them really
 arrived (``find_posted``) and settles them before posting anything for them again, at start-up
@@ -69,16 +73,52 @@ class Ledger:
         self, slug: str, event_ids: tuple[str, ...], channel: str, thread: str | None = None
     ) -> None:
         """``channel``/``thread`` say where to look for the post when settling after a crash."""
-        first = event_ids[0] if event_ids else ""
-        where = json.dumps({"channel": channel, "thread": thread, "first": first})
         with self.store.tx() as db:
-            db.executemany(
-                """INSERT INTO ledger (slug, event_id, status, payload, created_at)
-                   VALUES (?, ?, 'pending', ?, ?)
-                   ON CONFLICT(slug, event_id) DO UPDATE SET payload = excluded.payload
-                   WHERE status = 'pending'""",
-                [(slug, event_id, where, time.time()) for event_id in event_ids],
+            _intend(db, slug, event_ids, channel, thread)
+
+    def done_among(self, slug: str, event_ids: list[str]) -> set[str]:
+        """Which of ``event_ids`` are done with (posted or skipped): one query per 500 ids, for
+        a catch-up that would otherwise ask :meth:`is_posted` once per event."""
+        done: set[str] = set()
+        for start in range(0, len(event_ids), 500):
+            chunk = event_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.store.query(
+                f"SELECT event_id FROM ledger WHERE slug = ? AND event_id IN ({marks})"
+                " AND status IN ('posted', 'skipped')",
+                (slug, *chunk),
             )
+            done.update(str(r[0]) for r in rows)
+        return done
+
+    def commit_and_intend(
+        self,
+        slug: str,
+        posted: list[tuple[tuple[str, ...], str]],
+        path: str,
+        allowed: tuple[Position, int] | None,
+        intents: list[tuple[tuple[str, ...], str | None]],
+        channel: str,
+    ) -> None:
+        """:meth:`commit_posts` of messages posted (``(ids, ref)`` each, with the offset and
+        bad-line count they allow) and :meth:`record_intents` of the next ones (``(ids, thread)``
+        each, in ``channel``), in one transaction: a catch-up posting many messages back to back
+        pays one commit for several, not two for each. The intents are still committed before
+        their chat calls, so a crash loses no trace."""
+        if not posted and not intents:
+            return
+        now = time.time()
+        with self.store.tx() as db:
+            for event_ids, ref in posted:
+                db.executemany(
+                    """UPDATE ledger SET status = 'posted', chat_ref = ?, posted_at = ?
+                       WHERE slug = ? AND event_id = ?""",
+                    [(ref, now, slug, event_id) for event_id in event_ids],
+                )
+            if posted and allowed is not None:
+                _save_position(db, slug, path, allowed[0], allowed[1])
+            for event_ids, thread in intents:
+                _intend(db, slug, event_ids, channel, thread)
 
     def commit_posts(
         self,
@@ -215,6 +255,24 @@ class Ledger:
             "SELECT COALESCE(SUM(bad_lines), 0) FROM transcripts WHERE slug = ?", (slug,)
         )
         return int(rows[0][0])
+
+
+def _intend(
+    db: Conn,
+    slug: str,
+    event_ids: tuple[str, ...],
+    channel: str,
+    thread: str | None,
+) -> None:
+    first = event_ids[0] if event_ids else ""
+    where = json.dumps({"channel": channel, "thread": thread, "first": first})
+    db.executemany(
+        """INSERT INTO ledger (slug, event_id, status, payload, created_at)
+           VALUES (?, ?, 'pending', ?, ?)
+           ON CONFLICT(slug, event_id) DO UPDATE SET payload = excluded.payload
+           WHERE status = 'pending'""",
+        [(slug, event_id, where, time.time()) for event_id in event_ids],
+    )
 
 
 def _save_position(db: Conn, slug: str, path: str, pos: Position, bad: int = 0) -> None:

@@ -26,7 +26,9 @@ class Pane:
         self.error = error
         self.pastes: list[str] = []
 
-    def paste(self, text: str, *, submit: bool = True, pause: float = 0.0) -> PasteResult:
+    def paste(
+        self, text: str, *, submit: bool = True, pause: float = 0.0, shown: object = None
+    ) -> PasteResult:
         if self.error is not None:
             raise self.error
         self.pastes.append(text)

@@ -25,6 +25,7 @@ from bridge.chat.protocol import (
     Receipt,
 )
 from bridge.chat.slack.files import download
+from bridge.chat.slack.pacing import Pace, Pacer
 from bridge.chat.slack.posting import SlackPosting
 
 log = logging.getLogger("agentbridge.slack")
@@ -43,7 +44,8 @@ class SlackBackend(SlackPosting):
         app_token: str,
         api_url: str | None = None,
         *,
-        min_interval: float = 1.0,
+        min_interval: float | None = None,
+        pace: Pace | None = None,
         attempts: int = 8,
         lookup_attempts: int = 5,
     ) -> None:
@@ -52,7 +54,9 @@ class SlackBackend(SlackPosting):
             token=bot_token, base_url=base if base.endswith("/") else base + "/", retry_handlers=[]
         )
         self.app_token = app_token
-        self.min_interval = min_interval
+        if pace is None:  # min_interval=0 (tests): no pacing at all; else Slack's limits
+            pace = Pace(per_second=0, workspace_per_second=0) if min_interval == 0 else Pace()
+        self.pacer = Pacer(pace)
         self.attempts = attempts
         self.lookup_attempts = lookup_attempts
         self.channels: dict[str, str] = {}
@@ -63,7 +67,6 @@ class SlackBackend(SlackPosting):
         self.incoming: asyncio.Queue[Incoming] = asyncio.Queue()
         self.accepting = True
         self.receipts: set[Receipt] = set()
-        self._pace: dict[str, tuple[asyncio.Lock, list[float]]] = {}
         self._names: dict[str, str] = {}
         self._members: dict[str, tuple[float, int]] = {}
         self._transport: Any = None

@@ -2,8 +2,10 @@
 
 Rules, and why:
 
-- about one message per second per channel (Slack's posting limit); the mirror coalesces bursts;
-- 429 waits out ``Retry-After`` (Slack rejected the call before acting, so no look-up);
+- paced as Slack limits posting (:mod:`bridge.chat.slack.pacing`: a small burst per channel, a
+  workspace budget); the mirror reserves its slot first and coalesces what waited for it;
+- 429 waits out ``Retry-After`` (Slack rejected the call before acting, so no look-up), and
+  holds every other post to that channel for as long;
 - a failure whose outcome is unknown (5xx, reset, timeout: the call may have taken effect) is
   retried only after looking the post up by its identity, so a post Slack accepted is never
   posted twice. slack_sdk's own retry handlers are off for that reason. The look-up itself
@@ -23,7 +25,6 @@ Rules, and why:
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import re
@@ -39,6 +40,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from bridge.chat.protocol import Outgoing, Posted, Undeliverable
+from bridge.chat.slack.pacing import Pacer
 
 log = logging.getLogger("agentbridge.slack")
 
@@ -101,13 +103,21 @@ def _ambiguous(exc: BaseException | None) -> bool:
     return exc is not None and _status(exc) != 429
 
 
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds a 429 asks us to wait (None: not a 429)."""
+    if not (isinstance(exc, SlackApiError) and _status(exc) == 429):
+        return None
+    try:
+        return max(float(exc.response.headers.get("Retry-After", 1)), 0.0)
+    except (TypeError, ValueError):
+        return 1.0
+
+
 def _wait(state: RetryCallState) -> float:
     exc = state.outcome.exception() if state.outcome else None
-    if isinstance(exc, SlackApiError) and _status(exc) == 429:
-        try:
-            return max(float(exc.response.headers.get("Retry-After", 1)), 0.0)
-        except (TypeError, ValueError):
-            return 1.0
+    after = retry_after(exc) if exc is not None else None
+    if after is not None:
+        return after
     return float(min(0.5 * 2 ** (state.attempt_number - 1), 30.0))
 
 
@@ -134,19 +144,20 @@ class SlackPosting:
     client: AsyncWebClient
     attempts: int
     lookup_attempts: int
-    min_interval: float
-    _pace: dict[str, tuple[asyncio.Lock, list[float]]]
+    pacer: Pacer
 
     def channel_id(self, channel: str) -> str:
         raise NotImplementedError
 
-    async def _paced(self, channel: str) -> None:
-        lock, last = self._pace.setdefault(channel, (asyncio.Lock(), [0.0]))
-        async with lock:
-            wait = last[0] + self.min_interval - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            last[0] = time.monotonic()
+    async def reserve(self, channel: str) -> float:
+        """Wait for a posting slot in ``channel`` and keep it for the next :meth:`post` there,
+        so the caller can build that post once the slot has come (seconds waited)."""
+        return await self.pacer.reserve(self.channel_id(channel))
+
+    @property
+    def rate_limited(self) -> int:
+        """429 answers Slack gave this backend so far."""
+        return self.pacer.rate_limited
 
     async def _call(
         self,
@@ -174,6 +185,9 @@ class SlackPosting:
                     return await method(**kwargs)
                 except BaseException as exc:
                     last = exc
+                    after = retry_after(exc)
+                    if after is not None and isinstance(kwargs.get("channel"), str):
+                        self.pacer.hold(kwargs["channel"], after)
                     if _retryable(exc):
                         log.warning(
                             "slack: %s failed (%s); retrying",
@@ -187,7 +201,7 @@ class SlackPosting:
         channel = self.channel_id(msg.channel)
         form, joined = Form(as_file=msg.as_file), False
         while True:
-            await self._paced(channel)
+            await self.pacer.slot(channel)
             try:
                 return await self._send(channel, msg, form)
             except SlackApiError as err:
@@ -272,6 +286,12 @@ class SlackPosting:
             text=text,
             blocks=list(blocks) if blocks is not None else [],
         )
+
+    async def delete(self, channel: str, ref: str) -> bool:
+        """Delete one of our messages (a finished turn's status line); ``chat.delete`` is not a
+        posting method, so it spends none of the channel's posting budget."""
+        await self._call(self.client.chat_delete, channel=self.channel_id(channel), ts=ref)
+        return True
 
     async def find_posted(
         self, channel: str, event_ids: Sequence[str], thread: str | None = None
