@@ -21,39 +21,14 @@ from typing import Any
 import pytest
 
 from bridge.devtools.slack_emulator import SlackEmulator
+from tests.browser import browser
 from tests.integration.test_demo import SLUGS, Demo, demo_runner
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",  # this machine refuses every outside connection
-    "--disable-component-update",
-    "--disable-sync",
-]
+__all__ = ["browser"]  # the fixture, imported for this module
+
 ANSWER_TIMEOUT_MS = 90_000
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    """Debian's Chromium under Playwright, or a skip that says what is missing."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} missing: run deploy/install-test-deps.sh (apt chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("the playwright package is missing: pip install -e '.[dev]'")
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture
