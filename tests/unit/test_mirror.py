@@ -7,7 +7,6 @@ import io
 import json
 import re
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -24,25 +23,7 @@ from bridge.store.ledger import Ledger
 from bridge.store.queue import Kind, PromptQueue, QueueItem
 from runtimes import agent_session_id
 from runtimes.claude_parse import parse_claude_line
-from tests.unit.mirror_support import Harness, prompt
-
-
-def assistant(i: int, text: str | None = None) -> str:
-    return (
-        json.dumps(
-            {
-                "type": "assistant",
-                "uuid": str(uuid.uuid4()),
-                "message": {
-                    "id": f"msg_{i}",
-                    "role": "assistant",
-                    "content": [{"type": "text", "text": text or f"line {i}"}],
-                    "usage": {"input_tokens": 1, "output_tokens": 1},
-                },
-            }
-        )
-        + "\n"
-    )
+from tests.unit.mirror_support import Harness, assistant, prompt
 
 
 class Rig:
