@@ -110,11 +110,7 @@ class Ledger:
         now = time.time()
         with self.store.tx() as db:
             for event_ids, ref in posted:
-                db.executemany(
-                    """UPDATE ledger SET status = 'posted', chat_ref = ?, posted_at = ?
-                       WHERE slug = ? AND event_id = ?""",
-                    [(ref, now, slug, event_id) for event_id in event_ids],
-                )
+                _mark_posted(db, slug, event_ids, ref, now)
             if posted and allowed is not None:
                 _save_position(db, slug, path, allowed[0], allowed[1])
             for event_ids, thread in intents:
@@ -133,11 +129,7 @@ class Ledger:
         """Record the post of these events and, in the same transaction, the offset it allows."""
         now = time.time()
         with self.store.tx() as db:
-            db.executemany(
-                """UPDATE ledger SET status = 'posted', chat_ref = ?, posted_at = ?
-                   WHERE slug = ? AND event_id = ?""",
-                [(ref, now, slug, event_id) for event_id in event_ids],
-            )
+            _mark_posted(db, slug, event_ids, ref, now)
             if path is not None and position is not None:
                 _save_position(db, slug, path, position, bad)
 
@@ -255,6 +247,15 @@ class Ledger:
             "SELECT COALESCE(SUM(bad_lines), 0) FROM transcripts WHERE slug = ?", (slug,)
         )
         return int(rows[0][0])
+
+
+def _mark_posted(db: Conn, slug: str, event_ids: tuple[str, ...], ref: str, now: float) -> None:
+    """The events of one posted message are done, with the chat ref they went out as."""
+    db.executemany(
+        """UPDATE ledger SET status = 'posted', chat_ref = ?, posted_at = ?
+           WHERE slug = ? AND event_id = ?""",
+        [(ref, now, slug, event_id) for event_id in event_ids],
+    )
 
 
 def _intend(
