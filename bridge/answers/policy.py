@@ -26,7 +26,9 @@ class PolicyHost(Protocol):
 
     book: AskBook
 
-    async def finish(self, row: AskRow, answer: Answer, user: str, said: str) -> str | None: ...
+    async def finish(
+        self, row: AskRow, answer: Answer, user: str, said: str, then: str | None = None
+    ) -> str | None: ...
 
     async def say(self, row: AskRow, text: str) -> None: ...
 
@@ -81,5 +83,4 @@ async def run_policy(
     if waiter.done():
         return
     answer, said = timeout_answer(row.ask, policy, timeout)
-    if await service.finish(row, answer, "policy", said) is None:
-        await service.say(row, f":hourglass: {said}")
+    await service.finish(row, answer, "policy", said, then=f":hourglass: {said}")

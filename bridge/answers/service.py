@@ -318,8 +318,15 @@ class Answers:
         self._forms.add((row.id, action.user))
         return None
 
-    async def finish(self, row: AskRow, answer: Answer, user: str, said: str) -> str | None:
-        """Commit ``answer`` (first one wins), wake the waiting hook, rewrite the message."""
+    async def finish(
+        self, row: AskRow, answer: Answer, user: str, said: str, then: str | None = None
+    ) -> str | None:
+        """Commit ``answer`` (first one wins), wake the waiting hook, rewrite the message.
+
+        The rewrite runs in the background (a click's acknowledgement must not wait on Slack's
+        pacing); ``then`` is a thread note posted after it, so whoever reads the note finds the
+        buttons already gone.
+        """
         if not await asyncio.to_thread(self.book.answer, row.id, answer, user, said):
             return "This was answered already."
         waiter = self._waiters.get(row.id)
@@ -327,8 +334,13 @@ class Answers:
             waiter.set_result(answer)
         who = "agentbridge" if user == "policy" else f"<@{user}>"
         mark = ":no_entry:" if answer.verdict in ("deny", "refuse") else ":white_check_mark:"
-        self._tasks.spawn(self.close_message(row, f"{mark} {who} {said}"))
+        self._tasks.spawn(self._close_then_say(row, f"{mark} {who} {said}", then))
         return None
+
+    async def _close_then_say(self, row: AskRow, outcome: str, then: str | None) -> None:
+        await self.close_message(row, outcome)
+        if then is not None:
+            await self.say(row, then)
 
     async def close_message(self, row: AskRow, outcome: str) -> None:
         fresh = await asyncio.to_thread(self.book.get, row.id)

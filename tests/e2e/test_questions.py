@@ -226,8 +226,12 @@ def test_nobody_answers_a_reminder_then_the_timeout_policy(
     wait_until(
         lambda: any(told in t for t in thread_texts(slack, channel, root)), 60, "the channel told"
     )
-    closed = current(slack, channel, msg["ts"])
-    assert not buttons(closed) and told in json.dumps(closed["blocks"])
+    closed = wait_until(
+        lambda: (m := current(slack, channel, msg["ts"])) and not buttons(m) and m,
+        60,
+        "the buttons gone",
+    )
+    assert told in json.dumps(closed["blocks"])
     if on_timeout == "default":
         expected = 'answered: Your questions have been answered: "Which size?"="small"'
     else:

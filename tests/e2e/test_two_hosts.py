@@ -1,14 +1,17 @@
 """Two runners on one machine, as two hosts (`a`, `b`: two tmux servers, two state dirs) sharing
 one Slack app (the emulator hands each event to one randomly chosen open Socket Mode
-connection, as Slack does) and one real Postgres. Each message must reach its agent's queue on
-its agent's host exactly once, whichever runner Slack picked; with `a` stopped, `a`'s messages
-wait in the database and are delivered once when it returns.
+connection, as Slack does) and one real Postgres. Each message must reach its agent exactly once
+(one queue row on its agent's host, and the model behind the real CLI reads it once), whichever
+runner Slack picked; with `a` stopped, `a`'s messages wait in the database and are delivered
+once when it returns.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,11 @@ class Hosts:
     def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.url, autocommit=True) as conn:
             return list(conn.execute(query.encode(), params or None).fetchall())
+
+    def model_read(self, pattern: str) -> Counter[str]:
+        """How often each match of ``pattern`` was in a prompt the (shared) fake model read."""
+        prompts = [r.prompt or "" for r in self.fleets["a"].anthropic.requests if r.kind == "turn"]
+        return Counter(m for p in prompts for m in re.findall(pattern, p))
 
     def queued_keys(self, slug: str) -> list[str]:
         rows = self.sql("SELECT dedupe_key FROM prompt_queue WHERE slug = %s", slug)
@@ -120,6 +128,14 @@ def test_fifty_messages_each_reach_their_agent_once_whichever_runner_slack_picke
         60,
         "every routed event drained",
     )
+    # ... and the agents read each one exactly once. Claude folds steers that wait mid-turn into
+    # one message, now and then two glued in one block, hence no word boundary in the pattern
+    # ("note 1 for a1" still never matches inside "note 10 for a1").
+    notes = {f"note {i} for {slug}" for i in range(50) for slug in sent}
+    pattern = r"note \d+ for [ab]1"
+    wait_until(lambda: set(hosts.model_read(pattern)) >= notes, 180, "every note read by its agent")
+    read = hosts.model_read(pattern)
+    assert set(read) == notes and set(read.values()) == {1}, f"read twice: {read.most_common(3)}"
     # each host delivers only its own agent's prompts (the queue is scoped per host)
     for host, fleet in hosts.fleets.items():
         other = "b1" if host == "a" else "a1"

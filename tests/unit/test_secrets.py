@@ -149,6 +149,7 @@ def test_a_tmux_server_started_with_the_tokens_does_not_pass_them_on(
     assert set(seen) - set(env) <= {
         "TMUX",
         "TMUX_PANE",
+        "SHELL",  # tmux sets it to the pane's shell when the runner's own env has none
         "TERM",
         "TERM_PROGRAM",
         "TERM_PROGRAM_VERSION",
