@@ -13,10 +13,11 @@ typed during a turn and show it to the model at its next step, which is what a p
 wants. What the CLI then does with several such messages is its own: Claude Code 2.1.332 folds
 the ones waiting at a step into one user message (one text block each, now and then two glued
 in one block) and may hand a later one to the model before earlier ones still in its queue.
-The runner's guarantee ends at the pane: each row pasted once, whole, in order. Scheduled prompts, nudges, tasks and ``/compact`` wait for a turn boundary (idle), and
-nothing is pasted while the agent is starting, compacting, waiting for a permission answer or
-dead. Within one agent, eligible items go out oldest first; an item that must wait for idle does
-not hold back a steering message behind it.
+The runner's guarantee ends at the pane: each row pasted once, whole, in order. Scheduled
+prompts, nudges, tasks and ``/compact`` wait for a turn boundary (idle), and nothing is pasted
+while the agent is starting, compacting, waiting for a permission answer or dead. Within one
+agent, eligible items go out oldest first; an item that must wait for idle does not hold back a
+steering message behind it.
 
 During a usage limit (activity ``limited``) nothing is pasted: every kind is held. At the reset
 the ``continue`` prompt goes first, then the held items in order (a steer as soon as the
