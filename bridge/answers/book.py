@@ -119,6 +119,16 @@ class AskBook:
         rows = self.store.query("SELECT * FROM asks WHERE id = ?", (ask_id,))
         return AskRow.of(rows[0]) if rows else None
 
+    def posting(self, ask_id: int, channel: str, thread: str | None) -> None:
+        """Where the message is about to go, written before the post: a runner that dies between
+        the post and :meth:`posted` leaves this behind, and the next one looks there for the
+        message (by its event id) before posting it again."""
+        with self.store.tx() as db:
+            db.execute(
+                "UPDATE asks SET channel = ?, thread = ? WHERE id = ? AND message_ref IS NULL",
+                (channel, thread, ask_id),
+            )
+
     def posted(self, ask_id: int, channel: str, ref: str, thread: str | None, link: str) -> None:
         with self.store.tx() as db:
             db.execute(

@@ -182,23 +182,26 @@ class Answers:
             return row
         lock = self._posting.setdefault(row.id, asyncio.Lock())
         async with lock:
-            fresh = await asyncio.to_thread(self.book.get, row.id)
-            if fresh is not None and fresh.message_ref:
+            fresh = await asyncio.to_thread(self.book.get, row.id) or row
+            if fresh.message_ref:
                 return fresh
-            channel = self.config.channel_of(row.slug)
-            thread = self.thread(row.slug)
-            posted = await self.backend.post(
-                Outgoing(
-                    row.slug,
-                    channel,
-                    fallback_text(row.slug, row.ask),
-                    f"ask:{row.id}:{uuid.uuid4().hex[:8]}",
-                    thread=thread,
-                    blocks=tuple(ask_blocks(row.slug, row.id, row.ask)),
-                )
-            )
-            link = self.link(channel, posted.ref, thread)
-            await asyncio.to_thread(self.book.posted, row.id, channel, posted.ref, thread, link)
+            # The event id is stable (row id and the CLI's own call id), so a message posted by
+            # a runner that died before recording it is found instead of posted twice.
+            event_id = f"ask:{row.id}:{row.key}"
+            ref: str | None = None
+            if fresh.channel:  # an earlier attempt got as far as the post: look first
+                channel, thread = fresh.channel, fresh.thread
+                ref = (await self.backend.find_posted(channel, [event_id], thread)).get(event_id)
+            else:
+                channel, thread = self.config.channel_of(row.slug), self.thread(row.slug)
+                await asyncio.to_thread(self.book.posting, row.id, channel, thread)
+            if ref is None:
+                blocks = tuple(ask_blocks(row.slug, row.id, row.ask))
+                text = fallback_text(row.slug, row.ask)
+                outgoing = Outgoing(row.slug, channel, text, event_id, thread=thread, blocks=blocks)
+                ref = (await self.backend.post(outgoing)).ref
+            link = self.link(channel, ref, thread)
+            await asyncio.to_thread(self.book.posted, row.id, channel, ref, thread, link)
             again = await asyncio.to_thread(self.book.get, row.id)
             return again or row
 

@@ -325,6 +325,51 @@ class Backend:
     async def open_view(self, trigger_id: str, view: Mapping[str, Any]) -> None:
         return None
 
+    async def find_posted(
+        self, channel: str, event_ids: Sequence[str], thread: str | None = None
+    ) -> dict[str, str]:
+        return {
+            e: f"100.{n}"
+            for n, p in enumerate(self.posts, 1)
+            for e in event_ids
+            if p.event_id == e and p.thread == thread
+        }
+
+
+def test_a_question_posted_before_a_crash_is_found_not_posted_again(
+    store: Store, tmp_path: Path
+) -> None:
+    """The runner dies after Slack took the question but before the message was recorded: the
+    next runner finds it by its event id (in the thread it went to) and posts nothing."""
+    config = parse_config(
+        f"agents:\n- slug: a\n  workdir: {tmp_path}\n  channel: '#a'\n  allowed_users: [UALICE]\n",
+        tmp_path / "agents.yaml",
+    )
+    backend = Backend()
+    book = AskBook(store)
+    ask = question_ask("PreToolUse", QUESTION)
+    assert ask is not None
+    row, _ = book.open_or_create("a", ask)
+    real_posted = book.posted
+    book.posted = lambda *a, **k: (_ for _ in ()).throw(OSError("killed"))  # type: ignore[method-assign]
+    first = Answers(config, store, backend, ActivityTracker(), lambda slug: "50.1")  # type: ignore[arg-type]
+    first.book = book
+    with pytest.raises(OSError):
+        asyncio.run(first.posted_waiter(row))
+    assert len(backend.posts) == 1
+    book.posted = real_posted  # type: ignore[method-assign]
+
+    async def again() -> str | None:
+        # a new runner, and a new turn thread by now: the look-up goes where the post went
+        second = Answers(config, store, backend, ActivityTracker(), lambda slug: "60.1")  # type: ignore[arg-type]
+        fresh = book.get(row.id)
+        assert fresh is not None
+        posted, _waiter = await second.posted_waiter(fresh)
+        await second.close()
+        return posted.message_ref
+
+    assert asyncio.run(again()) == "100.1" and len(backend.posts) == 1
+
 
 def test_only_allowed_people_answer_and_the_hook_gets_it(store: Store, tmp_path: Path) -> None:
     config = parse_config(
