@@ -11,14 +11,11 @@ Rows go ``requested`` (from ``agentbridge review``: only the reference is known 
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
-
-from bridge.store.db import Store
+from bridge.store.db import Store, execute_unless_taken
 
 ACTIVE = ("running",)
 FINISHED = ("done", "failed")
@@ -95,23 +92,25 @@ class Reviews:
             if row is not None:
                 return None, Review(**dict(row))
             values = {**fields, "status": "running", "created_at": time.time()}
-            try:
-                if request_id is not None:
-                    sets = ", ".join(f"{k} = ?" for k in values)
-                    db.execute(
-                        f"UPDATE reviews SET {sets} WHERE id = ?", (*values.values(), request_id)
-                    )
-                    return request_id, None
-                cols = ", ".join(values)
-                marks = ", ".join("?" for _ in values)
-                cur = db.execute(
-                    f"INSERT INTO reviews ({cols}) VALUES ({marks})", tuple(values.values())
+            # The check above and the write below race with another runner's on Postgres; the
+            # unique index decides, and the loser is told "taken" rather than failing.
+            if request_id is not None:
+                sets = ", ".join(f"{k} = ?" for k in values)
+                sql, params = (
+                    f"UPDATE reviews SET {sets} WHERE id = ?",
+                    (*values.values(), request_id),
                 )
-            except (
-                sqlite3.IntegrityError,
-                psycopg.IntegrityError,
-            ):  # belt and braces: unique index
+            else:
+                marks = ", ".join("?" for _ in values)
+                sql, params = (
+                    f"INSERT INTO reviews ({', '.join(values)}) VALUES ({marks})",
+                    tuple(values.values()),
+                )
+            cur = execute_unless_taken(db, sql, params)
+            if cur is None:
                 return None, None
+            if request_id is not None:
+                return request_id, None
             return int(cur.lastrowid or 0), None
 
     def update(self, review_id: int, **fields: Any) -> None:

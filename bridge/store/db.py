@@ -60,6 +60,24 @@ class Conn(Protocol):
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor: ...
 
 
+def execute_unless_taken(db: Conn, sql: str, parameters: Sequence[Any]) -> Cursor | None:
+    """Run a statement a unique index may refuse (a racing writer got there first): None when
+    it was refused, and the transaction around it goes on. The savepoint is what makes that
+    true on Postgres, which otherwise aborts the whole transaction at the first error."""
+    db.execute("SAVEPOINT unless_taken")
+    try:
+        cursor = db.execute(sql, parameters)
+    except Exception as err:
+        db.execute("ROLLBACK TO SAVEPOINT unless_taken")
+        db.execute("RELEASE SAVEPOINT unless_taken")
+        # sqlite3's IntegrityError, or any psycopg error with SQLSTATE unique_violation
+        if isinstance(err, sqlite3.IntegrityError) or getattr(err, "sqlstate", "") == "23505":
+            return None
+        raise
+    db.execute("RELEASE SAVEPOINT unless_taken")
+    return cursor
+
+
 @dataclass(frozen=True, slots=True)
 class AgentRow:
     slug: str

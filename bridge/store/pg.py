@@ -110,6 +110,8 @@ class PgConn:
         except BaseException:
             self.failed = True
             raise
+        if text.lstrip().upper().startswith("ROLLBACK TO"):
+            self.failed = False  # the savepoint undid the failed statement; the rest stands
         return PgCursor(cursor, returning)
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> PgCursor:

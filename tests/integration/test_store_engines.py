@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.store.db import Store
+from bridge.store.db import Store, execute_unless_taken
 from bridge.store.hosts import HostBook
 from bridge.store.ledger import Intent, Ledger
 from bridge.store.position import Position
@@ -173,3 +173,22 @@ agents:
     assert not checks[("host c", None)].ok and "never started" in checks[("host c", None)].detail
     assert not checks[("placement", "loose")].ok
     assert check_cluster(config.model_copy(update={"store": None}), tmp_path, {}) == []
+
+
+def test_a_write_a_unique_index_refuses_leaves_the_transaction_going(store: Store) -> None:
+    """Two runners starting the same review at once: the second's insert breaks the unique
+    index. It is told "taken" (None) and the rest of its transaction still commits (Postgres
+    would abort the whole transaction without the savepoint)."""
+    row = (
+        "INSERT INTO reviews (ref, repo, number, head, status, via, created_at)"
+        " VALUES (?, 'o/r', 7, 'abc', 'running', 'test', 1)"
+    )
+    with store.tx() as db:
+        assert execute_unless_taken(db, row, ("first",)) is not None
+    with store.tx() as db:
+        assert execute_unless_taken(db, row, ("second",)) is None
+        db.execute(row.replace("'abc'", "'def'"), ("after",))
+    with pytest.raises(Exception, match="nowhere"), store.tx() as db:
+        execute_unless_taken(db, "INSERT INTO nowhere VALUES (1)", ())  # others raise
+    refs = [r[0] for r in store.query("SELECT ref FROM reviews ORDER BY id")]
+    assert refs == ["first", "after"]
