@@ -131,7 +131,10 @@ _FALLBACK: dict[tuple[type[BaseModel], str], str] = {
         "must exist when the config is loaded."
     ),
     (AgentConfig, "channel"): (
-        "The agent's chat channel: `#name` or a channel id (`C…`, `G…`, `D…`). Unset: `#<slug>`."
+        "The agent's chat channel: `#name` or a channel id (`C…`, `G…`, `D…`). Unset: `#<slug>`. "
+        "Agents may share one: a reply in a thread goes to the agent owning the thread, and a "
+        "top-level message to the one agent there still running; otherwise it is refused with "
+        "a note, never guessed."
     ),
     (AgentConfig, "model"): (
         "The model (`--model` for Claude, `-m` for Codex). Unset: `runtimes.<runtime>.model`, "

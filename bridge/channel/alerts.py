@@ -111,8 +111,8 @@ class Alerts:
     async def on_action(self, action: Action) -> str | None:
         verb = action.action_id.removeprefix(PREFIX)
         slug = action.value or ""
-        agent = self.inbound.agent_for(action.channel)
-        if verb not in DONE or agent is None or agent.slug != slug:
+        agent = self.inbound.config.agent(slug)
+        if verb not in DONE or agent is None or not self.inbound.belongs(agent, action.channel):
             return "This button does not belong to an agent of this channel."
         if not self.inbound.allowed(agent, action.user):
             return f"Sorry, you are not allowed to control `{slug}`."

@@ -2,7 +2,9 @@
 
 Rules, in order:
 - only channels (and their threads) that belong to an agent are listened to; bots are ignored
-  unless the agent says ``allow_bots``;
+  unless the agent says ``allow_bots``; in a channel several agents share, a reply goes to the
+  agent owning its thread, and a message that names nobody is refused with a note
+  (:mod:`bridge.store.recipient`), never guessed;
 - a redelivered message (Slack sends an event again when its ack was late or lost, and after a
   crash before the ack) is recognised by its channel and ``ts`` in the database, not in memory,
   so it is queued once across restarts too;
@@ -31,9 +33,10 @@ from pathlib import Path
 from bridge.channel.files import save_files, with_files
 from bridge.chat.protocol import ChatBackend, Incoming, Outgoing
 from bridge.config import access
-from bridge.config.model import AgentConfig, Config, channel_for
+from bridge.config.model import AgentConfig, Config
 from bridge.lifecycle.steer import sanitize
 from bridge.store.queue import Kind, PromptQueue, QueueItem
+from bridge.store.recipient import Recipient, agents_in, recipient
 
 log = logging.getLogger("agentbridge.inbound")
 
@@ -94,13 +97,13 @@ class Inbound:
     def update_config(self, config: Config) -> None:
         self.config = config
 
-    def agent_for(self, channel: str) -> AgentConfig | None:
-        ids = self.channel_ids()
-        for agent in self.config.enabled_agents():
-            wanted = channel_for(agent)
-            if channel in (wanted, ids.get(wanted)):
-                return agent
-        return None
+    def recipient(self, channel: str, thread: str | None) -> Recipient:
+        """Who a message in ``channel`` (a reply in ``thread``) is for."""
+        return recipient(self.config, self.queue.store, channel, thread, self.channel_ids())
+
+    def belongs(self, agent: AgentConfig, channel: str) -> bool:
+        """Whether ``channel`` (a name or an id) is ``agent``'s."""
+        return agent in agents_in(self.config, channel, self.channel_ids())
 
     def allowed(self, agent: AgentConfig, user: str) -> bool:
         return may_steer(self.config, agent, user, in_channel=True)
@@ -134,12 +137,15 @@ class Inbound:
         return item
 
     async def _handle(self, msg: Incoming) -> QueueItem | None:
-        agent = self.agent_for(msg.channel)
+        found = self.recipient(msg.channel, msg.thread)
+        agent = found.agent
+        key = f"slack:{msg.channel}:{msg.ref}"
         if agent is None:
+            if found.why and not msg.is_bot and not self._answered(key):
+                await self._unaddressed(msg, found.why)
             return None
         if msg.is_bot and not agent.allow_bots:
             return None
-        key = f"slack:{msg.channel}:{msg.ref}"
         if self._kept(agent.slug, key):
             log.info("%s: message %s delivered again; already queued", agent.slug, msg.ref)
             return None
@@ -199,6 +205,19 @@ class Inbound:
         )
         await self.backend.react(msg.channel, msg.ref, RECEIVED)
         return self.queue.get(item_id)
+
+    async def _unaddressed(self, msg: Incoming, why: str) -> None:
+        """A message in a shared channel that names no agent: the note goes to someone who
+        could have steered one of them; anyone else gets the usual private refusal."""
+        here = agents_in(self.config, msg.channel, self.channel_ids())
+        if any(self.allowed(a, msg.user) for a in here):
+            log.info("%s: message %s names no agent of the channel; not sent", msg.channel, msg.ref)
+            self._keep(msg)
+            await self._refuse(msg, why)
+        elif here:
+            await self.backend.notify_user(
+                msg.channel, msg.user, refusal(self.config, here[0], "steer")
+            )
 
     def _to_file(self, slug: str, msg: Incoming, text: str) -> str:
         folder = self.inbox / slug

@@ -47,9 +47,10 @@ from psycopg import sql
 from bridge.aio import wait_event
 from bridge.chat.delegate import DelegatingBackend
 from bridge.chat.protocol import Action, ActionHandler, ChatBackend, CommandHandler, Incoming
-from bridge.config.model import AgentConfig, Config, channel_for
+from bridge.config.model import AgentConfig, Config
 from bridge.store.hosts import HostBook
 from bridge.store.pg import PgConn, PgStore
+from bridge.store.recipient import recipient
 
 log = logging.getLogger("agentbridge.cluster")
 
@@ -137,13 +138,10 @@ class RoutedBackend(DelegatingBackend):
 
     # -- where an event belongs ------------------------------------------------------------
 
-    def agent_of_channel(self, channel: str) -> AgentConfig | None:
-        ids = self._inner.channels
-        for agent in self._config.enabled_agents():
-            wanted = channel_for(agent)
-            if channel and channel in (wanted, ids.get(wanted)):
-                return agent
-        return None
+    def agent_of(self, channel: str, thread: str | None) -> AgentConfig | None:
+        """The agent an event in ``channel`` (in ``thread``, or on the message ``thread``) is
+        for; None (handled here, where the inbound side refuses or ignores it) when unclear."""
+        return recipient(self._config, self._store, channel, thread, self._inner.channels).agent
 
     def _remote_host(self, agent: AgentConfig | None) -> str | None:
         """The other host that owns ``agent``; None when it is ours (or nobody's)."""
@@ -178,7 +176,7 @@ class RoutedBackend(DelegatingBackend):
 
     async def _pump(self) -> None:
         async for msg in self._inner.receive():
-            target = self._remote_host(self.agent_of_channel(msg.channel))
+            target = self._remote_host(self.agent_of(msg.channel, msg.thread))
             if target is None:
                 self._local.append(msg)
                 self._wake.set()
@@ -239,7 +237,7 @@ class RoutedBackend(DelegatingBackend):
         handler = self._action
         if handler is None:
             return None
-        target = self._remote_host(self.agent_of_channel(action.channel))
+        target = self._remote_host(self.agent_of(action.channel, action.message_ref or None))
         if target is None:
             return await handler(action)
         return await self._ask("action", action.channel, _payload(action), target, "This")

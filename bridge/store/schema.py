@@ -208,4 +208,9 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX answer_audit_slug ON answer_audit(slug, at);
     """,
+    # 9: who owns a thread, for routing replies in a shared channel (bridge/store/recipient.py)
+    """
+    CREATE INDEX ledger_chat_ref ON ledger(chat_ref) WHERE chat_ref IS NOT NULL;
+    CREATE INDEX turn_routes_thread ON turn_routes(thread) WHERE thread IS NOT NULL;
+    """,
 )

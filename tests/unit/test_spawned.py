@@ -151,7 +151,7 @@ def test_agents_added_by_a_reload_get_their_channel_resolved(tmp_path: Path) -> 
         while len(backend.asked) < 2 and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         assert backend.asked == [["#one"], ["#two"]]
-        assert chat.inbound.agent_for("CTWO000000") is not None  # steering reaches it
+        assert chat.inbound.recipient("CTWO000000", None).agent is not None  # steering reaches it
         chat.update_config(parse_config(config_path.read_text(), config_path))
         await asyncio.sleep(0)
         assert len(backend.asked) == 2  # nothing new: nothing asked
