@@ -17,7 +17,14 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from bridge.chat.protocol import ActionHandler, CommandHandler, Incoming, Outgoing, Posted
+from bridge.chat.protocol import (
+    ActionHandler,
+    Attachment,
+    CommandHandler,
+    Incoming,
+    Outgoing,
+    Posted,
+)
 
 
 class ConsoleBackend:
@@ -121,6 +128,14 @@ class ConsoleBackend:
                     if event_id in wanted:
                         found[event_id] = str(record["ref"])
         return found
+
+    def attachment(self, file_id: str, name: str, size: int, source: str) -> Attachment:
+        """The console shares no files; one routed here cannot be fetched (the agent is told)."""
+
+        async def fetch(limit: int) -> bytes:
+            raise ValueError("the console backend cannot fetch files")
+
+        return Attachment(file_id=file_id, name=name, size=size, fetch=fetch, source=source)
 
     async def receive(self) -> AsyncIterator[Incoming]:
         while True:

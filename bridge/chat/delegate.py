@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from bridge.chat.protocol import ChatBackend, Incoming, Outgoing, Posted
+from bridge.chat.protocol import Attachment, ChatBackend, Incoming, Outgoing, Posted
 
 
 class DelegatingBackend:
@@ -63,6 +63,9 @@ class DelegatingBackend:
         self, channel: str, event_ids: Sequence[str], thread: str | None = None
     ) -> dict[str, str]:
         return await self._inner.find_posted(channel, event_ids, thread)
+
+    def attachment(self, file_id: str, name: str, size: int, source: str) -> Attachment:
+        return self._inner.attachment(file_id, name, size, source)
 
     def receive(self) -> AsyncIterator[Incoming]:
         return self._inner.receive()

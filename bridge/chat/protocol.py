@@ -103,6 +103,10 @@ class Attachment:
     name: str
     size: int
     fetch: Callable[[int], Awaitable[bytes]] = field(compare=False, repr=False)
+    source: str = ""
+    """Where the backend fetches it from (Slack's ``url_private_download``): not a secret, it
+    needs the backend's credentials, and what lets another runner's backend fetch the same
+    file for a message routed to it (:meth:`ChatBackend.attachment`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +236,11 @@ class ChatBackend(Protocol):
 
         A backend that cannot tell returns ``{}``, and those events are posted again.
         """
+        ...
+
+    def attachment(self, file_id: str, name: str, size: int, source: str) -> Attachment:
+        """A file another runner's backend of the same app received (a message routed here
+        from another host), fetched with this backend's own credentials."""
         ...
 
     def receive(self) -> AsyncIterator[Incoming]:

@@ -22,8 +22,9 @@ agent on host A may reach host B's runner. :class:`RoutedBackend` wraps the chat
   instead of waiting (a stale ``restart`` hours later would surprise), and a modal submission
   (no channel) is handled where it lands.
 
-Files shared with a routed message arrive at the owner as names only (their download needs the
-receiving backend's objects); noted in docs/scaling.md as open.
+Files shared with a routed message travel as their id, name, size and download address; the
+owner's backend fetches them with its own token (:meth:`ChatBackend.attachment`), so the agent
+gets the same inbox files as on a single box.
 """
 
 from __future__ import annotations
@@ -73,14 +74,21 @@ def _payload(value: Any) -> dict[str, Any]:
             out[f.name] = list(item)
         elif f.name == "form":
             out[f.name] = dict(item)
+        elif f.name == "files":  # what the owner's backend needs to fetch them itself
+            out[f.name] = [
+                {"file_id": a.file_id, "name": a.name, "size": a.size, "source": a.source}
+                for a in item
+            ]
     return out
 
 
-def _rebuild(cls: type[Any], data: dict[str, Any]) -> Any:
+def _rebuild(cls: type[Any], data: dict[str, Any], backend: ChatBackend) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs = {k: v for k, v in data.items() if k in names}
     if "values" in kwargs:
         kwargs["values"] = tuple(kwargs["values"])
+    if "files" in kwargs:
+        kwargs["files"] = tuple(backend.attachment(**f) for f in kwargs["files"])
     return cls(**kwargs)
 
 
@@ -319,13 +327,15 @@ class RoutedBackend(DelegatingBackend):
                 try:
                     with self._store.join(conn):
                         if kind == "message":
-                            yield _rebuild(Incoming, payload)
+                            yield _rebuild(Incoming, payload, self._inner)
                         elif kind == "command" and self._command is not None:
                             outcome = await self._command(
                                 str(payload["user"]), str(payload["channel"]), str(payload["text"])
                             )
                         elif kind == "action" and self._action is not None:
-                            outcome = await self._action(_rebuild(Action, payload)) or ""
+                            outcome = (
+                                await self._action(_rebuild(Action, payload, self._inner)) or ""
+                            )
                 except Exception:
                     log.exception("route: %s %s in %s failed", kind, event_id, channel)
                     conn.failed = True

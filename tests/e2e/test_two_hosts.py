@@ -156,6 +156,10 @@ def test_a_stopped_hosts_messages_wait_and_arrive_once_when_it_returns(hosts: Ho
         f"slack:{channel}:{hosts.slack.post_as_user(alice, channel, f'while a is away {i}')}"
         for i in range(10)
     ]
+    # b alone is connected, so a shared file for a1 is surely routed: a's backend fetches it
+    body = b"routed-file-5c1e\n"
+    ts = hosts.slack.post_files_as_user(alice, channel, [("notes.txt", body)], text="see file")
+    keys.append(f"slack:{channel}:{ts}")
     wait_until(
         lambda: (
             len(
@@ -163,10 +167,10 @@ def test_a_stopped_hosts_messages_wait_and_arrive_once_when_it_returns(hosts: Ho
                     "SELECT 1 FROM inbound_events WHERE target_host = 'a' AND done_at IS NULL"
                 )
             )
-            == 10
+            == 11
         ),
         60,
-        "b keeps a's messages",
+        "b keeps a's messages (and the file's address)",
     )
     assert hosts.queued_keys("a1") == []  # nothing reaches a1 while its host is away
 
@@ -181,6 +185,10 @@ def test_a_stopped_hosts_messages_wait_and_arrive_once_when_it_returns(hosts: Ho
     a.start_runner()
     wait_until(lambda: set(hosts.queued_keys("a1")) >= set(keys), 120, "a1's messages delivered")
     assert sorted(hosts.queued_keys("a1")) == sorted(keys)
+    [saved] = list((a.state_dir / "inbox" / "a1").iterdir())  # on a's disk, whole
+    assert saved.read_bytes() == body and saved.name.endswith("notes.txt")
+    [(text,)] = hosts.sql("SELECT text FROM prompt_queue WHERE dedupe_key = %s", keys[-1])
+    assert text.startswith("see file") and str(saved) in text
     wait_until(
         lambda: any("is back" in str(m.get("text", "")) for m in hosts.slack.messages(channel)),
         60,

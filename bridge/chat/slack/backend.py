@@ -19,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.chat.protocol import (
     ActionHandler,
+    Attachment,
     CommandHandler,
     Incoming,
     NotKept,
@@ -170,6 +171,11 @@ class SlackBackend(SlackPosting):
     async def download(self, url: str, limit: int) -> bytes:
         """A shared file's bytes, with the bot token (see :mod:`bridge.chat.slack.files`)."""
         return await download(self.client, url, limit)
+
+    def attachment(self, file_id: str, name: str, size: int, source: str) -> Attachment:
+        from bridge.chat.slack.listeners import attachment
+
+        return attachment(self, file_id, name, size, source)
 
     async def user_name(self, user: str) -> str:
         if user not in self._names:

@@ -120,28 +120,30 @@ def register(transport: Any, backend: ListenerHost) -> None:
         transport.on_event(name, on_other)
 
 
+def attachment(backend: ListenerHost, file_id: str, name: str, size: int, url: str) -> Attachment:
+    """A shared file, fetched later from ``url`` with the bot token."""
+
+    async def fetch(limit: int) -> bytes:
+        if not url:
+            raise ValueError("Slack gave no download URL for this file")
+        return await backend.download(url, limit)
+
+    return Attachment(file_id=file_id, name=name, size=size, fetch=fetch, source=url)
+
+
 def attachments(backend: ListenerHost, event: dict[str, Any]) -> tuple[Attachment, ...]:
-    """The files of a ``file_share`` message, each fetched later with the bot token."""
-    out: list[Attachment] = []
-    for f in event.get("files") or []:
-        if not isinstance(f, dict):
-            continue
-        url = str(f.get("url_private_download") or f.get("url_private") or "")
-
-        async def fetch(limit: int, url: str = url) -> bytes:
-            if not url:
-                raise ValueError("Slack gave no download URL for this file")
-            return await backend.download(url, limit)
-
-        out.append(
-            Attachment(
-                file_id=str(f.get("id") or ""),
-                name=str(f.get("name") or f.get("title") or "file"),
-                size=int(f.get("size") or 0),
-                fetch=fetch,
-            )
+    """The files of a ``file_share`` message."""
+    return tuple(
+        attachment(
+            backend,
+            str(f.get("id") or ""),
+            str(f.get("name") or f.get("title") or "file"),
+            int(f.get("size") or 0),
+            str(f.get("url_private_download") or f.get("url_private") or ""),
         )
-    return tuple(out)
+        for f in event.get("files") or []
+        if isinstance(f, dict)
+    )
 
 
 def _crash_point() -> None:
