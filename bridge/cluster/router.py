@@ -47,7 +47,14 @@ from psycopg import sql
 
 from bridge.aio import wait_event
 from bridge.chat.delegate import DelegatingBackend
-from bridge.chat.protocol import Action, ActionHandler, ChatBackend, CommandHandler, Incoming
+from bridge.chat.protocol import (
+    Action,
+    ActionHandler,
+    ChatBackend,
+    CommandHandler,
+    Incoming,
+    Outgoing,
+)
 from bridge.config.model import AgentConfig, Config
 from bridge.store.hosts import HostBook
 from bridge.store.pg import PgConn, PgStore
@@ -267,11 +274,32 @@ class RoutedBackend(DelegatingBackend):
                 log.warning("route: LISTEN %s lost (%s); reconnecting", channel, err)
                 self._stopping.wait(1.0)
 
+    def _too_old(self, received_at: float) -> bool:
+        limit = self._config.routed_max_wait_minutes
+        return limit is not None and time.time() - received_at > limit * 60
+
+    async def _expired(self, msg: Incoming) -> str:
+        """Tell the sender a message that waited too long for this host was not pasted."""
+        agent = self.agent_of(msg.channel, msg.thread)
+        limit = self._config.routed_max_wait_minutes
+        name = f"`{agent.slug}`" if agent else "its agent"
+        text = (
+            f":warning: Not delivered to {name}: its host `{self._host}` was away for longer "
+            f"than `routed_max_wait_minutes` ({limit:g} min). Send it again if it still applies."
+        )
+        await self._inner.post(
+            Outgoing(
+                "", msg.channel, text, f"expired:{msg.channel}:{msg.ref}", msg.thread or msg.ref
+            )
+        )
+        log.info("route: message %s in %s waited too long; not delivered", msg.ref, msg.channel)
+        return "expired"
+
     def _claim(self) -> tuple[ExitStack, PgConn, Any] | None:
         stack = ExitStack()
         conn = stack.enter_context(self._store.claimed())
         rows = conn.execute(
-            """SELECT event_id, kind, channel, payload, attempts FROM inbound_events
+            """SELECT event_id, kind, channel, payload, attempts, received_at FROM inbound_events
                WHERE target_host = ? AND done_at IS NULL ORDER BY received_at
                LIMIT 1 FOR UPDATE SKIP LOCKED""",
             (self._host,),
@@ -326,7 +354,9 @@ class RoutedBackend(DelegatingBackend):
                 outcome = "handled"
                 try:
                     with self._store.join(conn):
-                        if kind == "message":
+                        if kind == "message" and self._too_old(float(row[5])):
+                            outcome = await self._expired(_rebuild(Incoming, payload, self._inner))
+                        elif kind == "message":
                             yield _rebuild(Incoming, payload, self._inner)
                         elif kind == "command" and self._command is not None:
                             outcome = await self._command(

@@ -75,6 +75,17 @@ class FleetPlacement(BaseModel):
         ),
     )
 
+    routed_max_wait_minutes: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "A message that waited longer than this for its agent's host to come back (routed "
+            "by another host's runner while it was down) is not pasted when the host returns: "
+            "its sender gets a thread reply saying it was not delivered and why. Unset: "
+            "everything is delivered however long it waited (shared store only)."
+        ),
+    )
+
 
 def runner_host(environ: Mapping[str, str] | None = None) -> str:
     """This runner's identity: ``AGENTBRIDGE_HOST``, else the machine's hostname."""

@@ -195,3 +195,40 @@ def test_a_stopped_hosts_messages_wait_and_arrive_once_when_it_returns(hosts: Ho
         "the back note",
     )
     assert len(down_notes()) == 1  # reported once, by one of the runners
+
+
+def test_with_a_wait_limit_messages_older_than_it_are_reported_not_pasted(hosts: Hosts) -> None:
+    """``routed_max_wait_minutes``: what waited longer than that for `a` is not pasted when `a`
+    returns (a stale instruction hours later would surprise); its sender is told in thread."""
+    a, b = hosts.fleets["a"], hosts.fleets["b"]
+    for fleet in (a, b):
+        fleet.write_config(host_down_after_seconds=3, routed_max_wait_minutes=0.05)  # 3 s
+    b.start_runner()
+    _connected(hosts, 1)
+    channel = hosts.channels["a1"]
+    alice = hosts.alice  # type: ignore[attr-defined]
+    ts = hosts.slack.post_as_user(alice, channel, "stale by the time a is back")
+    wait_until(
+        lambda: hosts.sql(
+            "SELECT 1 FROM inbound_events WHERE target_host = 'a'"
+            " AND received_at < EXTRACT(EPOCH FROM now()) - 4"
+        ),
+        60,
+        "the message older than the limit",
+    )
+    a.start_runner()
+
+    def told() -> list[str]:
+        return [
+            str(m.get("text", ""))
+            for m in hosts.slack.thread(channel, ts)
+            if "Not delivered to `a1`" in str(m.get("text", ""))
+        ]
+
+    wait_until(told, 90, "the sender told")
+    assert "routed_max_wait_minutes" in told()[0]
+    assert hosts.sql("SELECT outcome FROM inbound_events") == [("expired",)]
+    assert hosts.queued_keys("a1") == []
+    # a fresh message goes through as ever
+    fresh = hosts.slack.post_as_user(alice, channel, "fresh one")
+    wait_until(lambda: f"slack:{channel}:{fresh}" in hosts.queued_keys("a1"), 90, "fresh queued")
