@@ -14,10 +14,10 @@ exactly; else the one the screen shows) goes through the same asks row and Block
 as a hook question, keyed by the tool_use_id, so the click is stored before it is typed and a
 runner restart neither loses nor repeats it (an answered-but-undelivered row is typed by the
 next runner once it sees the picker). The keys go through the pane's lock (``send_key`` one at
-a time, free text through the literal paste); the row is marked delivered only when the
-transcript shows that tool call's result. No result within :data:`CONFIRM_S`: the thread is
-told, and the row stays answered (never typed twice). A refusal by the timeout policy presses
-Escape (the picker's cancel).
+a time, each once the screen shows the one before, free text through the literal paste); the
+row is marked delivered only when the transcript shows that tool call's result. No result
+within :data:`CONFIRM_S`: the thread is told, and the row stays answered (never typed twice).
+A refusal by the timeout policy presses Escape (the picker's cancel).
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ CONFIRM_S = 60.0
 """How long after the keys the transcript must show the tool result."""
 SCREEN_S = 10.0
 """How long to wait for the picker of the next question (several in one call)."""
+KEY_S = 2.0
+"""The longest wait for one key of an answer to show on screen before the next is sent."""
 
 
 class KeyPane(Protocol):
@@ -196,11 +198,13 @@ class PaneFallback:
             if not keys:
                 return False
             for kind, key in keys:
+                before = await asyncio.to_thread(pane.capture)
                 if kind == "text":
                     text = sanitize(key).text.replace("\n", " ")
                     await asyncio.to_thread(pane.paste, text, submit=False)
                 else:
                     await asyncio.to_thread(pane.send_key, key)
+                await _taken(pane, before)
         return True
 
     async def _picker_for(self, runtime: Runtime, pane: KeyPane, text: str) -> Picker | None:
@@ -226,6 +230,18 @@ class PaneFallback:
     async def close(self) -> None:
         for task in list(self._watchers.values()):
             task.cancel()
+
+
+async def _taken(pane: KeyPane, before: str) -> None:
+    """Wait (at most :data:`KEY_S`) for the screen to change after a key: keys that reach a
+    busy CLI in one read arrive as one input ("13" rather than "1" then "3"), which a picker
+    ignores. A key that changes nothing on screen (the option already under the cursor) costs
+    the full wait, once."""
+    deadline = time.monotonic() + KEY_S
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+        if await asyncio.to_thread(pane.capture) != before:
+            return
 
 
 def _same(screen: str, text: str) -> bool:

@@ -17,26 +17,22 @@ Waiting is bounded by the agent's ``answers`` policy (:mod:`bridge.answers.polic
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 from bridge.aio import TaskSet
 from bridge.answers.blocks import (
     Click,
-    ask_blocks,
-    closed_blocks,
     esc,
-    fallback_text,
     modal,
     parse_action,
 )
 from bridge.answers.book import AskBook, AskRow
+from bridge.answers.message import AskMessages
 from bridge.answers.policy import run_policy
 from bridge.channel.inbound import may_steer
-from bridge.chat.protocol import Action, ChatBackend, Outgoing
+from bridge.chat.protocol import Action, ChatBackend
 from bridge.config.model import Config
 from bridge.hooks.server import HookMessage
 from bridge.lifecycle.activity import Activity, ActivityTracker
@@ -62,9 +58,11 @@ class Answers:
         self.backend = backend
         self.tracker = tracker
         self.thread_of = thread_of
+        self.messages = AskMessages(
+            self.book, backend, lambda slug: self.config.channel_of(slug), self.thread
+        )
         self.closing = False
         self._waiters: dict[int, asyncio.Future[Answer]] = {}
-        self._posting: dict[int, asyncio.Lock] = {}
         self._watchers: dict[int, asyncio.Task[Any]] = {}
         self._tasks = TaskSet()
         self._threads: dict[str, str | None] = {}
@@ -138,7 +136,7 @@ class Answers:
             waiter = self._waiters[row.id] = asyncio.get_running_loop().create_future()
         if not row.link:
             self.tracker.asking(row.slug, row.kind, None)  # the link follows once posted
-        row = await self._ensure_posted(row)
+        row = await self.messages.ensure_posted(row)
         self.tracker.asking(row.slug, row.kind, row.link)
         agent = self.config.agent(row.slug)
         if row.id not in self._watchers and agent is not None:
@@ -161,7 +159,7 @@ class Answers:
 
     def _forget(self, ask_id: int) -> None:
         self._waiters.pop(ask_id, None)
-        self._posting.pop(ask_id, None)
+        self.messages.forget(ask_id)
         self._clicks.pop(ask_id, None)
         watcher = self._watchers.pop(ask_id, None)
         if watcher is not None and watcher is not asyncio.current_task():
@@ -171,48 +169,11 @@ class Answers:
         self._forget(row.id)
         if await asyncio.to_thread(self.book.abandon, row.id):
             self.tracker.answered(row.slug)
-            await self.close_message(
+            await self.messages.close(
                 row,
                 ":heavy_minus_sign: No longer waiting: answered in the terminal, "
                 "interrupted, or the agent's hook timed out.",
             )
-
-    async def _ensure_posted(self, row: AskRow) -> AskRow:
-        if row.message_ref:
-            return row
-        lock = self._posting.setdefault(row.id, asyncio.Lock())
-        async with lock:
-            fresh = await asyncio.to_thread(self.book.get, row.id) or row
-            if fresh.message_ref:
-                return fresh
-            # The event id is stable (row id and the CLI's own call id), so a message posted by
-            # a runner that died before recording it is found instead of posted twice.
-            event_id = f"ask:{row.id}:{row.key}"
-            ref: str | None = None
-            if fresh.channel:  # an earlier attempt got as far as the post: look first
-                channel, thread = fresh.channel, fresh.thread
-                ref = (await self.backend.find_posted(channel, [event_id], thread)).get(event_id)
-            else:
-                channel, thread = self.config.channel_of(row.slug), self.thread(row.slug)
-                await asyncio.to_thread(self.book.posting, row.id, channel, thread)
-            if ref is None:
-                blocks = tuple(ask_blocks(row.slug, row.id, row.ask))
-                text = fallback_text(row.slug, row.ask)
-                outgoing = Outgoing(row.slug, channel, text, event_id, thread=thread, blocks=blocks)
-                ref = (await self.backend.post(outgoing)).ref
-            link = self.link(channel, ref, thread)
-            await asyncio.to_thread(self.book.posted, row.id, channel, ref, thread, link)
-            again = await asyncio.to_thread(self.book.get, row.id)
-            return again or row
-
-    def link(self, channel: str, ref: str, thread: str | None) -> str:
-        """A permalink to the message, built the way Slack's own permalinks are; "" when the
-        backend has no addressable messages (the console)."""
-        if self.backend.name != "slack":
-            return ""
-        cid = self.backend.channels.get(channel, channel)
-        url = f"https://slack.com/archives/{cid}/p{ref.replace('.', '')}"
-        return f"{url}?thread_ts={thread}&cid={cid}" if thread else url
 
     # -- the click side ----------------------------------------------------------------------
 
@@ -272,7 +233,7 @@ class Answers:
             )
         else:
             return None
-        return await self.finish(row, answer, user, said)
+        return await self.finish(row, answer, user, said, at=action)
 
     async def _question(self, row: AskRow, click: Click, action: Action) -> str | None:
         questions = row.ask.questions
@@ -309,7 +270,7 @@ class Answers:
             return None
         answers = {questions[i].text: str(partial[str(i)]) for i in range(len(questions))}
         said = "; ".join(f"{esc(k)} → *{esc(v)}*" for k, v in answers.items())
-        return await self.finish(row, Answer("answers", answers), action.user, said)
+        return await self.finish(row, Answer("answers", answers), action.user, said, at=action)
 
     async def _open_modal(
         self, action: Action, row: AskRow, form: str, question: int, title: str, label: str
@@ -322,13 +283,21 @@ class Answers:
         return None
 
     async def finish(
-        self, row: AskRow, answer: Answer, user: str, said: str, then: str | None = None
+        self,
+        row: AskRow,
+        answer: Answer,
+        user: str,
+        said: str,
+        then: str | None = None,
+        at: Action | None = None,
     ) -> str | None:
         """Commit ``answer`` (first one wins), wake the waiting hook, rewrite the message.
 
         The rewrite runs in the background (a click's acknowledgement must not wait on Slack's
         pacing); ``then`` is a thread note posted after it, so whoever reads the note finds the
-        buttons already gone.
+        buttons already gone. ``at`` is the click that answered: its message is the one to
+        rewrite even when the row does not know its message yet (a runner killed between the
+        post and recording it, and the next one still looking).
         """
         if not await asyncio.to_thread(self.book.answer, row.id, answer, user, said):
             return "This was answered already."
@@ -337,37 +306,20 @@ class Answers:
             waiter.set_result(answer)
         who = "agentbridge" if user == "policy" else f"<@{user}>"
         mark = ":no_entry:" if answer.verdict in ("deny", "refuse") else ":white_check_mark:"
-        self._tasks.spawn(self._close_then_say(row, f"{mark} {who} {said}", then))
+        where = (at.channel, at.message_ref) if at and at.channel and at.message_ref else None
+        self._tasks.spawn(self._close_then_say(row, f"{mark} {who} {said}", then, where))
         return None
 
-    async def _close_then_say(self, row: AskRow, outcome: str, then: str | None) -> None:
-        await self.close_message(row, outcome)
+    async def _close_then_say(
+        self, row: AskRow, outcome: str, then: str | None, at: tuple[str, str] | None
+    ) -> None:
+        await self.messages.close(row, outcome, at)
         if then is not None:
-            await self.say(row, then)
-
-    async def close_message(self, row: AskRow, outcome: str) -> None:
-        fresh = await asyncio.to_thread(self.book.get, row.id)
-        if fresh is None or not fresh.channel or not fresh.message_ref:
-            return
-        try:
-            await self.backend.update(
-                fresh.channel,
-                fresh.message_ref,
-                f"{fallback_text(row.slug, row.ask)} {outcome}",
-                blocks=closed_blocks(row.slug, row.ask, outcome),
-            )
-        except Exception as err:  # the answer is in; a stale message is not worth a crash
-            log.warning("%s: could not update the message of #%d: %s", row.slug, row.id, err)
+            await self.messages.say(row, then)
 
     async def say(self, row: AskRow, text: str) -> None:
         """A short note in the ask's thread (reminders, timeouts)."""
-        fresh = await asyncio.to_thread(self.book.get, row.id) or row
-        channel = fresh.channel or self.config.channel_of(row.slug)
-        thread = fresh.thread or fresh.message_ref
-        with contextlib.suppress(Exception):
-            await self.backend.post(
-                Outgoing(row.slug, channel, text, f"ask-note:{uuid.uuid4()}", thread=thread)
-            )
+        await self.messages.say(row, text)
 
     async def close(self) -> None:
         self.closing = True

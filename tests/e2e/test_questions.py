@@ -51,6 +51,22 @@ def current(slack: Any, channel: str, ts: str) -> dict[str, Any]:
     return next(m for m in slack.messages(channel) if m["ts"] == ts)
 
 
+def closed(slack: Any, channel: str, ts: str, holding: str = "") -> dict[str, Any]:
+    """The message once rewritten without buttons (and holding ``holding``): the rewrite runs
+    beside the answer's way to the model, so it may land after the model's reply."""
+    found: dict[str, Any] = wait_until(
+        lambda: (
+            (m := current(slack, channel, ts))
+            and not buttons(m)
+            and holding in json.dumps(m.get("blocks"))
+            and m
+        ),
+        60,
+        "the message closed",
+    )
+    return found
+
+
 def answered_in_thread(slack: Any, channel: str, root: str, needle: str) -> bool:
     return any(needle in t for t in thread_texts(slack, channel, root))
 
@@ -112,9 +128,8 @@ def test_claude_question_is_buttons_a_click_answers_and_a_stranger_cannot(
         90,
         "the model's answer built on the tool result",
     )
-    closed = current(slack, channel, msg["ts"])
-    assert not buttons(closed)
-    assert "blue" in json.dumps(closed["blocks"]) and alice in json.dumps(closed["blocks"])
+    done = closed(slack, channel, msg["ts"], "blue")
+    assert alice in json.dumps(done["blocks"])
     wait_until(lambda: fleet.status()[slug]["activity"] == "idle", 30, "the turn finished")
     audit = fleet.status()[slug]["answers"]
     mine = [a for a in audit if a["user"] == alice]
@@ -186,7 +201,7 @@ def test_approvals_allow_runs_deny_does_not_and_the_model_is_told(
         lambda: answered_in_thread(slack, channel, root, "result: allowed-1"), 90, "the output"
     )
     assert (workdir / "a1.txt").read_text().strip() == "allowed-1"
-    assert "allowed it once" in json.dumps(current(slack, channel, msg["ts"])["blocks"])
+    closed(slack, channel, msg["ts"], "allowed it once")
     wait_until(lambda: fleet.status()[slug]["activity"] == "idle", 60, "the turn finished")
 
     root = slack.post_as_user(alice, channel, "no APPROVE:echo denied-2 > d2.txt; cat d2.txt")
@@ -226,12 +241,7 @@ def test_nobody_answers_a_reminder_then_the_timeout_policy(
     wait_until(
         lambda: any(told in t for t in thread_texts(slack, channel, root)), 60, "the channel told"
     )
-    closed = wait_until(
-        lambda: (m := current(slack, channel, msg["ts"])) and not buttons(m) and m,
-        60,
-        "the buttons gone",
-    )
-    assert told in json.dumps(closed["blocks"])
+    closed(slack, channel, msg["ts"], told)
     if on_timeout == "default":
         expected = 'answered: Your questions have been answered: "Which size?"="small"'
     else:

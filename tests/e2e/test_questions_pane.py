@@ -14,7 +14,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import Fleet, wait_until
-from tests.e2e.test_questions import answered_in_thread, ask_message, buttons, current, start_claude
+from tests.e2e.test_questions import (
+    answered_in_thread,
+    ask_message,
+    buttons,
+    closed,
+    current,
+    start_claude,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -49,7 +56,7 @@ def test_claude_question_without_hook_is_answered_through_the_pane(
         "the model's answer built on the tool result typed into the picker",
     )
     wait_until(lambda: fleet.status()[slug]["activity"] == "idle", 60, "the turn finished")
-    assert not buttons(current(slack, channel, msg["ts"]))
+    closed(slack, channel, msg["ts"])
     mine = [a for a in fleet.status()[slug]["answers"] if a["user"] == alice]
     assert [a["action"] for a in mine] == ["answered"]
     assert "answered by keys" in fleet.log_text()

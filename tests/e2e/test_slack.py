@@ -210,7 +210,7 @@ def test_faults_429_5xx_and_dropped_sockets_lose_and_duplicate_nothing(
             60,
             "inbound works after reconnect",
         )
-        assert "eyes" in slack.reactions(channel, ts)
+        wait_until(lambda: "eyes" in slack.reactions(channel, ts), 60, "the receipt reaction")
     finally:
         writer.wait(timeout=120)
     wait_until(lambda: len(set(lines(slack, channel))) >= total, 120, "all lines mirrored")

@@ -340,35 +340,55 @@ def test_a_question_posted_before_a_crash_is_found_not_posted_again(
     store: Store, tmp_path: Path
 ) -> None:
     """The runner dies after Slack took the question but before the message was recorded: the
-    next runner finds it by its event id (in the thread it went to) and posts nothing."""
+    next runner finds it by its event id (in the thread it went to) and posts nothing; a click
+    that comes first still rewrites that message."""
     config = parse_config(
         f"agents:\n- slug: a\n  workdir: {tmp_path}\n  channel: '#a'\n  allowed_users: [UALICE]\n",
         tmp_path / "agents.yaml",
     )
     backend = Backend()
-    book = AskBook(store)
     ask = question_ask("PreToolUse", QUESTION)
     assert ask is not None
-    row, _ = book.open_or_create("a", ask)
-    real_posted = book.posted
-    book.posted = lambda *a, **k: (_ for _ in ()).throw(OSError("killed"))  # type: ignore[method-assign]
-    first = Answers(config, store, backend, ActivityTracker(), lambda slug: "50.1")  # type: ignore[arg-type]
-    first.book = book
-    with pytest.raises(OSError):
-        asyncio.run(first.posted_waiter(row))
-    assert len(backend.posts) == 1
-    book.posted = real_posted  # type: ignore[method-assign]
 
-    async def again() -> str | None:
-        # a new runner, and a new turn thread by now: the look-up goes where the post went
+    def crashed_runner() -> int:
+        first = Answers(config, store, backend, ActivityTracker(), lambda slug: "50.1")  # type: ignore[arg-type]
+        row, _ = first.book.open_or_create("a", ask)
+        first.book.posted = lambda *a, **k: (_ for _ in ()).throw(OSError("killed"))  # type: ignore[method-assign]
+        with pytest.raises(OSError):
+            asyncio.run(first.posted_waiter(row))
+        return row.id
+
+    # a new runner, and a new turn thread by now: the look-up goes where the post went
+    ask_id = crashed_runner()
+    assert len(backend.posts) == 1
+
+    async def hook_comes_back() -> str | None:
         second = Answers(config, store, backend, ActivityTracker(), lambda slug: "60.1")  # type: ignore[arg-type]
-        fresh = book.get(row.id)
-        assert fresh is not None
-        posted, _waiter = await second.posted_waiter(fresh)
+        row = second.book.get(ask_id)
+        assert row is not None
+        posted, _waiter = await second.posted_waiter(row)
         await second.close()
         return posted.message_ref
 
-    assert asyncio.run(again()) == "100.1" and len(backend.posts) == 1
+    assert asyncio.run(hook_comes_back()) == "100.1" and len(backend.posts) == 1
+
+    # Again, but the click comes before the hook: the clicked message is the one rewritten.
+    with store.tx() as db:
+        db.execute("DELETE FROM asks")
+    backend.posts.clear()
+    ask_id = crashed_runner()
+    ids = [b["accessory"]["action_id"] for b in backend.posts[0].blocks if "accessory" in b]
+
+    async def click_first() -> None:
+        second = Answers(config, store, backend, ActivityTracker(), lambda slug: "60.1")  # type: ignore[arg-type]
+        assert await second.on_action(Action("UALICE", "C1", "100.1", ids[1], "blue")) is None
+        await asyncio.sleep(0.05)
+        await second.close()
+
+    asyncio.run(click_first())
+    ref, text, blocks = backend.updates[-1]
+    assert ref == "100.1" and "<@UALICE>" in text and "button" not in json.dumps(blocks)
+    assert len(backend.posts) == 1
 
 
 def test_only_allowed_people_answer_and_the_hook_gets_it(store: Store, tmp_path: Path) -> None:

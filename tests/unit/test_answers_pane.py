@@ -3,12 +3,15 @@ answer it, and the launch without the question hook (``answers: {via: pane}``)."
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from bridge.answers.pane import PaneFallback
 from bridge.config.asks import AskSettings
-from runtimes.asks import Option
+from runtimes.asks import Answer, Option, Question
 from runtimes.base import LaunchContext
 from runtimes.claude import ClaudeRuntime
 from runtimes.claude_screen import Picker, parse_picker, picker_keys
@@ -156,3 +159,43 @@ def test_via_pane_leaves_the_question_hook_out(tmp_path: Path) -> None:
     assert "ask_via" not in AskSettings().ask_spec()
     pane = AskSettings.model_validate({"answers": {"via": "pane"}})
     assert pane.ask_spec()["ask_via"] == "pane"
+
+
+class BusyPicker:
+    """A multi-select picker in a CLI that reads its input only when it gets round to it (a
+    capture is when it does): keys sent meanwhile arrive as one input, which a picker ignores,
+    as Claude 2.1.332 does with "13"."""
+
+    def __init__(self) -> None:
+        self.unread: list[str] = []
+        self.ticked: set[int] = set()
+        self.submitted = False
+        self.reads = 0
+
+    def capture(self) -> str:
+        if len(self.unread) == 1 and self.unread[0].isdigit():
+            self.ticked ^= {int(self.unread[0])}
+        elif self.unread == ["Enter"]:
+            self.submitted = True
+        self.reads += bool(self.unread)  # every input taken redraws something
+        self.unread.clear()
+        return MULTI.replace("[✔] ham", "[ ] ham") + f"\n(inputs read: {self.reads})"
+
+    def send_key(self, key: str) -> None:
+        self.unread.append(key)
+
+    def paste(self, text: str, *, submit: bool = False) -> object:
+        self.unread.append(text)
+        return None
+
+
+def test_each_key_waits_for_the_screen_to_show_the_one_before() -> None:
+    pane = BusyPicker()
+    fallback = PaneFallback.__new__(PaneFallback)
+    multi = Question(
+        "Which toppings?", "Toppings", (Option("cheese"), Option("ham"), Option("olives")), True
+    )
+    row = SimpleNamespace(ask=SimpleNamespace(questions=(multi,)))
+    answer = Answer("answers", {"Which toppings?": "cheese, olives"})
+    typed = asyncio.run(fallback._type(row, ClaudeRuntime(), pane, answer))  # type: ignore[arg-type]
+    assert typed and pane.ticked == {1, 3} and pane.submitted
