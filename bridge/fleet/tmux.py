@@ -289,10 +289,16 @@ class AgentPane:
                 return False
             time.sleep(SHOWN_POLL_S)
 
-    def send_key(self, key: str) -> None:
-        """Send one named key (e.g. ``Escape``) under the same lock."""
+    def send_key(self, key: str, *, settle: float = 0.0) -> None:
+        """Send one named key (e.g. ``Escape``) under the same lock; with ``settle``, then wait
+        (at most that long, still holding the lock) for the screen to change: input that reaches
+        a busy CLI in one read is taken as one (an Escape glued to the paste after it)."""
         with pane_lock(self.lock_file):
+            before = self.capture() if settle else ""
             self.server.run("send-keys", "-t", self.target, key)
+            deadline = time.monotonic() + settle
+            while time.monotonic() < deadline and self.capture() == before:
+                time.sleep(SHOWN_POLL_S * 4)
 
 
 def literal_arg(arg: str) -> str:

@@ -48,6 +48,10 @@ BLOCKED = frozenset(
 
 Outcome = Callable[[QueueItem, str], None]
 
+#: The longest wait for an Escape before ``/compact`` to show on screen (so the CLI does not
+#: read it together with the paste); an Escape at an empty prompt may show nothing.
+ESCAPE_SETTLE_S = 0.5
+
 #: Seconds a compaction is left to its own hooks before the screen is consulted.
 COMPACT_SCREEN_AFTER = 5.0
 
@@ -183,7 +187,7 @@ class Deliverer:
     async def _paste(self, item: QueueItem) -> PasteResult:
         pane = self.tmux.pane(item.slug, lock_file_for(self.locks, item.slug))
         if item.kind is Kind.COMPACT and self.escape_before_compact(item.slug):
-            await asyncio.to_thread(pane.send_key, "Escape")
+            await asyncio.to_thread(pane.send_key, "Escape", settle=ESCAPE_SETTLE_S)
         runtime = self.runtime_of(item.slug)
         pause = runtime.submit_pause if runtime else SUBMIT_PAUSE_S
         shown = runtime.paste_shown if runtime else None

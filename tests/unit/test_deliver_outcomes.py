@@ -34,7 +34,7 @@ class Pane:
         self.pastes.append(text)
         return PasteResult("=a:", "buf", len(text), submit)
 
-    def send_key(self, key: str) -> None:
+    def send_key(self, key: str, *, settle: float = 0.0) -> None:
         pass
 
 

@@ -111,3 +111,41 @@ def test_escaping_helpers() -> None:
     assert literal_format("/x/#{y}") == "/x/##{y}"
     assert exec_argv(["a", "b"]) == ["a", "b"]
     assert exec_argv(["/p q"]) == ["/bin/sh", "-c", 'exec "$0"', "/p q"]
+
+
+SLOW_READER = """\
+import os, sys, time, tty
+tty.setraw(0)
+log = open(sys.argv[1], "a", encoding="utf-8")
+n = 0
+while True:
+    time.sleep(0.3)  # busy: whatever arrived meanwhile is read in one go, as a TUI would
+    data = os.read(0, 4096)
+    n += 1
+    log.write(repr(data) + "\\n")
+    log.flush()
+    sys.stdout.write(f"read {n}\\r\\n")
+    sys.stdout.flush()
+"""
+
+
+def test_a_settled_key_is_read_on_its_own_before_the_paste(
+    tmux_socket: str, tmp_path: Path
+) -> None:
+    """``send_key(..., settle=)`` waits for the program to show it took the key, so an Escape
+    before a paste is not read glued to it by a CLI that reads its input late."""
+    script, log = tmp_path / "reader.py", tmp_path / "reads.log"
+    script.write_text(SLOW_READER)
+    server = TmuxServer(tmux_socket)
+    server.launch(
+        "reader", tmp_path, [sys.executable, str(script), str(log)], {}, mark="m", spec_hash="h"
+    )
+    pane = server.pane("reader", tmp_path / "reader.lock")
+    wait_until(log.exists, 30, "the reader up, its terminal raw")
+    pane.send_key("Escape", settle=5.0)
+    pane.paste("/compact", submit=False)
+    reads = wait_until(
+        lambda: len(log.read_text().splitlines()) >= 2 and log.read_text(), 30, "two reads"
+    )
+    first, second = reads.splitlines()[:2]
+    assert first == repr(b"\x1b") and "/compact" in second
