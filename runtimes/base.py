@@ -144,6 +144,12 @@ class Runtime(Protocol):
         (:mod:`runtimes.paste`). ``submit_pause`` is only the fallback when it never shows."""
         ...
 
+    def composer(self, screen: str) -> str | None:
+        """The first line of the CLI's input box in a capture (None when none is drawn): the
+        runner holds the pane after Enter until it changes, so the next paste is not read
+        together with that Enter (:mod:`runtimes.paste`)."""
+        ...
+
     model_api: str
     """Which model API the CLI speaks ("anthropic" or "openai"): picks the fake server."""
 

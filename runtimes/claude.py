@@ -26,7 +26,7 @@ from runtimes.claude_screen import Key, Picker, parse_picker, picker_keys
 from runtimes.claude_signals import hook_events, screen_events
 from runtimes.events import Event, LineResult
 from runtimes.jsonfile import merge_json
-from runtimes.paste import paste_shown
+from runtimes.paste import composer_line, paste_shown
 from runtimes.screen import fingerprint
 
 #: Hook events the runner subscribes to (issue: agent lifecycle).
@@ -229,6 +229,9 @@ class ClaudeRuntime:
 
     def paste_shown(self, before: str, after: str, text: str) -> bool:
         return paste_shown(before, after, text, _PASTE_PLACEHOLDER)
+
+    def composer(self, screen: str) -> str | None:
+        return composer_line(screen, "❯")
 
     model_api = "anthropic"
 

@@ -28,7 +28,7 @@ from runtimes.codex_parse import parse_codex_line
 from runtimes.codex_signals import screen_events
 from runtimes.events import Event, LineResult
 from runtimes.limits import stop_failure_limit
-from runtimes.paste import paste_shown
+from runtimes.paste import composer_line, paste_shown
 from runtimes.screen import fingerprint
 
 HOOK_EVENTS = (
@@ -198,6 +198,9 @@ class CodexRuntime:
 
     def paste_shown(self, before: str, after: str, text: str) -> bool:
         return paste_shown(before, after, text, _PASTE_PLACEHOLDER)
+
+    def composer(self, screen: str) -> str | None:
+        return composer_line(screen, "›")
 
     model_api = "openai"
 

@@ -37,3 +37,14 @@ def paste_shown(before: str, after: str, text: str, placeholder: re.Pattern[str]
     if not tail:
         return False
     return _squash(after).count(tail) > _squash(before).count(tail)
+
+
+def composer_line(screen: str, glyph: str) -> str | None:
+    """The composer's first line: the last line of the screen that starts with the CLI's
+    prompt glyph (the transcript shows earlier prompts with the same glyph, always above it).
+    Compared before and after Enter, it tells that the CLI took the Enter (it cleared, or shows
+    its "queued" hint) rather than merely redrawing something else."""
+    for line in reversed(screen.splitlines()):
+        if line.lstrip().startswith(glyph):
+            return line.strip()
+    return None

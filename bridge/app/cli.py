@@ -227,7 +227,13 @@ def _send_direct(args: argparse.Namespace, config: Config, slug: str, text: str)
     assert agent is not None
     try:
         runtime = get_runtime(agent.runtime)
-        result = steer(pane, text, pause=runtime.submit_pause, shown=runtime.paste_shown)
+        result = steer(
+            pane,
+            text,
+            pause=runtime.submit_pause,
+            shown=runtime.paste_shown,
+            composer=runtime.composer,
+        )
     except EmptyPrompt as err:
         print(f"agentbridge: {slug}: {err}", file=sys.stderr)
         return 1

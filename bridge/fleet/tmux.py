@@ -59,10 +59,16 @@ _FIELDS = (
 SUBMIT_PAUSE_S = 0.3
 #: How often the pane is captured while waiting for a paste to show.
 SHOWN_POLL_S = 0.005
+#: The longest wait, after Enter, for the screen to show the CLI took it (still holding the
+#: pane's lock): a paste that follows at once is otherwise read with the Enter in one go, and
+#: Claude then glues the two prompts together (seen on 2.1.332 with steering in a burst).
+SUBMIT_SETTLE_S = 1.0
 
 Shown = Callable[[str, str, str], bool]
 """``(capture before the paste, capture now, text) -> the paste is on screen`` (a runtime's
 ``paste_shown``)."""
+Composer = Callable[[str], str | None]
+"""``capture -> the input box's first line`` (a runtime's ``composer``)."""
 
 
 class TmuxError(AgentbridgeError, RuntimeError):
@@ -246,12 +252,16 @@ class AgentPane:
         submit: bool = True,
         pause: float = SUBMIT_PAUSE_S,
         shown: Shown | None = None,
+        composer: Composer | None = None,
     ) -> PasteResult:
         """Paste ``text`` literally (bracketed paste from a named buffer), then Enter.
 
         Enter goes as soon as ``shown`` sees the paste in a capture of the pane (the CLI has
         taken it in, so Enter cannot become part of it); ``pause`` is then only the longest
         wait, for a screen the check does not recognise. Without ``shown``: a fixed ``pause``.
+        After Enter the lock is held until the CLI shows it took it (its ``composer`` line
+        changes; without one, anything on screen), at most :data:`SUBMIT_SETTLE_S`, so the next
+        paste cannot reach the CLI in the same read as this Enter.
 
         The text must already be sanitised (see :mod:`bridge.lifecycle.steer`): control characters
         here would reach the CLI as keystrokes.
@@ -268,26 +278,42 @@ class AgentPane:
             before = self.capture() if submit and shown is not None else ""
             self.server.run("paste-buffer", "-p", "-d", "-b", buffer, "-t", self.target)
             if submit:
+                pasted: str | None = None
                 if shown is None:
                     time.sleep(pause)
-                elif not self._await_shown(before, text, shown, pause):
-                    log.info(
-                        "%s: the paste did not show on screen within %.2fs; pressing Enter anyway",
-                        self.session,
-                        pause,
-                    )
+                else:
+                    pasted = self._await_shown(before, text, shown, pause)
+                    if pasted is None:
+                        log.info(
+                            "%s: the paste did not show on screen within %.2fs; "
+                            "pressing Enter anyway",
+                            self.session,
+                            pause,
+                        )
+                pasted = pasted if pasted is not None else self.capture()
                 self.server.run("send-keys", "-t", self.target, "Enter")
+                self._await_change(pasted, SUBMIT_SETTLE_S, composer)
         return PasteResult(self.target, buffer, len(text), submit)
 
-    def _await_shown(self, before: str, text: str, shown: Shown, longest: float) -> bool:
-        """Poll the pane until the paste shows (True) or ``longest`` seconds pass (False)."""
+    def _await_shown(self, before: str, text: str, shown: Shown, longest: float) -> str | None:
+        """Poll the pane until the paste shows (that capture) or ``longest`` seconds pass."""
         deadline = time.monotonic() + longest
         while True:
-            if shown(before, self.capture(), text):
-                return True
+            screen = self.capture()
+            if shown(before, screen, text):
+                return screen
             if time.monotonic() >= deadline:
-                return False
+                return None
             time.sleep(SHOWN_POLL_S)
+
+    def _await_change(self, screen: str, longest: float, part: Composer | None = None) -> None:
+        """Poll the pane until it (``part`` of it) differs from ``screen``, or ``longest``
+        seconds pass."""
+        view: Composer = part or (lambda s: s)
+        was = view(screen)
+        deadline = time.monotonic() + longest
+        while time.monotonic() < deadline and view(self.capture()) == was:
+            time.sleep(SHOWN_POLL_S * 4)
 
     def send_key(self, key: str, *, settle: float = 0.0) -> None:
         """Send one named key (e.g. ``Escape``) under the same lock; with ``settle``, then wait
@@ -296,9 +322,8 @@ class AgentPane:
         with pane_lock(self.lock_file):
             before = self.capture() if settle else ""
             self.server.run("send-keys", "-t", self.target, key)
-            deadline = time.monotonic() + settle
-            while time.monotonic() < deadline and self.capture() == before:
-                time.sleep(SHOWN_POLL_S * 4)
+            if settle:
+                self._await_change(before, settle)
 
 
 def literal_arg(arg: str) -> str:

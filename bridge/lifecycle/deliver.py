@@ -191,7 +191,8 @@ class Deliverer:
         runtime = self.runtime_of(item.slug)
         pause = runtime.submit_pause if runtime else SUBMIT_PAUSE_S
         shown = runtime.paste_shown if runtime else None
-        return await asyncio.to_thread(steer, pane, item.text, pause, shown)
+        composer = runtime.composer if runtime else None
+        return await asyncio.to_thread(steer, pane, item.text, pause, shown, composer)
 
     async def _settle(self, item_id: int, status: str, reason: str) -> None:
         """Record a claimed row's outcome; if the store refuses, keep it for the next pass."""

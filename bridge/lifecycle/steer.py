@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bridge.errors import AgentbridgeError
-from bridge.fleet.tmux import SUBMIT_PAUSE_S, AgentPane, PasteResult, Shown
+from bridge.fleet.tmux import SUBMIT_PAUSE_S, AgentPane, Composer, PasteResult, Shown
 
 # C0 controls except \t and \n, DEL, and C1 controls (U+0080-U+009F, which some terminals
 # honour as 8-bit escape introducers), plus Unicode line/paragraph separators.
@@ -39,14 +39,18 @@ class EmptyPrompt(AgentbridgeError, ValueError):
 
 
 def steer(
-    pane: AgentPane, text: str, pause: float = SUBMIT_PAUSE_S, shown: Shown | None = None
+    pane: AgentPane,
+    text: str,
+    pause: float = SUBMIT_PAUSE_S,
+    shown: Shown | None = None,
+    composer: Composer | None = None,
 ) -> PasteResult:
     """Paste sanitised ``text`` into an agent and submit it: Enter once ``shown`` sees the paste
     on screen (at most ``pause`` seconds later), or after ``pause`` without a ``shown`` check."""
     clean = sanitize(text)
     if not clean.text.strip():
         raise EmptyPrompt("nothing to send after removing control characters")
-    return pane.paste(clean.text, pause=pause, shown=shown)
+    return pane.paste(clean.text, pause=pause, shown=shown, composer=composer)
 
 
 def lock_file_for(locks: Path, slug: str) -> Path:

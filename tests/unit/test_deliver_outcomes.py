@@ -27,7 +27,13 @@ class Pane:
         self.pastes: list[str] = []
 
     def paste(
-        self, text: str, *, submit: bool = True, pause: float = 0.0, shown: object = None
+        self,
+        text: str,
+        *,
+        submit: bool = True,
+        pause: float = 0.0,
+        shown: object = None,
+        **_: object,
     ) -> PasteResult:
         if self.error is not None:
             raise self.error

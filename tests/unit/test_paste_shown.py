@@ -38,3 +38,15 @@ def test_text_already_on_screen_is_not_taken_for_the_paste() -> None:
     assert not codex.paste_shown(before, before, text)
     after = before.replace("Ask Codex to do anything", "run the tests again\n  and report")
     assert codex.paste_shown(before, after, text)
+
+
+def test_the_composer_line_is_the_last_prompt_line() -> None:
+    from runtimes.claude import ClaudeRuntime
+    from runtimes.codex import CodexRuntime
+
+    claude = "❯ earlier prompt\n● answer\n" + "─" * 20 + "\n❯\xa0note 5 for x\n" + "─" * 20
+    queued = claude.replace("❯\xa0note 5 for x", "❯\xa0Press up to edit queued messages")
+    assert ClaudeRuntime().composer(claude) == "❯\xa0note 5 for x"
+    assert ClaudeRuntime().composer(queued) != ClaudeRuntime().composer(claude)
+    assert CodexRuntime().composer("› hello\n\n  ? for shortcuts") == "› hello"
+    assert CodexRuntime().composer("no input box here") is None
