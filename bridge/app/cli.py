@@ -8,6 +8,7 @@ runner is already running. The argument tree and its help live in :mod:`bridge.a
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import logging
 import os
@@ -100,7 +101,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     _require_file(config)
     setup_logging(args.verbose)
     daemon = Daemon(config, _state_dir(args), stop_agents=args.stop_agents)
-    return asyncio.run(daemon.run())
+    try:
+        return asyncio.run(daemon.run())
+    finally:
+        faulthandler.cancel_dump_traceback_later()  # the stop's deadline (Daemon.run)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -134,17 +138,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from bridge.app.runner_files import runner_note
     from bridge.app.status import as_json, collect, print_table
-    from bridge.store.engine import open_store, store_exists
+    from bridge.store.engine import open_view
 
     state = _state_dir(args)
     if not _config_path(args).is_file():  # say first that nothing runs, then what is missing
         print(runner_note(state), file=sys.stderr)
     config = _load(args)
-    store = (
-        open_store(state, config.store, readonly=True)
-        if store_exists(state, config.store)
-        else None
-    )
+    store = open_view(state, config.store)
     tmux = _tmux(args, config)
     statuses = collect(config, store, tmux)
     note = runner_note(state)

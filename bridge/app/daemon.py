@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import logging
 import os
 import signal
@@ -45,6 +46,9 @@ from bridge.store.hosts import HostBook
 from runtimes import Runtime
 
 log = logging.getLogger("agentbridge")
+
+STOP_GRACE_S = 20.0
+"""How long a stop may take before the runner dumps its threads' stacks and exits anyway."""
 
 
 class Daemon:
@@ -232,6 +236,9 @@ class Daemon:
             task.add_done_callback(self._task_ended)
         await self.stop.wait()
         log.info("runner: stopping%s", " and stopping agents" if self.stop_agents else "")
+        # A stop must end the process: should any step hang, every thread's stack goes to
+        # stderr (the cause, for a bug report) and the process exits; the agents run on.
+        faulthandler.dump_traceback_later(STOP_GRACE_S, exit=True)
         await by_keys.close()
         await answers.close()  # held hooks are let go, not abandoned: they reconnect later
         for task in tasks:

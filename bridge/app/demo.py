@@ -23,6 +23,7 @@ Quickstart's ``.venv/bin`` is not on PATH.
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import os
 import shlex
 import subprocess
@@ -245,6 +246,7 @@ def run_demo(
         except KeyboardInterrupt:  # Ctrl-C before the runner took over the signal
             code = 130
         finally:
+            faulthandler.cancel_dump_traceback_later()  # the stop's deadline (Daemon.run)
             stop_tmux(socket, slugs)
             remove_stale_runner_info(root)
     where = f"--state-dir {shlex.quote(str(root))} --config {shlex.quote(str(config_path))}"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bridge.config import paths
 from bridge.store.db import Store
+from bridge.store.schema import MIGRATIONS
 
 DATABASE_ENV = "AGENTBRIDGE_DATABASE_URL"
 
@@ -41,3 +42,21 @@ def open_store(
 def store_exists(state_dir: Path, configured: str | None = None) -> bool:
     """Whether there is anything to read (a read-only status on a fresh box has none)."""
     return bool(database_url(configured)) or paths.db_path(state_dir).exists()
+
+
+def open_view(
+    state_dir: Path,
+    configured: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> Store | None:
+    """A read-only store for ``status`` and ``doctor``, or None while there is nothing whole
+    to read: no database yet, or one a runner is still creating or upgrading (fewer
+    migrations applied than this version knows; its tables may not all exist yet)."""
+    if not store_exists(state_dir, configured):
+        return None
+    store = open_store(state_dir, configured, readonly=True, environ=environ)
+    if store.schema_version() < len(MIGRATIONS):
+        store.close()
+        return None
+    return store

@@ -36,8 +36,6 @@ class Recipient:
     message does not say which."""
     why: str | None = None
     """Set when the channel has agents but none could be picked: the note for the sender."""
-    shared: bool = False
-    """More than one agent posts in this channel."""
 
 
 def agents_in(config: Config, channel: str, ids: Mapping[str, str]) -> list[AgentConfig]:
@@ -92,14 +90,12 @@ def recipient(
     )
     done = finished(store, slugs)
     if owner is not None and owner not in done:
-        return Recipient(by_slug[owner], shared=len(slugs) > 1)
+        return Recipient(by_slug[owner])
     if owner is not None:
-        return Recipient(
-            None, f"`{owner}` has finished its task; nothing was sent.", len(slugs) > 1
-        )
+        return Recipient(None, f"`{owner}` has finished its task; nothing was sent.")
     live = [a for a in here if a.slug not in done]
     if len(live) == 1:
-        return Recipient(live[0], shared=True)
+        return Recipient(live[0])
     names = ", ".join(f"`{a.slug}`" for a in (live or here))
     why = (
         f"Several agents share this channel ({names}), and this message does not say which one "
@@ -108,4 +104,4 @@ def recipient(
         if live
         else f"Every agent of this channel has finished its task ({names}); nothing was sent."
     )
-    return Recipient(None, why, shared=True)
+    return Recipient(None, why)

@@ -87,7 +87,7 @@ def test_a_finished_reviewer_no_longer_takes_the_channels_messages(tmp_path: Pat
 
     store.set_state("rev-1", "done")
     found = recipient(config, store, CHANNEL, None, ids)
-    assert found.agent is not None and found.agent.slug == "rev-2" and found.shared
+    assert found.agent is not None and found.agent.slug == "rev-2"
 
     store.set_state("rev-2", "done")
     gone = recipient(config, store, CHANNEL, None, ids)
