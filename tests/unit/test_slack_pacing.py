@@ -21,9 +21,19 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var, raising=False)
 
 
+JITTER_TOKEN = 1
+"""The emulator's buckets hold one message more than the backend is told: the backend paces
+when it sends, the emulator counts when a post arrives, and on a loaded box a post can arrive
+late enough to squeeze the gap to the next one. One token of tolerance keeps "paced" apart
+from "not paced" (unpaced, the bursts below overrun it at once) without timing the box."""
+
+
 @pytest.fixture
 def emu() -> Iterator[SlackEmulator]:
-    with SlackEmulator(workspace_rate_limit=RateLimit(per_second=3.0, burst=4)) as emulator:
+    with SlackEmulator(
+        rate_limit=RateLimit(per_second=1.0, burst=4 + JITTER_TOKEN),
+        workspace_rate_limit=RateLimit(per_second=3.0, burst=4 + JITTER_TOKEN),
+    ) as emulator:
         yield emulator
 
 
@@ -45,8 +55,8 @@ def test_a_burst_goes_out_at_once_then_paced_without_a_429(emu: SlackEmulator) -
 
 
 def test_the_workspace_budget_keeps_many_channels_under_slacks_limit(emu: SlackEmulator) -> None:
-    """Six channels posting at once stay inside a workspace-wide budget (the emulator enforces
-    3/s burst 4 here; the backend is told the same)."""
+    """Six channels posting at once (12 posts) stay inside a workspace-wide budget (the backend
+    is told 3/s burst 4; the emulator enforces that plus the jitter token)."""
     channels = [emu.add_channel(f"c{n}") for n in range(6)]
 
     async def scenario() -> None:

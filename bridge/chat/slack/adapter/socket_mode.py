@@ -13,6 +13,7 @@ default (False), Bolt acks every event before its listener even starts.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from typing import Any
@@ -22,6 +23,9 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 log = logging.getLogger("agentbridge.slack")
+
+CLOSE_S = 5.0
+"""The longest a stop waits for the Socket Mode client to close."""
 
 
 class SocketModeTransport:
@@ -55,4 +59,11 @@ class SocketModeTransport:
         log.info("slack: connected (Socket Mode)")
 
     async def close(self) -> None:
-        await self.handler.close_async()  # type: ignore[no-untyped-call]
+        """Disconnect, for at most :data:`CLOSE_S`: slack_sdk's aiohttp client can wedge in
+        ``close()`` when a (re)connect is in flight (python-slack-sdk #1913), and a runner
+        asked to stop must stop. Nothing unacknowledged is lost by leaving early: Slack sends
+        it again to the next connection."""
+        try:
+            await asyncio.wait_for(self.handler.close_async(), CLOSE_S)  # type: ignore[no-untyped-call]
+        except TimeoutError:
+            log.warning("slack: the Socket Mode client did not close within %.0fs; left", CLOSE_S)
