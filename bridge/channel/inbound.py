@@ -108,10 +108,15 @@ class Inbound:
     def allowed(self, agent: AgentConfig, user: str) -> bool:
         return may_steer(self.config, agent, user, in_channel=True)
 
-    def _kept(self, slug: str, key: str) -> bool:
-        """Queued before (by an earlier delivery of the same event, maybe by an earlier runner)."""
+    def _kept(self, channel: str, key: str) -> bool:
+        """Queued before (by an earlier delivery of the same event, maybe by an earlier runner),
+        for any agent of the channel: in a shared one, who a message is for can change between
+        two deliveries of it (a reviewer finished meanwhile), and it must not be queued twice."""
+        slugs = [a.slug for a in agents_in(self.config, channel, self.channel_ids())]
+        marks = ", ".join("?" for _ in slugs)
         rows = self.queue.store.query(
-            "SELECT 1 FROM prompt_queue WHERE slug = ? AND dedupe_key = ?", (slug, key)
+            f"SELECT 1 FROM prompt_queue WHERE dedupe_key = ? AND slug IN ({marks})",
+            (key, *slugs),
         )
         return bool(rows)
 
@@ -146,7 +151,7 @@ class Inbound:
             return None
         if msg.is_bot and not agent.allow_bots:
             return None
-        if self._kept(agent.slug, key):
+        if self._kept(msg.channel, key):
             log.info("%s: message %s delivered again; already queued", agent.slug, msg.ref)
             return None
         if not self.allowed(agent, msg.user):

@@ -102,3 +102,22 @@ def test_a_finished_reviewer_no_longer_takes_the_channels_messages(tmp_path: Pat
     alone = recipient(config, store, "C0000000002", None, ids)
     assert alone.agent is None and alone.why and "`solo` has finished" in alone.why
     store.close()
+
+
+def test_a_redelivered_message_is_not_queued_again_when_its_recipient_changed(
+    tmp_path: Path,
+) -> None:
+    """rev-1 takes a top-level message (the only one running), then finishes before Slack
+    delivers the same event again: the second delivery must not go to rev-2 as a new prompt."""
+    store = Store(tmp_path / "state.db")
+    config, backend = shared(tmp_path)
+    ib = inbound(config, store, backend, tmp_path)  # type: ignore[arg-type]
+    for slug in ("rev-1", "rev-2"):
+        store.upsert_agent(slug, "claude", f"id-{slug}", "h")
+    store.set_state("rev-2", "done")
+    asyncio.run(ib.handle(msg(ALICE, "once only", ref="90.1")))
+    store.set_state("rev-2", "running")
+    store.set_state("rev-1", "done")
+    asyncio.run(ib.handle(msg(ALICE, "once only", ref="90.1")))  # the same event again
+    assert queued(store) == [("rev-1", "once only")]
+    store.close()
