@@ -55,9 +55,9 @@ class KeyPane(Protocol):
 
     def capture(self) -> str: ...
 
-    def send_key(self, key: str) -> None: ...
+    def send_key(self, key: str, *, settle: float = ...) -> None: ...
 
-    def paste(self, text: str, *, submit: bool = ...) -> object: ...
+    def paste(self, text: str, *, submit: bool = ..., settle: float = ...) -> object: ...
 
 
 class PaneFallback:
@@ -197,14 +197,15 @@ class PaneFallback:
             keys = runtime.picker_keys(picker, value) if picker and value is not None else ()
             if not keys:
                 return False
+            # Each key waits (under the pane's lock) for the screen to show it taken: keys that
+            # reach a busy CLI in one read arrive as one input ("13", not "1" then "3"), which
+            # a picker ignores.
             for kind, key in keys:
-                before = await asyncio.to_thread(pane.capture)
                 if kind == "text":
                     text = sanitize(key).text.replace("\n", " ")
-                    await asyncio.to_thread(pane.paste, text, submit=False)
+                    await asyncio.to_thread(pane.paste, text, submit=False, settle=KEY_S)
                 else:
-                    await asyncio.to_thread(pane.send_key, key)
-                await _taken(pane, before)
+                    await asyncio.to_thread(pane.send_key, key, settle=KEY_S)
         return True
 
     async def _picker_for(self, runtime: Runtime, pane: KeyPane, text: str) -> Picker | None:
@@ -230,18 +231,6 @@ class PaneFallback:
     async def close(self) -> None:
         for task in list(self._watchers.values()):
             task.cancel()
-
-
-async def _taken(pane: KeyPane, before: str) -> None:
-    """Wait (at most :data:`KEY_S`) for the screen to change after a key: keys that reach a
-    busy CLI in one read arrive as one input ("13" rather than "1" then "3"), which a picker
-    ignores. A key that changes nothing on screen (the option already under the cursor) costs
-    the full wait, once."""
-    deadline = time.monotonic() + KEY_S
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
-        if await asyncio.to_thread(pane.capture) != before:
-            return
 
 
 def _same(screen: str, text: str) -> bool:

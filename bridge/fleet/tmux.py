@@ -253,6 +253,7 @@ class AgentPane:
         pause: float = SUBMIT_PAUSE_S,
         shown: Shown | None = None,
         composer: Composer | None = None,
+        settle: float = 0.0,
     ) -> PasteResult:
         """Paste ``text`` literally (bracketed paste from a named buffer), then Enter.
 
@@ -261,7 +262,9 @@ class AgentPane:
         wait, for a screen the check does not recognise. Without ``shown``: a fixed ``pause``.
         After Enter the lock is held until the CLI shows it took it (its ``composer`` line
         changes; without one, anything on screen), at most :data:`SUBMIT_SETTLE_S`, so the next
-        paste cannot reach the CLI in the same read as this Enter.
+        paste cannot reach the CLI in the same read as this Enter. Without Enter, ``settle``
+        is the longest wait for the paste to change the screen (the key after it must not be
+        read with it).
 
         The text must already be sanitised (see :mod:`bridge.lifecycle.steer`): control characters
         here would reach the CLI as keystrokes.
@@ -275,8 +278,10 @@ class AgentPane:
                 self.server.run("load-buffer", "-b", buffer, tmp)
             finally:
                 os.unlink(tmp)
-            before = self.capture() if submit and shown is not None else ""
+            before = self.capture() if (submit and shown is not None) or settle else ""
             self.server.run("paste-buffer", "-p", "-d", "-b", buffer, "-t", self.target)
+            if not submit and settle:
+                self._await_change(before, settle)
             if submit:
                 pasted: str | None = None
                 if shown is None:

@@ -181,15 +181,23 @@ class BusyPicker:
         self.unread.clear()
         return MULTI.replace("[✔] ham", "[ ] ham") + f"\n(inputs read: {self.reads})"
 
-    def send_key(self, key: str) -> None:
-        self.unread.append(key)
+    def send_key(self, key: str, *, settle: float = 0.0) -> None:
+        self._send(key, settle)
 
-    def paste(self, text: str, *, submit: bool = False) -> object:
-        self.unread.append(text)
+    def paste(self, text: str, *, submit: bool = False, settle: float = 0.0) -> object:
+        self._send(text, settle)
         return None
+
+    def _send(self, key: str, settle: float) -> None:
+        self.unread.append(key)
+        if settle:  # AgentPane waits for the screen to change: the CLI reads meanwhile
+            self.capture()
 
 
 def test_each_key_waits_for_the_screen_to_show_the_one_before() -> None:
+    """The keys go with a settle (AgentPane waits, under the pane's lock, for the screen to
+    change; tests/unit/test_tmux_args.py checks that on real tmux), so none is read glued to
+    the next."""
     pane = BusyPicker()
     fallback = PaneFallback.__new__(PaneFallback)
     multi = Question(

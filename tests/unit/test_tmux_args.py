@@ -132,8 +132,9 @@ while True:
 def test_a_settled_key_is_read_on_its_own_before_the_paste(
     tmux_socket: str, tmp_path: Path
 ) -> None:
-    """``send_key(..., settle=)`` waits for the program to show it took the key, so an Escape
-    before a paste is not read glued to it by a CLI that reads its input late."""
+    """``send_key``/``paste`` with ``settle`` wait for the program to show it took the input, so
+    an Escape before a paste, or a paste before a key, is not read glued to the next by a CLI
+    that reads its input late."""
     script, log = tmp_path / "reader.py", tmp_path / "reads.log"
     script.write_text(SLOW_READER)
     server = TmuxServer(tmux_socket)
@@ -143,9 +144,10 @@ def test_a_settled_key_is_read_on_its_own_before_the_paste(
     pane = server.pane("reader", tmp_path / "reader.lock")
     wait_until(log.exists, 30, "the reader up, its terminal raw")
     pane.send_key("Escape", settle=5.0)
-    pane.paste("/compact", submit=False)
+    pane.paste("/compact", submit=False, settle=5.0)
+    pane.send_key("Enter")
     reads = wait_until(
-        lambda: len(log.read_text().splitlines()) >= 2 and log.read_text(), 30, "two reads"
+        lambda: len(log.read_text().splitlines()) >= 3 and log.read_text(), 30, "three reads"
     )
-    first, second = reads.splitlines()[:2]
-    assert first == repr(b"\x1b") and "/compact" in second
+    first, second, third = reads.splitlines()[:3]
+    assert first == repr(b"\x1b") and "/compact" in second and third == repr(b"\r")
