@@ -79,6 +79,14 @@ class Answers:
         slack = item.source.get("via") == "slack" and isinstance(ts, str)
         self._threads[item.slug] = str(ts) if slack else None
 
+    def pasted(self, item: QueueItem, _outcome: str) -> None:
+        """A prompt was pasted (the deliverer's listener, after the turn it starts began): its
+        thread is the turn's until the runtime confirms it. The CLI's blocking question hook
+        can reach the runner before the relay hook that confirms the prompt, and a question
+        asked then belongs in the thread all the same."""
+        if self._threads.get(item.slug) is None:
+            self.confirmed(item)
+
     def activity(self, slug: str, old: Activity, new: Activity) -> None:
         """A new turn forgets the last one's thread (a typed prompt's questions go top-level)."""
         if new is Activity.WORKING and old in (Activity.IDLE, Activity.STARTING):

@@ -168,6 +168,7 @@ class Daemon:
         answers.install()  # after the chat side: it chains to whatever took actions before
         lifecycle.hooks.blocking = answers.hook
         lifecycle.on_confirmed.append(answers.confirmed)
+        lifecycle.deliverer.on_delivered.append(answers.pasted)
         lifecycle.tracker.listeners.append(answers.activity)
         locks = paths.locks_dir(self.state_dir)
         by_keys = PaneFallback(answers, lambda slug: tmux.pane(slug, lock_file_for(locks, slug)))

@@ -436,3 +436,32 @@ def test_only_allowed_people_answer_and_the_hook_gets_it(store: Store, tmp_path:
         ("UALICE", "answered"),
         ("UMALLORY", "refused"),
     ]
+
+
+def test_a_question_before_the_prompts_confirmation_still_goes_in_the_turns_thread(
+    store: Store, tmp_path: Path
+) -> None:
+    """Claude's blocking question hook can reach the runner before the relay hook that confirms
+    the prompt (and before the mirror has routed the turn): the pasted prompt's thread is the
+    turn's from the moment it is pasted."""
+    from bridge.store.queue import Kind, QueueItem
+
+    config = parse_config(
+        f"agents:\n- slug: a\n  workdir: {tmp_path}\n  channel: '#a'\n  allowed_users: [UALICE]\n",
+        tmp_path / "agents.yaml",
+    )
+    tracker, backend = ActivityTracker(), Backend()
+    answers = Answers(config, store, backend, tracker, lambda slug: None)  # type: ignore[arg-type]
+    answers.activity("a", Activity.IDLE, Activity.WORKING)  # the paste started the turn
+    source = {"via": "slack", "channel": "C1", "ts": "70.1", "thread_ts": "70.1"}
+    answers.pasted(QueueItem(1, "a", Kind.STEER, "pick", source, "delivered", 1.0), "pasted")
+
+    async def ask() -> None:
+        hook = asyncio.ensure_future(answers.hook(HookMessage("a", "PreToolUse", QUESTION)))
+        while not backend.posts:
+            await asyncio.sleep(0.01)
+        hook.cancel()
+        await answers.close()
+
+    asyncio.run(ask())
+    assert backend.posts[0].thread == "70.1"
