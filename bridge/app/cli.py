@@ -8,7 +8,6 @@ runner is already running. The argument tree and its help live in :mod:`bridge.a
 from __future__ import annotations
 
 import argparse
-import faulthandler
 import json
 import logging
 import os
@@ -92,19 +91,15 @@ def _tmux(args: argparse.Namespace, config: Config) -> TmuxServer:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import asyncio
 
-    from bridge.app.daemon import Daemon
+    from bridge.app.daemon import Daemon, run_daemon
     from bridge.app.logs import setup_logging
 
     config = Path(args.config or os.environ.get("AGENTBRIDGE_CONFIG") or DEFAULT_CONFIG)
     _require_file(config)
     setup_logging(args.verbose)
     daemon = Daemon(config, _state_dir(args), stop_agents=args.stop_agents)
-    try:
-        return asyncio.run(daemon.run())
-    finally:
-        faulthandler.cancel_dump_traceback_later()  # the stop's deadline (Daemon.run)
+    return run_daemon(daemon)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -8,8 +8,8 @@ state dir, enforced with a lock file, because two would double-post every messag
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import faulthandler
+import io
 import logging
 import os
 import signal
@@ -244,9 +244,8 @@ class Daemon:
         await answers.close()  # held hooks are let go, not abandoned: they reconnect later
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        for task in await _unfinished(tasks, STOP_GRACE_S / 2):
+            log.warning("runner: %s did not stop; its stack:\n%s", task.get_name(), _stack(task))
         if self.stop_agents:
             await asyncio.to_thread(reconciler.stop_all)
         await backend.close()
@@ -289,6 +288,43 @@ class Daemon:
             "runner: %s ended unexpectedly: %r; stopping", task.get_name(), error, exc_info=error
         )
         self.stop.set()
+
+
+def run_daemon(daemon: Daemon) -> int:
+    """``asyncio.run(daemon.run())``, except that a task still stuck after the stop (already
+    reported with its stack by :meth:`Daemon.run`) gets one more cancel and two seconds, then
+    is left behind instead of waited for forever: SIGTERM must end the runner. The stop's
+    faulthandler deadline stays armed until the loop is closed."""
+    loop = asyncio.new_event_loop()
+    try:
+        code = loop.run_until_complete(daemon.run())
+        leftover = asyncio.all_tasks(loop)
+        for task in leftover:
+            task.cancel()
+        if leftover:
+            loop.run_until_complete(asyncio.wait(leftover, timeout=2.0))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+        return code
+    finally:
+        loop.close()
+        faulthandler.cancel_dump_traceback_later()
+
+
+async def _unfinished(tasks: list[asyncio.Task[None]], within: float) -> set[asyncio.Task[None]]:
+    """Wait (at most ``within`` seconds) for cancelled ``tasks`` to end; those that did not. A
+    task's own error was reported when it ended (``_task_ended``); here it is only collected."""
+    done, pending = await asyncio.wait(tasks, timeout=within)
+    for task in done:
+        if not task.cancelled():
+            task.exception()
+    return pending
+
+
+def _stack(task: asyncio.Task[None]) -> str:
+    out = io.StringIO()
+    task.print_stack(file=out)
+    return out.getvalue()
 
 
 def _version() -> str:

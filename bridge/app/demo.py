@@ -22,8 +22,6 @@ Quickstart's ``.venv/bin`` is not on PATH.
 
 from __future__ import annotations
 
-import asyncio
-import faulthandler
 import os
 import shlex
 import subprocess
@@ -34,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from bridge.app.daemon import Daemon
+from bridge.app.daemon import Daemon, run_daemon
 from bridge.app.logs import setup_logging
 from bridge.app.runner_files import (
     clear_demo_pointer,
@@ -242,11 +240,10 @@ def run_demo(
         print(banner(root, socket, slugs, web_url, own_command(), state_arg), flush=True)
         daemon = Daemon(config_path, root, stop_agents=True)
         try:
-            code = asyncio.run(daemon.run())
+            code = run_daemon(daemon)
         except KeyboardInterrupt:  # Ctrl-C before the runner took over the signal
             code = 130
         finally:
-            faulthandler.cancel_dump_traceback_later()  # the stop's deadline (Daemon.run)
             stop_tmux(socket, slugs)
             remove_stale_runner_info(root)
     where = f"--state-dir {shlex.quote(str(root))} --config {shlex.quote(str(config_path))}"
