@@ -35,7 +35,7 @@ from bridge.chat.protocol import ChatBackend, Incoming, Outgoing
 from bridge.config import access
 from bridge.config.model import AgentConfig, Config
 from bridge.lifecycle.steer import sanitize
-from bridge.store.queue import Kind, PromptQueue, QueueItem
+from bridge.store.queue import Kind, PromptQueue, QueueItem, message_key
 from bridge.store.recipient import Recipient, agents_in, recipient
 
 log = logging.getLogger("agentbridge.inbound")
@@ -108,11 +108,11 @@ class Inbound:
     def allowed(self, agent: AgentConfig, user: str) -> bool:
         return may_steer(self.config, agent, user, in_channel=True)
 
-    def _kept(self, channel: str, key: str) -> bool:
+    def _kept(self, among: tuple[AgentConfig, ...], key: str) -> bool:
         """Queued before (by an earlier delivery of the same event, maybe by an earlier runner),
         for any agent of the channel: in a shared one, who a message is for can change between
         two deliveries of it (a reviewer finished meanwhile), and it must not be queued twice."""
-        slugs = [a.slug for a in agents_in(self.config, channel, self.channel_ids())]
+        slugs = [a.slug for a in among]
         marks = ", ".join("?" for _ in slugs)
         rows = self.queue.store.query(
             f"SELECT 1 FROM prompt_queue WHERE dedupe_key = ? AND slug IN ({marks})",
@@ -144,14 +144,14 @@ class Inbound:
     async def _handle(self, msg: Incoming) -> QueueItem | None:
         found = self.recipient(msg.channel, msg.thread)
         agent = found.agent
-        key = f"slack:{msg.channel}:{msg.ref}"
+        key = message_key(msg.channel, msg.ref)
         if agent is None:
             if found.why and not msg.is_bot and not self._answered(key):
-                await self._unaddressed(msg, found.why)
+                await self._unaddressed(msg, found)
             return None
         if msg.is_bot and not agent.allow_bots:
             return None
-        if self._kept(msg.channel, key):
+        if self._kept(found.among, key):
             log.info("%s: message %s delivered again; already queued", agent.slug, msg.ref)
             return None
         if not self.allowed(agent, msg.user):
@@ -211,17 +211,16 @@ class Inbound:
         await self.backend.react(msg.channel, msg.ref, RECEIVED)
         return self.queue.get(item_id)
 
-    async def _unaddressed(self, msg: Incoming, why: str) -> None:
+    async def _unaddressed(self, msg: Incoming, found: Recipient) -> None:
         """A message in a shared channel that names no agent: the note goes to someone who
         could have steered one of them; anyone else gets the usual private refusal."""
-        here = agents_in(self.config, msg.channel, self.channel_ids())
-        if any(self.allowed(a, msg.user) for a in here):
+        if any(self.allowed(a, msg.user) for a in found.among):
             log.info("%s: message %s names no agent of the channel; not sent", msg.channel, msg.ref)
             self._keep(msg)
-            await self._refuse(msg, why)
-        elif here:
+            await self._refuse(msg, found.why or "")
+        elif found.among:
             await self.backend.notify_user(
-                msg.channel, msg.user, refusal(self.config, here[0], "steer")
+                msg.channel, msg.user, refusal(self.config, found.among[0], "steer")
             )
 
     def _to_file(self, slug: str, msg: Incoming, text: str) -> str:

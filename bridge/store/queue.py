@@ -48,6 +48,12 @@ class Kind(StrEnum):
 WHILE_WORKING = frozenset({Kind.STEER})
 
 
+def message_key(channel: str, ts: str) -> str:
+    """The dedupe key of a person's chat message: one queue row per message, whoever takes it
+    (and the key that ties a thread rooted at that message to the agent it was queued for)."""
+    return f"slack:{channel}:{ts}"
+
+
 @dataclass(frozen=True, slots=True)
 class QueueItem:
     id: int

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from bridge.config.model import AgentConfig, Config, channel_for
 from bridge.store.db import Store
+from bridge.store.queue import message_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,8 @@ class Recipient:
     message does not say which."""
     why: str | None = None
     """Set when the channel has agents but none could be picked: the note for the sender."""
+    among: tuple[AgentConfig, ...] = ()
+    """Every enabled agent of the channel (config order), whoever was picked."""
 
 
 def agents_in(config: Config, channel: str, ids: Mapping[str, str]) -> list[AgentConfig]:
@@ -57,7 +60,7 @@ def thread_owner(store: Store, slugs: list[str], channel: str, thread: str) -> s
             UNION SELECT slug FROM reviews WHERE header = ? AND slug IN ({marks})
             UNION SELECT slug FROM asks WHERE message_ref = ? AND slug IN ({marks})
             UNION SELECT slug FROM prompt_queue WHERE dedupe_key = ? AND slug IN ({marks})""",
-        (thread, *slugs) * 4 + (f"slack:{channel}:{thread}", *slugs),
+        (thread, *slugs) * 4 + (message_key(channel, thread), *slugs),
     )
     owners = {str(r[0]) for r in rows}
     return next(iter(owners)) if len(owners) == 1 else None
@@ -76,26 +79,24 @@ def recipient(
     config: Config, store: Store, channel: str, thread: str | None, ids: Mapping[str, str]
 ) -> Recipient:
     """Who a message in ``channel`` (in ``thread``, when it is a reply) is for."""
-    here = agents_in(config, channel, ids)
+    here = tuple(agents_in(config, channel, ids))
     if not here:
         return Recipient(None)
     by_slug = {a.slug: a for a in here}
     slugs = list(by_slug)
-    owner = (
-        slugs[0]
-        if len(slugs) == 1
-        else thread_owner(store, slugs, channel, thread)
-        if thread
-        else None
-    )
+    owner: str | None = None
+    if len(slugs) == 1:
+        owner = slugs[0]
+    elif thread:
+        owner = thread_owner(store, slugs, channel, thread)
     done = finished(store, slugs)
     if owner is not None and owner not in done:
-        return Recipient(by_slug[owner])
+        return Recipient(by_slug[owner], among=here)
     if owner is not None:
-        return Recipient(None, f"`{owner}` has finished its task; nothing was sent.")
+        return Recipient(None, f"`{owner}` has finished its task; nothing was sent.", here)
     live = [a for a in here if a.slug not in done]
     if len(live) == 1:
-        return Recipient(live[0])
+        return Recipient(live[0], among=here)
     names = ", ".join(f"`{a.slug}`" for a in (live or here))
     why = (
         f"Several agents share this channel ({names}), and this message does not say which one "
@@ -104,4 +105,4 @@ def recipient(
         if live
         else f"Every agent of this channel has finished its task ({names}); nothing was sent."
     )
-    return Recipient(None, why)
+    return Recipient(None, why, here)
