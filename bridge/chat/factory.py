@@ -1,4 +1,9 @@
-"""Choosing the chat backend from the environment: Slack with both tokens, else the console."""
+"""Choosing the chat backend from the environment: Slack with both tokens, else the console.
+
+The only place a raw backend is constructed, and it never leaves: whichever is made comes back
+wrapped in :class:`~bridge.chat.redacting.RedactingBackend`, the one outbound chokepoint that
+redacts every text (tests/unit/test_chokepoint.py holds the code base to that).
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,22 @@ from pathlib import Path
 
 from bridge.chat.console import ConsoleBackend
 from bridge.chat.protocol import ChatBackend
+from bridge.chat.redacting import RedactingBackend
 
 log = logging.getLogger("agentbridge")
 
 
 def make_backend(
     state_dir: Path, environ: dict[str, str], pace: Mapping[str, float] | None = None
-) -> ChatBackend:
+) -> RedactingBackend:
     """Slack when both tokens are set (posting at ``pace``, the ``slack_pace`` config keys);
-    else the console, the embedded default."""
+    else the console, the embedded default; always behind the redacting chokepoint."""
+    return RedactingBackend(_raw_backend(state_dir, environ, pace))
+
+
+def _raw_backend(
+    state_dir: Path, environ: dict[str, str], pace: Mapping[str, float] | None
+) -> ChatBackend:
     bot, app = environ.get("SLACK_BOT_TOKEN"), environ.get("SLACK_APP_TOKEN")
     if bot and app:
         from bridge.chat.slack.backend import SlackBackend

@@ -177,6 +177,15 @@ class FakeAnthropic(FakeModelServer):
             }
             stop_reason = "tool_use"
             out_tokens = 40
+        elif reply.write is not None:
+            block = {
+                "type": "tool_use",
+                "id": self.next_id("toolu"),
+                "name": "Write",
+                "input": {"file_path": reply.write[0], "content": reply.write[1]},
+            }
+            stop_reason = "tool_use"
+            out_tokens = 20
         elif reply.command is not None:
             tool_input = {"command": reply.command, "description": "run"}
             block = {

@@ -1,10 +1,10 @@
 """The script both fake model servers follow: prompt directives, canned replies, limit windows.
 
 A directive is a word in the newest human prompt. `RUN:`, `USAGE:`, `SLOW:` shape ordinary
-answers; `LIMIT:`, `LIMITWARN:`, `STALL:`, `ASK:`/`ASKMULTI:` and `APPROVE:` reproduce what the
-real APIs do at an account limit, on a stalled stream, and when the model asks the user
-something or runs a command that needs approval. docs/cli-signals.md records what the real
-CLIs do with each.
+answers; `LIMIT:`, `LIMITWARN:`, `STALL:`, `ASK:`/`ASKMULTI:`, `APPROVE:` and `WRITE:` reproduce
+what the real APIs do at an account limit, on a stalled stream, and when the model asks the user
+something, runs a command that needs approval or writes a file. docs/cli-signals.md records
+what the real CLIs do with each.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ _LIMITWARN_RE = re.compile(r"LIMITWARN:[ \t]*(\d+(?:\.\d+)?)")
 _STALL_RE = re.compile(r"STALL:[ \t]*(\d+(?:\.\d+)?)")
 _ASK_RE = re.compile(r"ASK(MULTI)?:[ \t]*(\S[^\r\n]*)")
 _APPROVE_RE = re.compile(r"APPROVE:[ \t]*(\S[^\r\n]*)")
+_WRITE_RE = re.compile(r"WRITE:[ \t]*(/[^|\r\n]+)\|([^\r\n]*)")
 
 QUESTION_TOOLS = ("AskUserQuestion", "request_user_input")
 """Tool names the fakes use to ask the user something (Claude, Codex)."""
@@ -59,6 +60,9 @@ class Reply:
     """`command` asks for approval (Codex: `sandbox_permissions: require_escalated`)."""
     questions: list[dict[str, Any]] | None = None
     """Ask the user (Claude `AskUserQuestion`, Codex `request_user_input`)."""
+    write: tuple[str, str] | None = None
+    """Write a file: (absolute path, content) (Claude's `Write` tool; a file edit that
+    `permissions: ask` asks about)."""
     stall: float = 0.0
     """Seconds of silence after the stream's first events."""
     warn_percent: float | None = None
@@ -136,6 +140,9 @@ def decide(turn: Turn, default_usage: int) -> Reply:
         base.questions = parse_questions(ask.group(2), multi=bool(ask.group(1)))
     elif approve := _APPROVE_RE.search(prompt):
         base.command, base.approve = approve.group(1).strip(), True
+    elif write := _WRITE_RE.search(prompt):
+        base.write = (write.group(1).strip(), write.group(2).replace("\\n", "\n"))
+        base.text = f"ack: {one_line(prompt)}"  # the Codex fake has no Write tool: it answers
     elif run := _RUN_RE.search(prompt):
         base.command = run.group(1).strip()
     else:

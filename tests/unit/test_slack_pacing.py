@@ -120,6 +120,6 @@ def test_the_slack_pace_config_keys_reach_the_backend(tmp_path: object) -> None:
     config = parse_config(text, Path(str(tmp_path)) / "agents.yaml")
     env = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"}
     backend = make_backend(Path(str(tmp_path)), env, config.slack_pace.model_dump())
-    assert backend.pacer.pace == Pace(  # type: ignore[attr-defined]
+    assert backend._inner.pacer.pace == Pace(  # type: ignore[attr-defined]
         per_second=0.5, burst=2, workspace_per_second=5.0, workspace_burst=9
     )
