@@ -31,8 +31,8 @@ from bridge.answers.blocks import (
 from bridge.answers.book import AskBook, AskRow
 from bridge.answers.message import AskMessages
 from bridge.answers.policy import run_policy
-from bridge.channel.inbound import may_steer
 from bridge.chat.protocol import Action, ChatBackend
+from bridge.config import access
 from bridge.config.model import Config
 from bridge.hooks.server import HookMessage
 from bridge.lifecycle.activity import Activity, ActivityTracker
@@ -199,8 +199,9 @@ class Answers:
         if row is None:
             return "That question is no longer known to agentbridge."
         agent = self.config.agent(row.slug)
-        if agent is None or not may_steer(
-            self.config, agent, action.user, in_channel=self._in_channel(row, action)
+        where = access.Where.CHANNEL if self._in_channel(row, action) else access.Where.OTHER
+        if agent is None or not access.authorize(
+            self.config, agent, action.user, access.Act.ANSWER, where
         ):
             await asyncio.to_thread(
                 self.book.audit, row.id, row.slug, action.user, "refused", action.action_id

@@ -5,10 +5,10 @@ this module decides how it reads: the text, the agent's last pane lines in a cod
 through :func:`bridge.render.redact.redact`: a pane can show a token), and for a stuck turn the
 buttons Interrupt, Interrupt and continue, Restart agent, Ignore.
 
-Buttons are ours by the ``stuck:`` action-id prefix. A click obeys the steering rules: it must
-come from the agent's own channel and from someone allowed to steer that agent
-(:func:`bridge.channel.inbound.may_steer`); anyone else gets a private refusal and nothing
-happens. A used alert is edited to say who did what, without its buttons, so it is used once.
+Buttons are ours by the ``stuck:`` action-id prefix. A click must come from the agent's own
+channel and be allowed by :func:`bridge.config.access.authorize` (``Act.ALERT``); anyone else
+gets a private refusal and nothing happens. A used alert is edited to say who did what,
+without its buttons, so it is used once.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 from bridge.aio import TaskSet
 from bridge.channel.inbound import Inbound
 from bridge.chat.protocol import Action, ChatBackend, Outgoing
+from bridge.config import access
 from bridge.fleet.reconcile import Reconciler
 from bridge.lifecycle.core import Lifecycle
 from bridge.lifecycle.notice import Alert
@@ -114,7 +115,9 @@ class Alerts:
         agent = self.inbound.config.agent(slug)
         if verb not in DONE or agent is None or not self.inbound.belongs(agent, action.channel):
             return "This button does not belong to an agent of this channel."
-        if not self.inbound.allowed(agent, action.user):
+        if not access.authorize(
+            self.inbound.config, agent, action.user, access.Act.ALERT, access.Where.CHANNEL
+        ):
             return f"Sorry, you are not allowed to control `{slug}`."
         log.info("%s: stuck alert: %s by %s", slug, verb, action.user)
         if verb in ("interrupt", "interrupt_continue"):

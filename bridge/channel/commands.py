@@ -1,12 +1,12 @@
 """``/agent status | restart SLUG | stop SLUG | compact SLUG | send SLUG TEXT``.
 
-The same access rules as steering, judged on the TARGET agent whatever channel or DM the
-command comes from: its allowlist (plus the global one), or, for an agent with
-``access: channel-members`` and no list, only from the agent's own channel (running the command
-there is the only proof of membership). A refusal says why and is logged. ``send`` obeys the
-agent's ``slash_commands`` like a message would. ``status`` lists only what the caller may
-control. Replies are private (ephemeral) so raw commands and their answers never clutter a
-shared thread.
+Access is :func:`bridge.config.access.authorize` (the one decision, one rule per verb), judged
+on the TARGET agent from wherever the command came: its allowlist (plus the global one), or,
+for an agent with ``access: channel-members`` and no list, only from the agent's own channel
+(running the command there is the only proof of membership). A refusal says why and is
+logged. ``send`` obeys the agent's ``slash_commands`` like a message would. ``status`` lists
+only what the caller may control. Replies are private (ephemeral) so raw commands and their
+answers never clutter a shared thread.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-from bridge.channel.inbound import command_refusal, may_steer, refusal
+from bridge.channel.inbound import command_refusal
 from bridge.config import access
+from bridge.config.access import Act
 from bridge.config.model import Config, channel_for
 from bridge.fleet.reconcile import Reconciler
 from bridge.lifecycle.activity import ActivityTracker
@@ -57,18 +58,14 @@ class Commands:
     def update_config(self, config: Config) -> None:
         self.config = config
 
-    def _in_channel(self, slug: str, channel: str) -> bool:
+    def _may(self, slug: str, user: str, channel: str, act: Act) -> access.Decision:
+        """:func:`bridge.config.access.authorize` for ``act`` on ``slug`` from ``channel``."""
         agent = self.config.agent(slug)
-        if agent is None or not channel:
-            return False
+        if agent is None:
+            return access.Decision(False, f"Unknown agent `{slug}`")
         wanted = channel_for(agent)
-        return channel in (wanted, self.channel_ids().get(wanted))
-
-    def _may(self, slug: str, user: str, channel: str) -> bool:
-        agent = self.config.agent(slug)
-        return agent is not None and may_steer(
-            self.config, agent, user, in_channel=self._in_channel(slug, channel)
-        )
+        where = access.place(channel, (wanted, self.channel_ids().get(wanted) or wanted))
+        return access.authorize(self.config, agent, user, act, where)
 
     async def run(self, user: str, channel: str, text: str) -> str:
         words = text.strip().split(None, 2)
@@ -85,22 +82,17 @@ class Commands:
         agent = self.config.agent(slug)
         if agent is None:
             return f"Unknown agent `{slug}`."
-        if not self._may(slug, user, channel):
-            closed = access.is_closed(self.config, agent)
+        decision = self._may(slug, user, channel, Act(verb))
+        if not decision:
             log.warning(
                 "%s: refused /agent %s from %s in %s (%s)",
                 slug,
                 verb,
                 user,
                 channel or "?",
-                "no allowed_users: access is closed" if closed else "not allowed on this agent",
+                decision.reason,
             )
-            if not closed and not access.allowlist(self.config, agent):
-                return (
-                    f"`{slug}` takes commands only from its own channel "
-                    f"({channel_for(agent)}); nothing was done."
-                )
-            return refusal(self.config, agent, "control", "nothing was done")
+            return decision.refusal("nothing was done")
         if verb == "restart":
             return await asyncio.to_thread(self.reconciler.restart, slug)
         if verb == "stop":
@@ -127,7 +119,7 @@ class Commands:
     def status(self, user: str, channel: str = "") -> str:
         lines = []
         for agent in self.config.agents:
-            if not self._may(agent.slug, user, channel):
+            if not self._may(agent.slug, user, channel, Act.STATUS):
                 continue
             act = self.tracker.get(agent.slug)
             ctx = f", context {act.context_tokens // 1000}k" if act.context_tokens else ""

@@ -46,26 +46,6 @@ PASTE_LIMIT = 4000
 RECEIVED, CONFIRMED, FAILED = "eyes", "white_check_mark", "warning"
 
 
-def may_steer(config: Config, agent: AgentConfig, user: str, *, in_channel: bool = True) -> bool:
-    """See :func:`bridge.config.access.may_steer` (the one rule)."""
-    return access.may_steer(config, agent, user, in_channel=in_channel)
-
-
-def refusal(
-    config: Config, agent: AgentConfig, what: str, outcome: str = "nothing was sent to it"
-) -> str:
-    """Why someone may not ``what`` (steer, control) an agent: the reason and the key to set."""
-    if access.is_closed(config, agent):
-        return (
-            f"Nobody may {what} `{agent.slug}` from Slack yet: it has no `allowed_users`. "
-            f"To allow it, {access.CLOSED_HINT}; {outcome}."
-        )
-    return (
-        f"Sorry, you are not allowed to {what} `{agent.slug}` (you are not in its "
-        f"`allowed_users`); {outcome}."
-    )
-
-
 def command_refusal(agent: AgentConfig, command: str) -> str:
     allowed = ", ".join(f"`{c}`" for c in agent.slash_commands) or "none"
     return (
@@ -105,8 +85,10 @@ class Inbound:
         """Whether ``channel`` (a name or an id) is ``agent``'s."""
         return agent in agents_in(self.config, channel, self.channel_ids())
 
-    def allowed(self, agent: AgentConfig, user: str) -> bool:
-        return may_steer(self.config, agent, user, in_channel=True)
+    def allowed(self, agent: AgentConfig, user: str) -> access.Decision:
+        """Whether ``user`` may steer ``agent`` with a message in its channel (the only place
+        inbound listens): :func:`bridge.config.access.authorize`, the one decision."""
+        return access.authorize(self.config, agent, user, access.Act.STEER, access.Where.CHANNEL)
 
     def _kept(self, among: tuple[AgentConfig, ...], key: str) -> bool:
         """Queued before (by an earlier delivery of the same event, maybe by an earlier runner),
@@ -165,7 +147,9 @@ class Inbound:
                     else "not in allowed_users",
                 )
                 await self.backend.notify_user(
-                    msg.channel, msg.user, refusal(self.config, agent, "steer")
+                    msg.channel,
+                    msg.user,
+                    self.allowed(agent, msg.user).refusal("nothing was sent to it"),
                 )
             return None
         text = sanitize(msg.text).text
@@ -219,8 +203,9 @@ class Inbound:
             self._keep(msg)
             await self._refuse(msg, found.why or "")
         elif found.among:
+            refused = self.allowed(found.among[0], msg.user)
             await self.backend.notify_user(
-                msg.channel, msg.user, refusal(self.config, found.among[0], "steer")
+                msg.channel, msg.user, refused.refusal("nothing was sent to it")
             )
 
     def _to_file(self, slug: str, msg: Incoming, text: str) -> str:

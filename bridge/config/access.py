@@ -15,7 +15,9 @@ under the 400-line module limit); their descriptions feed ``docs/configuration.m
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
@@ -121,6 +123,9 @@ class FleetAccess(BaseModel):
 
 class _Agent(Protocol):
     @property
+    def slug(self) -> str: ...
+
+    @property
     def allowed_users(self) -> list[str]: ...
 
     @property
@@ -152,17 +157,128 @@ def is_closed(fleet: _Fleet, agent: _Agent) -> bool:
     return not allowlist(fleet, agent) and mode(fleet, agent) == "allowlist"
 
 
-def may_steer(fleet: _Fleet, agent: _Agent, user: str, *, in_channel: bool) -> bool:
-    """Whether ``user`` may steer (or command) ``agent``.
+class Act(StrEnum):
+    """Everything a person can make the runner do to an agent from chat; each has its rule in
+    :data:`RULES`. A new button or verb gets a member here, never a check of its own."""
 
-    ``in_channel``: the request comes from the agent's own channel (or a thread there), the
-    only place where ``channel-members`` grants anything; a DM or another channel proves no
-    membership, so there only the allowlist counts.
+    STEER = "steer"
+    """A message in the agent's channel (or a thread there) pasted as a prompt."""
+    ANSWER = "answer"
+    """A click or modal submission answering the agent's question or approval request."""
+    ALERT = "alert"
+    """A stuck-turn alert's buttons: Interrupt, Interrupt and continue, Restart, Ignore."""
+    STATUS = "status"
+    """Being listed by ``/agent status``."""
+    RESTART = "restart"
+    STOP = "stop"
+    COMPACT = "compact"
+    SEND = "send"
+    """``/agent send SLUG TEXT``: steering from anywhere."""
+    REVIEW = "review"
+    """``/agent review PR [TEMPLATE]``: spawns a reviewer from the template (with its
+    permissions, bypass by default) whose output is posted in the template's channel."""
+
+
+class Where(StrEnum):
+    """Where the request came from, as seen from the target agent."""
+
+    CHANNEL = "channel"
+    """The agent's own channel, a thread there, or a modal that a click there opened for the
+    same person (Slack sends modal submissions without a channel)."""
+    OTHER = "other"
+    """Another channel."""
+    DM = "dm"
+    """A direct message (or a modal with no trace of where it was opened)."""
+
+
+ANYWHERE = frozenset(Where)
+OWN_CHANNEL = frozenset({Where.CHANNEL})
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """Where an allowlisted user may do an action, and where ``access: channel-members``
+    lets anyone (with no allowlist) do it: only a request from the agent's own channel proves
+    membership, so the second is never wider than :data:`OWN_CHANNEL`."""
+
+    listed: frozenset[Where]
+    members: frozenset[Where] = OWN_CHANNEL
+    what: str = "control"
+    """The verb of the refusal ("Sorry, you may not <what> `slug`")."""
+
+
+RULES: Mapping[Act, Rule] = {
+    # A steering message only ever comes from the agent's channel; alert buttons are only
+    # ever on a message there (a click elsewhere is someone else's button).
+    Act.STEER: Rule(OWN_CHANNEL, what="steer"),
+    Act.ALERT: Rule(OWN_CHANNEL),
+    # An allowlisted person may answer from a modal whose origin this runner forgot (a
+    # restart between the click and the submission); anyone else needs the channel.
+    Act.ANSWER: Rule(ANYWHERE, what="answer"),
+    Act.STATUS: Rule(ANYWHERE, what="see"),
+    Act.RESTART: Rule(ANYWHERE),
+    Act.STOP: Rule(ANYWHERE),
+    Act.COMPACT: Rule(ANYWHERE),
+    Act.SEND: Rule(ANYWHERE),
+    Act.REVIEW: Rule(ANYWHERE, what="start reviews with"),
+}
+"""The whole access policy, one row per action (docs/configuration.md shows it as a table)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    reason: str
+    """Why, in words for the person (a refusal names the key to set) and for the log."""
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+    def refusal(self, outcome: str) -> str:
+        """The private note for a refused person: the reason, then what happened instead."""
+        return f"{self.reason}; {outcome}."
+
+
+def place(channel: str, own: Collection[str]) -> Where:
+    """Where a request from ``channel`` comes from for an agent whose channel is any of
+    ``own`` (its configured name and resolved id). Slack's DM ids start with ``D``."""
+    if channel and channel in own:
+        return Where.CHANNEL
+    return Where.DM if not channel or channel.startswith("D") else Where.OTHER
+
+
+def authorize(fleet: _Fleet, agent: _Agent, user: str, act: Act, where: Where) -> Decision:
+    """THE access decision: may ``user`` do ``act`` on ``agent`` from ``where``?
+
+    A non-empty allowlist (the agent's plus the fleet's) decides alone: listed users may, where
+    the action's rule allows them; nobody else may. With no list, ``access: channel-members``
+    lets anyone in the agent's own channel (the only proof of membership) and ``allowlist``
+    lets nobody (fail closed).
     """
+    rule, slug = RULES[act], agent.slug
     allow = allowlist(fleet, agent)
     if allow:
-        return user in allow
-    return mode(fleet, agent) == "channel-members" and in_channel
+        if user not in allow:
+            why = (
+                f"you are not allowed to {rule.what} `{slug}` (you are not in its `allowed_users`)"
+            )
+            return Decision(False, "Sorry, " + why)
+        if where not in rule.listed:
+            return Decision(False, f"`{slug}` takes this only in its own channel")
+        return Decision(True, "in allowed_users")
+    if mode(fleet, agent) != "channel-members":
+        return Decision(
+            False,
+            f"Nobody may {rule.what} `{slug}` from Slack yet: it has no `allowed_users`. "
+            f"To allow it, {CLOSED_HINT}",
+        )
+    if where not in rule.members:
+        return Decision(
+            False,
+            f"`{slug}` takes this only from its own channel (with `access: channel-members` "
+            "and no `allowed_users`, only a request there shows you are a member)",
+        )
+    return Decision(True, "a member of its channel (access: channel-members)")
 
 
 def slash_command(text: str) -> str | None:

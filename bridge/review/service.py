@@ -22,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bridge.aio import TaskSet, wait_event
-from bridge.channel.inbound import may_steer
 from bridge.chat.protocol import ChatBackend, Outgoing
+from bridge.config import access
 from bridge.config.model import AgentConfig, Config, ConfigError, channel_for
 from bridge.config.spawned import spawn
 from bridge.errors import AgentbridgeError
@@ -120,8 +120,18 @@ class ReviewService:
         template = self.template(words[1] if len(words) > 1 else None, channel)
         if isinstance(template, str):
             return template
-        if not may_steer(self.config, template, user):
-            return f"Sorry, you are not allowed to control `{template.slug}`."
+        own = channel_for(template)
+        where = access.place(channel, (own, self.backend.channels.get(own) or own))
+        decision = access.authorize(self.config, template, user, access.Act.REVIEW, where)
+        if not decision:
+            log.warning(
+                "%s: refused /agent review from %s in %s (%s)",
+                template.slug,
+                user,
+                channel or "?",
+                decision.reason,
+            )
+            return decision.refusal("no review was started")
         return await self.request(words[0], template, via="slack", user=user)
 
     async def request(

@@ -131,8 +131,9 @@ def test_channel_members_opt_in_restores_open_steering(tmp_path: Path, store: St
         access="channel-members",
         agents=[{"slug": "one", "channel": "#one", "allowed_users": [ALICE]}],
     )
-    assert access.may_steer(config, config.agents[0], ALICE, in_channel=True)
-    assert not access.may_steer(config, config.agents[0], MALLORY, in_channel=True)
+    here = access.Where.CHANNEL
+    assert access.authorize(config, config.agents[0], ALICE, access.Act.STEER, here)
+    assert not access.authorize(config, config.agents[0], MALLORY, access.Act.STEER, here)
 
 
 def test_bots_are_ignored_unless_allowed_and_then_still_need_the_list(
