@@ -34,6 +34,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from bridge.config import access as access_module
 from bridge.config import model as config_module
 from bridge.config import pace as pace_module
 from bridge.config import review as review_module
@@ -417,15 +418,57 @@ def _section(section: Section, docstrings: dict[tuple[str, str], str]) -> list[s
     return lines
 
 
+_ACCESS_TITLE = "Who may do what: the access rules"
+_ACCESS_INTRO = """\
+Every action a person takes on an agent from Slack is judged by one decision
+(`bridge.config.access.authorize`), on the agent it acts on (a review: its template), from where
+the request came: the agent's own channel (a thread there, or a form a click there opened),
+another channel, or a DM. A non-empty allowlist (the agent's `allowed_users` plus the top-level
+one) decides alone, whatever `access` says; with no list, `access: channel-members` lets anyone
+in the agent's channel, and `access: allowlist` (the default) lets nobody. Only a request from
+the agent's own channel shows that someone is a member, so channel members never act from a DM
+or another channel. Anyone refused gets a private note saying why, and the refusal is logged.
+Local `agentbridge send` (and the console backend) is never restricted."""
+
+
+def _where(places: frozenset[access_module.Where], who: str) -> str:
+    if places == frozenset(access_module.Where):
+        return f"{who}, from anywhere"
+    return f"{who}, in its channel only"
+
+
+def access_rules() -> list[str]:
+    """The rules table, from ``bridge.config.access.RULES`` itself (so it cannot drift)."""
+    lines = [
+        '<a id="access-rules"></a>',
+        "",
+        f"## {_ACCESS_TITLE}",
+        "",
+        _ACCESS_INTRO,
+        "",
+        "| action | listed in `allowed_users` | no list, `channel-members` "
+        "| no list, `allowlist` |",
+        "|---|---|---|---|",
+    ]
+    for rule in access_module.RULES.values():
+        listed = _where(rule.listed, "yes")
+        members = _where(rule.members, "anyone")
+        lines.append(f"| {_cell(rule.doc)} | {listed} | {members} | nobody |")
+    lines.append("")
+    return lines
+
+
 def render() -> str:
     """The whole reference, deterministic (no paths, times or environment in it)."""
     docstrings = _config_docstrings()
     lines = [_PREAMBLE]
     lines += ["Sections:", ""]
     lines += [f"- [{s.title}](#{s.anchor})" for s in SECTIONS]
+    lines.append(f"- [{_ACCESS_TITLE}](#access-rules)")
     lines.append("")
     for section in SECTIONS:
         lines += _section(section, docstrings)
+    lines += access_rules()
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

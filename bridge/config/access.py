@@ -1,11 +1,15 @@
-"""Who may steer an agent from chat, and which CLI commands they may send: the config keys and
-the one rule that inbound steering, ``/agent``, ``doctor`` and ``status`` all apply.
+"""Who may do what to an agent from chat: the config keys and the ONE decision,
+:func:`authorize`, that steering, answers, alert buttons, every ``/agent`` verb and
+``/agent review`` ask (one rule per action in :data:`RULES`; docs/configuration.md shows them
+as a table generated from it). ``doctor`` and ``status`` describe the same keys.
 
 Agents run with bypass permissions, so whoever steers one runs shell commands as the runner's
 user. The default is therefore closed: with no ``allowed_users`` for an agent (its own list plus
 the top-level one), nobody steers it from Slack. ``access: channel-members`` (per agent or for
 the fleet) is the explicit opt-in to the old open behaviour; a non-empty allowlist restricts
-steering in either mode, so the opt-in only decides what an *empty* list means. The console
+steering in either mode, so the opt-in only decides what an *empty* list means. Only a request
+from the agent's own channel proves membership: a DM or another channel never does (a DM's
+``/agent review`` was once judged as if it came from the template's channel). The console
 backend (``agentbridge send``) is not chat: the local user owns the box and is never refused.
 
 The keys live here as two small mixins of the models in :mod:`bridge.config.model` (which stays
@@ -158,25 +162,19 @@ def is_closed(fleet: _Fleet, agent: _Agent) -> bool:
 
 
 class Act(StrEnum):
-    """Everything a person can make the runner do to an agent from chat; each has its rule in
-    :data:`RULES`. A new button or verb gets a member here, never a check of its own."""
+    """Everything a person can make the runner do to an agent from chat; each has its rule
+    (and its description) in :data:`RULES`. A new button or verb gets a member here and a row
+    there, never a check of its own."""
 
     STEER = "steer"
-    """A message in the agent's channel (or a thread there) pasted as a prompt."""
     ANSWER = "answer"
-    """A click or modal submission answering the agent's question or approval request."""
     ALERT = "alert"
-    """A stuck-turn alert's buttons: Interrupt, Interrupt and continue, Restart, Ignore."""
     STATUS = "status"
-    """Being listed by ``/agent status``."""
     RESTART = "restart"
     STOP = "stop"
     COMPACT = "compact"
     SEND = "send"
-    """``/agent send SLUG TEXT``: steering from anywhere."""
     REVIEW = "review"
-    """``/agent review PR [TEMPLATE]``: spawns a reviewer from the template (with its
-    permissions, bypass by default) whose output is posted in the template's channel."""
 
 
 class Where(StrEnum):
@@ -201,26 +199,44 @@ class Rule:
     lets anyone (with no allowlist) do it: only a request from the agent's own channel proves
     membership, so the second is never wider than :data:`OWN_CHANNEL`."""
 
+    doc: str
+    """What the action is (the first column of the table in docs/configuration.md)."""
     listed: frozenset[Where]
     members: frozenset[Where] = OWN_CHANNEL
     what: str = "control"
-    """The verb of the refusal ("Sorry, you may not <what> `slug`")."""
+    """The verb of a refusal ("Sorry, you are not allowed to <what> `slug`")."""
 
 
 RULES: Mapping[Act, Rule] = {
     # A steering message only ever comes from the agent's channel; alert buttons are only
-    # ever on a message there (a click elsewhere is someone else's button).
-    Act.STEER: Rule(OWN_CHANNEL, what="steer"),
-    Act.ALERT: Rule(OWN_CHANNEL),
+    # ever on a message there (a click elsewhere is on someone else's button).
+    Act.STEER: Rule(
+        "a message in the agent's channel (or a thread there), pasted as a prompt",
+        OWN_CHANNEL,
+        what="steer",
+    ),
+    Act.ALERT: Rule(
+        "a stuck-turn alert's buttons (Interrupt, Interrupt and continue, Restart, Ignore)",
+        OWN_CHANNEL,
+    ),
     # An allowlisted person may answer from a modal whose origin this runner forgot (a
     # restart between the click and the submission); anyone else needs the channel.
-    Act.ANSWER: Rule(ANYWHERE, what="answer"),
-    Act.STATUS: Rule(ANYWHERE, what="see"),
-    Act.RESTART: Rule(ANYWHERE),
-    Act.STOP: Rule(ANYWHERE),
-    Act.COMPACT: Rule(ANYWHERE),
-    Act.SEND: Rule(ANYWHERE),
-    Act.REVIEW: Rule(ANYWHERE, what="start reviews with"),
+    Act.ANSWER: Rule(
+        "a click or modal answering the agent's question or approval request",
+        ANYWHERE,
+        what="answer",
+    ),
+    Act.STATUS: Rule("being listed by `/agent status`", ANYWHERE, what="see"),
+    Act.RESTART: Rule("`/agent restart SLUG`", ANYWHERE),
+    Act.STOP: Rule("`/agent stop SLUG` (the agent stays down until a restart)", ANYWHERE),
+    Act.COMPACT: Rule("`/agent compact SLUG`", ANYWHERE),
+    Act.SEND: Rule("`/agent send SLUG TEXT` (steering from anywhere)", ANYWHERE),
+    Act.REVIEW: Rule(
+        "`/agent review PR [TEMPLATE]`: spawns a reviewer from the template, with its "
+        "permissions (bypass by default), judged on the template",
+        ANYWHERE,
+        what="start reviews with",
+    ),
 }
 """The whole access policy, one row per action (docs/configuration.md shows it as a table)."""
 
