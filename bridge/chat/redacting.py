@@ -52,7 +52,7 @@ from bridge.render.redact import redact
 ID_KEYS = frozenset({"type", "action_id", "block_id", "callback_id", "style", "external_id"})
 """Block Kit keys whose string values are routing ids, never shown text (see the module doc)."""
 
-THREAD_ABOVE = 8000
+THREAD_ABOVE = 4000
 """Characters of outgoing text above which redaction runs in a worker thread."""
 
 
