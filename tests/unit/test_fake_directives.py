@@ -354,3 +354,20 @@ def test_decide_keeps_run_and_plain_answers() -> None:
     )
     result = Turn(kind="tool_result", prompt="RUN: ls", tool_output="a\nb", tool_name="Bash")
     assert decide(result, 5).text == "ran: ls -> a"
+
+
+# WRITE ----------------------------------------------------------------------------------------
+
+
+def test_claude_write_directive_is_a_write_tool_call(claude: FakeAnthropic) -> None:
+    prompt = user("save WRITE:/work/app/.env|A=1\\nB=2")
+    events = claude_stream(claude, claude_body(prompt))
+    start = next(d for n, d in events if n == "content_block_start")["content_block"]
+    assert start["name"] == "Write"
+    delta = next(d for n, d in events if n == "content_block_delta")["delta"]
+    assert json.loads(delta["partial_json"]) == {
+        "file_path": "/work/app/.env",
+        "content": "A=1\nB=2",
+    }
+    reply = decide(Turn("turn", prompt="save WRITE:/work/app/.env|A=1"), 10)
+    assert reply.write == ("/work/app/.env", "A=1") and reply.text.startswith("ack:")
