@@ -1,12 +1,12 @@
 """End to end: no secret in an approval, a question or a modal leaves for Slack (issue 20 item 4).
 
-The real Claude under ``permissions: ask`` in tmux, the real runner against the loopback Slack
-emulator. The agent asks to run a ``curl`` with a bearer header and to write a ``.env``, and asks
-a question whose text and option hold tokens; people click Allow, Deny with a reason (a modal)
-and Other… (a modal holding the question). Every Web API call the bot made (posts, updates,
-ephemerals, modals, uploads) is read back from the emulator's call log, with the modals and
-ephemerals it kept: none holds a secret, while the file the agent wrote holds them intact
-(redaction is on the way out only).
+The real Claude (and Codex, for the command approval) under ``permissions: ask`` in tmux, the
+real runner against the loopback Slack emulator. The agent asks to run a ``curl`` with a bearer
+header and to write a ``.env``, and asks a question whose text and option hold tokens; people
+click Allow, Deny with a reason (a modal) and Other… (a modal holding the question). Every Web
+API call the bot made (posts, updates, ephemerals, modals, uploads) is read back from the
+emulator's call log, with the modals and ephemerals it kept: none holds a secret, while the
+file the agent wrote holds them intact (redaction is on the way out only).
 """
 
 from __future__ import annotations
@@ -44,9 +44,12 @@ def leaked(slack: Any) -> list[str]:
     return [s for s in SECRETS if s in sent]
 
 
-def test_approvals_questions_and_modals_carry_no_secret_to_slack(fleet: Fleet, slack: Any) -> None:
-    slug = "redact-claude"
-    alice, channel, _ = setup_agent(fleet, slack, slug, "claude", permissions="ask")
+@pytest.mark.parametrize("runtime", ["claude", "codex"])
+def test_approvals_questions_and_modals_carry_no_secret_to_slack(
+    fleet: Fleet, slack: Any, runtime: str
+) -> None:
+    slug = f"redact-{runtime}"
+    alice, channel, _ = setup_agent(fleet, slack, slug, runtime, permissions="ask")
     workdir = Path(fleet.agents_by_slug(slug)["workdir"])
     fleet.write_config()
     fleet.start_runner()
@@ -64,6 +67,9 @@ def test_approvals_questions_and_modals_carry_no_secret_to_slack(fleet: Fleet, s
     closed(slack, channel, msg["ts"], "denied it")
     wait_until(lambda: answered_in_thread(slack, channel, root, "result:"), 90, "the model told")
     wait_until(lambda: fleet.status()[slug]["activity"] == "idle", 60, "the first turn finished")
+    if runtime == "codex":  # the Codex fake has no Write tool and Codex asks no questions here
+        assert not leaked(slack), leaked(slack)
+        return
 
     # 2. A Write of .env: allowed once; the file holds the real secrets, Slack none.
     env = workdir / ".env"
