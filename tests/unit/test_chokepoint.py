@@ -341,14 +341,25 @@ def test_nothing_outside_the_slack_backend_calls_slack_posting_methods() -> None
     assert not offenders, offenders
 
 
-def test_the_daemon_gets_its_backend_from_the_factory_only() -> None:
-    """The app wiring: every ChatBackend the runner hands out is make_backend's (or a wrapper of
-    it, like the multi-host router, whose inner is the chokepoint)."""
+def test_the_app_gets_its_backend_from_the_factory_only() -> None:
+    """The app wiring: outside ``bridge/chat`` no code constructs a backend except wrappers of
+    one it was given (the multi-host router, a DelegatingBackend), and the daemon's comes from
+    make_backend, so whatever the runner hands out has the chokepoint innermost."""
+    from bridge.chat.delegate import DelegatingBackend
+    from bridge.cluster.router import RoutedBackend
+
+    wrappers = {"RoutedBackend"}
+    assert issubclass(RoutedBackend, DelegatingBackend)
+    built = []
+    for path in sorted((REPO / "bridge").rglob("*.py")):
+        rel = path.relative_to(REPO).as_posix()
+        if rel.startswith(("bridge/chat/", "bridge/devtools/")):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+                if isinstance(name, str) and name.endswith("Backend") and name not in wrappers:
+                    built.append(f"{rel}:{node.lineno} {name}")
+    assert not built, built
     daemon = (REPO / "bridge/app/daemon.py").read_text(encoding="utf-8")
-    calls = re.findall(r"\b(\w*Backend)\(", daemon)
-    assert set(calls) <= {"RoutedBackend"}, calls
     assert "make_backend(" in daemon
-    routed = re.search(r"RoutedBackend\((\w+),", daemon)
-    assert routed is not None and routed.group(1) == "backend"
-    first = daemon.index("backend: ChatBackend = make_backend(")
-    assert first < daemon.index("RoutedBackend(")
