@@ -1,4 +1,5 @@
-"""The Slack part of ``agentbridge doctor``: tokens, and the bot's membership of each channel.
+"""The Slack part of ``agentbridge doctor``: tokens and their scopes, and the bot's membership of
+each channel.
 
 A bot that is not in an agent's channel cannot post there, and Slack says so only when the
 first message fails; a revoked token looks the same as a network outage from inside the runner.
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from bridge.chat.slack import scopes
 from bridge.config.model import Config, channel_for
 from bridge.doctor.check import Check
 
@@ -123,6 +125,7 @@ def check_slack(
     except Exception as err:
         detail = f"apps.connections.open with SLACK_APP_TOKEN failed: {_slack_error(err)}"
         checks.append(Check("slack app token", False, detail))
+    checks.append(check_scopes(getattr(auth, "headers", None) or {}))
     wanted: dict[str, list[str]] = {}
     for agent in config.enabled_agents() if config else []:
         wanted.setdefault(channel_for(agent), []).append(agent.slug)
@@ -136,6 +139,27 @@ def check_slack(
     for channel, slugs in wanted.items():
         checks.append(_channel_check(client, channel, slugs, by_name, auth.get("user")))
     return checks
+
+
+def check_scopes(headers: Mapping[str, Any]) -> Check:
+    """The scopes the bot token was granted (``auth.test``'s ``x-oauth-scopes`` header)
+    against every scope the product needs (:mod:`bridge.chat.slack.scopes`): each missing
+    one named with what it breaks, since Slack says so only when that feature is first used
+    (``missing_scope``, or the sign-in page for a file)."""
+    value = next((str(v) for k, v in headers.items() if k.lower() == "x-oauth-scopes"), None)
+    granted = scopes.parse_header(value)
+    if granted is None:
+        detail = "Slack did not list the token's scopes (no x-oauth-scopes header); not checked"
+        return Check("slack scopes", True, detail, warning=True)
+    lacking = scopes.missing(granted)
+    if not lacking:
+        return Check("slack scopes", True, f"the bot token has all {len(scopes.required())}")
+    parts = [f"{scope} ({'; '.join(features)})" for scope, features in sorted(lacking.items())]
+    detail = (
+        f"the bot token lacks {', '.join(parts)}: add the missing scopes to the Slack app "
+        "(OAuth & Permissions, or deploy/slack-app-manifest.yaml) and reinstall it"
+    )
+    return Check("slack scopes", False, detail)
 
 
 def _channel_check(
