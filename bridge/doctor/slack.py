@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from bridge.chat.slack import scopes
+from bridge.config import access
 from bridge.config.model import Config, channel_for
 from bridge.doctor.check import Check
 
@@ -60,19 +61,36 @@ def is_loopback(url: str | None) -> bool:
         return False
 
 
-def runner_slack(state_dir: Path | None) -> tuple[str | None, object]:
-    """The ``SLACK_API_URL`` the state dir's runner was started with (``runner.json``, written
-    by the runner) and its pid."""
+def _runner_info(state_dir: Path | None) -> dict[str, Any]:
+    """The state dir's ``runner.json`` (written by the runner at start), or empty."""
     if state_dir is None:
-        return None, None
+        return {}
     try:
         info = json.loads((state_dir / "runner.json").read_text())
     except (OSError, ValueError):
-        return None, None
-    if not isinstance(info, dict):
-        return None, None
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def runner_slack(state_dir: Path | None) -> tuple[str | None, object]:
+    """The ``SLACK_API_URL`` the state dir's runner was started with (``runner.json``, written
+    by the runner) and its pid."""
+    info = _runner_info(state_dir)
     url = info.get("slack_api_url")
     return (url if isinstance(url, str) and url else None), info.get("pid")
+
+
+def uses_slack(environ: Mapping[str, str], state_dir: Path | None) -> bool:
+    """Whether the runner talks to Slack: both tokens here (the runner's environment), or the
+    runner said so in ``runner.json`` (``chat``; an older runner's ``slack_api_url``). The
+    demo sets its emulator's tokens only in the runner's own environment, so a ``doctor`` or
+    ``status`` in another shell has no tokens and must not judge by its own environment."""
+    if access.slack_configured(environ):
+        return True
+    info = _runner_info(state_dir)
+    if "chat" in info:
+        return bool(info["chat"] == "slack")
+    return runner_slack(state_dir)[0] is not None
 
 
 def check_slack(
