@@ -80,7 +80,7 @@ def manifest_scopes(path: Path = MANIFEST) -> frozenset[str]:
 
 
 def needed(state: WorkspaceState, method: str, params: Json) -> list[str]:
-    """The scopes ``method`` needs for this call (lock not needed: channel kinds never change)."""
+    """The scopes ``method`` needs for this call (a conversation's by its kind)."""
     if method in BY_KIND:
         public, private = BY_KIND[method]
         return [private if _is_private(state, params.get("channel")) else public]

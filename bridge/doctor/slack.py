@@ -164,17 +164,15 @@ def check_scopes(headers: Mapping[str, Any]) -> Check:
     against every scope the product needs (:mod:`bridge.chat.slack.scopes`): each missing
     one named with what it breaks, since Slack says so only when that feature is first used
     (``missing_scope``, or the sign-in page for a file)."""
-    value = next((str(v) for k, v in headers.items() if k.lower() == "x-oauth-scopes"), None)
-    granted = scopes.parse_header(value)
+    granted = scopes.granted_in(headers)
     if granted is None:
         detail = "Slack did not list the token's scopes (no x-oauth-scopes header); not checked"
         return Check("slack scopes", True, detail, warning=True)
     lacking = scopes.missing(granted)
     if not lacking:
         return Check("slack scopes", True, f"the bot token has all {len(scopes.required())}")
-    parts = [f"{scope} ({'; '.join(features)})" for scope, features in sorted(lacking.items())]
     detail = (
-        f"the bot token lacks {', '.join(parts)}: add the missing scopes to the Slack app "
+        f"the bot token lacks {scopes.summary(lacking)}: add the missing scopes to the Slack app "
         "(OAuth & Permissions, or deploy/slack-app-manifest.yaml) and reinstall it"
     )
     return Check("slack scopes", False, detail)

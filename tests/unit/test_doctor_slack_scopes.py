@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -52,3 +54,22 @@ def test_no_header_is_a_warning_not_a_failure() -> None:
     found = check_scopes({"Content-Type": "application/json"})
     assert found.ok and found.warning and "x-oauth-scopes" in found.detail
     assert not check_scopes({"x-oauth-scopes": "chat:write"}).ok
+
+
+def test_the_runner_logs_missing_scopes_at_start(
+    emu: SlackEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The real SlackBackend, started against the emulator with a token lacking files:read,
+    says so in the runner's log at once (not when the first file is shared)."""
+    from bridge.chat.slack.backend import SlackBackend
+
+    async def start_and_close(token: str) -> None:
+        backend = SlackBackend(token, emu.app_token, emu.api_url, min_interval=0)
+        await backend.start()
+        await backend.close()
+
+    with caplog.at_level(logging.WARNING, "agentbridge.slack"):
+        asyncio.run(start_and_close(emu.bot_token))
+        assert "lacks" not in caplog.text
+        asyncio.run(start_and_close(emu.bot_token_with(emu.bot_scopes - {"files:read"})))
+    assert "the bot token lacks files:read (downloading files people share" in caplog.text

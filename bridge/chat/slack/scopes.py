@@ -31,8 +31,9 @@ public channel, ``groups:*`` for a private one. Agents may live in either, so bo
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,3 +126,16 @@ def parse_header(value: str | None) -> frozenset[str] | None:
     if value is None:
         return None
     return frozenset(s.strip() for s in value.split(",") if s.strip())
+
+
+def granted_in(headers: Mapping[str, Any]) -> frozenset[str] | None:
+    """The scopes a Web API answer's headers say the token has (any header case); None when
+    Slack did not say."""
+    value = next((str(v) for k, v in headers.items() if k.lower() == "x-oauth-scopes"), None)
+    return parse_header(value)
+
+
+def summary(lacking: Mapping[str, list[str]]) -> str:
+    """``files:read (downloading files ...), reactions:write (...)``: for doctor and the log."""
+    parts = [f"{scope} ({'; '.join(features)})" for scope, features in sorted(lacking.items())]
+    return ", ".join(parts)
