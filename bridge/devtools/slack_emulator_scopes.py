@@ -15,7 +15,8 @@ scope it knows (:data:`KNOWN`), as the most forgiving workspace would.
 The table is Slack's method reference (https://api.slack.com/methods/<method>, "Required
 scopes"), kept here on its own: the emulator stands for Slack and imports nothing from the
 product. A method on a conversation needs the scope of its kind (``channels:*`` public,
-``groups:*`` private).
+``groups:*`` private). Events too: without ``channels:history`` the app is never sent the
+messages of public channels (:func:`event_withheld`).
 """
 
 from __future__ import annotations
@@ -116,3 +117,22 @@ def header(state: WorkspaceState, token: str | None) -> str | None:
         return "connections:write"
     granted = state.token_scopes.get(token or "")
     return None if granted is None else ",".join(sorted(granted))
+
+
+EVENT_SCOPES = {
+    ("message", "channel"): "channels:history",
+    ("message", "group"): "groups:history",
+    ("app_mention", None): "app_mentions:read",
+}
+"""(event type, channel_type) -> the scope without which Slack does not send the event
+(https://api.slack.com/events/message.channels, /message.groups, /app_mention); events not
+listed are sent as before."""
+
+
+def event_withheld(state: WorkspaceState, event: Json) -> str | None:
+    """The scope the app's bot token lacks to receive ``event`` (then Slack never sends it)."""
+    kind = str(event.get("type") or "")
+    scope = EVENT_SCOPES.get((kind, event.get("channel_type"))) or EVENT_SCOPES.get((kind, None))
+    with state.lock:
+        granted = state.token_scopes[state.bot_token]
+    return scope if scope is not None and scope not in granted else None

@@ -74,6 +74,8 @@ class WorkspaceState:
         self.call_log: list[tuple[str, Json]] = []
         self.faults: dict[str, deque[Fault]] = {}
         self.deliveries: dict[int, Delivery] = {}
+        self.withheld: list[Delivery] = []
+        """Events never sent because the bot token lacks their scope (`slack_emulator_scopes`)."""
         self.envelope_index: dict[str, int] = {}
         self._ids = itertools.count(1)
         self._last_ts_us = 0

@@ -95,3 +95,20 @@ def test_an_emulator_can_be_started_with_fewer_scopes() -> None:
             web.users_info(user=emu.bot_user_id)
         assert err.value.response["needed"] == "users:read"
         assert err.value.response["provided"] == "chat:write"
+
+
+def test_events_need_their_scope_too() -> None:
+    """Without channels:history Slack never sends a public channel's messages (message.channels);
+    a private channel's still come with groups:history."""
+    scopes = manifest_scopes() - {"channels:history"}
+    with SlackEmulator(rate_limit=None, bot_scopes=scopes) as emu:
+        alice = emu.add_user("alice")
+        public = emu.add_channel("general", [alice])
+        private = emu.add_channel("secret", [alice], is_private=True)
+        emu.post_as_user(alice, public, "unheard")
+        emu.post_as_user(alice, private, "heard")
+        with emu.state.lock:
+            sent = [d.payload["event"].get("text") for d in emu.state.deliveries.values()]
+            withheld = [d.payload["event"].get("text") for d in emu.state.withheld]
+        assert "heard" in sent and "unheard" not in sent
+        assert withheld == ["unheard"]

@@ -183,6 +183,12 @@ def test_the_emulator_agrees_with_the_table() -> None:
             theirs = {s for s in [emulator_scopes.PLAIN[method]] if s}
         assert set(need.scopes) == theirs, method
     assert scopes.OTHER["file download (url_private)"].scopes == (emulator_scopes.DOWNLOAD,)
+    names = {"channel": "message.channels", "group": "message.groups"}
+    theirs_events = {
+        names.get(str(ctype), kind): (scope,)
+        for (kind, ctype), scope in emulator_scopes.EVENT_SCOPES.items()
+    }
+    assert theirs_events == {name: need.scopes for name, need in scopes.EVENTS.items()}
     assert scopes.required() <= emulator_scopes.KNOWN
 
 
