@@ -89,10 +89,6 @@ EVENTS: dict[str, Need] = {
 }
 """The manifest's bot event subscriptions and the scope Slack requires to deliver each."""
 
-APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
-"""Called with the app-level token (``xapp-``), whose one scope is set outside the manifest."""
-
-
 def all_needs() -> dict[str, Need]:
     """Every method, event and surface, by name (events as ``event message.channels``)."""
     return {**METHODS, **OTHER, **{f"event {name}": need for name, need in EVENTS.items()}}
