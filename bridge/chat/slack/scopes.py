@@ -89,6 +89,7 @@ EVENTS: dict[str, Need] = {
 }
 """The manifest's bot event subscriptions and the scope Slack requires to deliver each."""
 
+
 def all_needs() -> dict[str, Need]:
     """Every method, event and surface, by name (events as ``event message.channels``)."""
     return {**METHODS, **OTHER, **{f"event {name}": need for name, need in EVENTS.items()}}
