@@ -161,10 +161,16 @@ _FALLBACK: dict[tuple[type[BaseModel], str], str] = {
         "`false` starts a fresh session at every launch."
     ),
     (AgentConfig, "ephemeral"): (
-        "A one-shot agent that runs `task`; requires `task`. Validated, but not acted on yet: "
-        "the runner neither sends the task nor stops the agent afterwards."
+        "A one-shot agent that runs `task`; requires `task`. Every launch starts a fresh "
+        "session (never resumed) and queues `task`; when the turn that ran it ends, the "
+        "runner posts a note and stops the agent in state `done`, and it stays down, across "
+        "runner restarts too, until `/agent restart` (or, for a spawned agent, "
+        "`agentbridge spawn` again). PR reviewers are ephemeral agents."
     ),
-    (AgentConfig, "task"): "The prompt an ephemeral agent runs (not sent yet, see `ephemeral`).",
+    (AgentConfig, "task"): (
+        "The prompt an `ephemeral` agent runs: queued at each of its launches, delivered "
+        "like any prompt once the CLI is ready."
+    ),
     (AgentConfig, "thinking"): "Also mirror the model's thinking blocks.",
     (AgentConfig, "allow_bots"): "Accept steering from other bots (ignored by default).",
     (RuntimeDefaults, "bin"): "Executable for agents of this runtime that set no `bin`.",

@@ -133,6 +133,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from bridge.app.runner_files import runner_note
     from bridge.app.status import as_json, collect, print_table
+    from bridge.doctor.slack import uses_slack
     from bridge.store.engine import open_view
 
     state = _state_dir(args)
@@ -141,7 +142,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     config = _load(args)
     store = open_view(state, config.store)
     tmux = _tmux(args, config)
-    statuses = collect(config, store, tmux)
+    statuses = collect(config, store, tmux, slack=uses_slack(os.environ, state))
     note = runner_note(state)
     if args.json:
         print(note, file=sys.stderr)

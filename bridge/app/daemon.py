@@ -27,7 +27,7 @@ from bridge.chat.factory import make_backend
 from bridge.chat.protocol import ChatBackend, Outgoing
 from bridge.cluster.heartbeat import heartbeat
 from bridge.cluster.placement import local_fleet, warn_unplaced
-from bridge.config import paths
+from bridge.config import access, paths
 from bridge.config.model import Config, ConfigError, default_channel
 from bridge.config.placement import runner_host
 from bridge.config.spawned import load_fleet, spawn_ids, spawned_dir
@@ -96,7 +96,8 @@ class Daemon:
         hosts = HostBook(store)
         await asyncio.to_thread(hosts.place, host, [a.slug for a in config.agents])
         tmux = TmuxServer(socket)
-        write_runner_info(self.state_dir, self.config_path, socket)
+        kind = "slack" if access.slack_configured(secrets) else "console"  # as make_backend
+        write_runner_info(self.state_dir, self.config_path, socket, kind)
         backend: ChatBackend = make_backend(self.state_dir, secrets, config.slack_pace.model_dump())
         await backend.start()
         router = None

@@ -36,14 +36,18 @@ def acquire_runner_lock(state_dir: Path) -> IO[str]:
     return handle
 
 
-def write_runner_info(state_dir: Path, config_path: Path, socket: str | None) -> None:
+def write_runner_info(
+    state_dir: Path, config_path: Path, socket: str | None, chat: str = "console"
+) -> None:
     """What ``status`` / ``send`` need to find this fleet without the runner's environment,
-    and for ``doctor`` the Slack Web API base it was given (the demo's loopback emulator)."""
+    and for ``doctor`` the Slack Web API base it was given (the demo's loopback emulator) and
+    the chat backend it uses (``slack`` | ``console``: who may steer depends on it)."""
     info = {
         "pid": os.getpid(),
         "config": str(config_path.resolve()),
         "tmux_socket": socket,
         "slack_api_url": os.environ.get("SLACK_API_URL"),
+        "chat": chat,
     }
     atomic_write_text(state_dir / "runner.json", json.dumps(info))
 

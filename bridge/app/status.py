@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
@@ -93,7 +94,11 @@ def _remote(config: Config, store: Store | None) -> Callable[[str | None], str |
     return why
 
 
-def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[AgentStatus]:
+def collect(
+    config: Config, store: Store | None, tmux: TmuxServer, *, slack: bool | None = None
+) -> list[AgentStatus]:
+    """``slack``: whether the runner uses Slack (doctor's ``uses_slack``, which also reads
+    ``runner.json``); by default this process's environment decides."""
     snapshot = tmux.snapshot()
     remote = _remote(config, store)
     rows = {r.slug: r for r in store.agents()} if store else {}
@@ -101,7 +106,7 @@ def collect(config: Config, store: Store | None, tmux: TmuxServer) -> list[Agent
     queue = PromptQueue(store) if store else None
     out: list[AgentStatus] = []
     now = time.time()
-    slack = access.slack_configured(os.environ)
+    slack = access.slack_configured(os.environ) if slack is None else slack
     for agent in config.agents:
         row = rows.get(agent.slug)
         runtime = get_runtime(agent.runtime)
@@ -180,19 +185,69 @@ def print_table(
 ) -> None:
     """One row per agent, one header per column, two spaces between columns and no vertical
     rules, so slugs up to about 20 characters fit 80 columns. Only the agent column may wrap
-    (a longer slug), never with an ellipsis."""
-    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
+    (a longer slug), never with an ellipsis, and no header or value is ever cut.
+
+    Piped or redirected (not a terminal), there is nothing to fit: every value is printed in
+    full on its row, whatever width rich would assume (80 by default). In a terminal too narrow
+    for all the columns (``--wide`` in 80 columns), the columns are folded into several tables
+    one after the other, each starting with the agent column, rather than squeezed into
+    one-letter headers."""
+    out = console or Console()
     names = tuple(COLUMNS) if wide else NARROW
     if not wide and any(s.host for s in statuses):
         names = (*names, "host")
+    widths = {name: _width(name, statuses) for name in names}
+    if not out.is_terminal:
+        full = sum(widths.values()) + GAP * len(names)
+        out = Console(file=out.file, width=max(full, out.width), color_system=None)
+        out.print(_table(statuses, names))
+        return
+    widths["agent"] = min(widths["agent"], AGENT_BUDGET)  # it may wrap; the others may not
+    groups = _fold(names, widths, out.width)
+    agent_max = widths["agent"] if len(groups) > 1 else None  # the same wrap in every group
+    for i, group in enumerate(groups):
+        if i:
+            out.print()
+        out.print(_table(statuses, group, agent_max))
+
+
+AGENT_BUDGET = 20
+"""Width kept for the agent column when folding: a longer slug wraps inside it."""
+GAP = 2
+"""Columns are two characters apart (the right padding and the box's blank vertical)."""
+
+
+def _width(name: str, statuses: list[AgentStatus]) -> int:
+    return max([cell_len(name), *(cell_len(COLUMNS[name](s)) for s in statuses)])
+
+
+def _fold(names: tuple[str, ...], widths: dict[str, int], width: int) -> list[tuple[str, ...]]:
+    """Groups of columns that each fit ``width`` (:data:`GAP` between columns), every group
+    after the first starting again with the agent column so each row says whose it is."""
+    groups: list[tuple[str, ...]] = []
+    group: tuple[str, ...] = (names[0],)
+    used = widths[names[0]]
+    for name in names[1:]:
+        if used + GAP + widths[name] > width and len(group) > 1:
+            groups.append(group)
+            group, used = (names[0],), widths[names[0]]
+        group, used = (*group, name), used + GAP + widths[name]
+    groups.append(group)
+    return groups
+
+
+def _table(
+    statuses: list[AgentStatus], names: tuple[str, ...], agent_max: int | None = None
+) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
     for name in names:
         if name == "agent":
-            table.add_column(name, overflow="fold")
+            table.add_column(name, overflow="fold", max_width=agent_max)
         else:
             table.add_column(name, no_wrap=True)
     for s in statuses:
         table.add_row(*(COLUMNS[name](s) for name in names))
-    (console or Console()).print(table)
+    return table
 
 
 def _duration(seconds: float | None) -> str:

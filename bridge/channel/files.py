@@ -6,7 +6,9 @@ form of its name (no directories, no leading dots, only ``[A-Za-z0-9._-]``, at m
 characters) behind the message ts and the file id, so two files of the same name never collide
 and a redelivered message writes the same path again. A file over the size limit, or one whose
 download fails, is not saved; the agent is told which and why, and the message's text still
-goes through (a person can share the file again, but a lost message is silent).
+goes through (a person can share the file again, but a lost message is silent). An answer that
+is not the file (Slack's sign-in page, when the app may not read files) is never saved under the
+file's name: the agent is told what Slack answered and which scope is missing.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from bridge.chat.protocol import Attachment, FileTooLarge
+from bridge.chat.protocol import Attachment, FileNotServed, FileTooLarge
 from runtimes.jsonfile import atomic_write_bytes
 
 log = logging.getLogger("agentbridge.inbound")
@@ -67,6 +69,10 @@ async def save_files(
             data = await attachment.fetch(limit)
         except FileTooLarge:
             lines.append(f"- {label}: not downloaded (over inbound_file_max_bytes = {limit})")
+            continue
+        except FileNotServed as err:  # the answer was not the file: say why, save nothing
+            log.error("%s: %s (%s) not downloaded: %s", slug, label, attachment.file_id, err)
+            lines.append(f"- {label}: not downloaded: {err}")
             continue
         except Exception as err:  # one file's failure must not lose the message
             log.warning("%s: could not download %s (%s): %s", slug, label, attachment.file_id, err)

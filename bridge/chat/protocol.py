@@ -94,6 +94,12 @@ class FileTooLarge(AgentbridgeError):
     """An attachment is bigger than the limit its download was given."""
 
 
+class FileNotServed(AgentbridgeError):
+    """The chat service answered a download with something other than the file (Slack's
+    sign-in page when the token may not read files); the message says why, for the agent
+    and the log, and nothing is saved."""
+
+
 @dataclass(frozen=True, slots=True)
 class Attachment:
     """A file shared with a message; ``fetch(limit)`` downloads it with the backend's own

@@ -10,11 +10,14 @@ posting is rate-limited per channel (429 + `Retry-After`), Socket Mode envelopes
 connection at random and unacked events are retried, blocks are checked, and faults Slack
 really produces (429s, 5xx, resets, refused or dropped sockets, redelivered events, channels
 that answer `not_in_channel` / `channel_not_found`) can be injected so recovery paths get run.
+The bot token holds the scopes of `deploy/slack-app-manifest.yaml` and a call without its scope
+answers `missing_scope`, as a workspace that installed that manifest would.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -27,6 +30,7 @@ from bridge.devtools.slack_emulator_inspect import Inspection
 from bridge.devtools.slack_emulator_limits import POSTING_LIMIT, Limiter, RateLimit
 from bridge.devtools.slack_emulator_model import Fault
 from bridge.devtools.slack_emulator_people import People
+from bridge.devtools.slack_emulator_scopes import manifest_scopes
 from bridge.devtools.slack_emulator_socket import SocketHub
 from bridge.devtools.slack_emulator_state import WorkspaceState
 from bridge.devtools.slack_emulator_views import on_view_ack
@@ -57,6 +61,10 @@ class SlackEmulator(People, Inspection):
     - `seed`: seeds the choice of Socket Mode connection per envelope (random, as on Slack);
       `max_connections`: Slack's 10 open connections per app.
     - `clock`: monotonic seconds for rate limits and trigger expiry; pass a fake to step time.
+    - `bot_scopes`: what the bot token was granted; by default the scopes of
+      `deploy/slack-app-manifest.yaml`, as a workspace that installed it grants. A call
+      without its scope answers `missing_scope` (`slack_emulator_scopes`); `bot_token_with`
+      mints another token of the same bot with other scopes.
     """
 
     def __init__(
@@ -78,8 +86,10 @@ class SlackEmulator(People, Inspection):
         seed: int | None = None,
         max_connections: int = 10,
         clock: Callable[[], float] = time.monotonic,
+        bot_scopes: Iterable[str] | None = None,
     ) -> None:
-        self.state = WorkspaceState(team_name=team_name, bot_name=bot_name, clock=clock)
+        scopes = manifest_scopes() if bot_scopes is None else bot_scopes
+        self.state = WorkspaceState(team_name, bot_name, clock, scopes)
         self.hub = SocketHub(
             self.state, ack_timeout, max_retries, disconnect_grace, seed, max_connections
         )
@@ -180,6 +190,20 @@ class SlackEmulator(People, Inspection):
         self.stop()
 
     # -- workspace setup -----------------------------------------------------------------
+
+    def bot_token_with(self, scopes: Iterable[str]) -> str:
+        """Another bot token of this app's bot, granted exactly `scopes` (an app installed
+        from an older or edited manifest)."""
+        token = f"xoxb-emulator-{secrets.token_hex(6)}"
+        with self.state.lock:
+            self.state.token_scopes[token] = frozenset(scopes)
+        return token
+
+    @property
+    def bot_scopes(self) -> frozenset[str]:
+        """The scopes of the main bot token (`bot_token`)."""
+        with self.state.lock:
+            return self.state.token_scopes[self.state.bot_token]
 
     def add_user(self, name: str, display_name: str | None = None) -> str:
         """Create a human; returns its user id (`U0001EMU`…)."""

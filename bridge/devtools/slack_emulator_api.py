@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from bridge.devtools import slack_emulator_scopes as slack_scopes
 from bridge.devtools.slack_emulator_apibase import check_text
 from bridge.devtools.slack_emulator_events import changed_event, deleted_event, join_channel
 from bridge.devtools.slack_emulator_files import FilesApi
@@ -40,9 +41,9 @@ from bridge.devtools.slack_emulator_socket import SocketHub, abort_with_reset
 from bridge.devtools.slack_emulator_state import WorkspaceState
 from bridge.devtools.slack_emulator_views import ViewsApi
 
-SCOPES = "app_mentions:read,channels:history,channels:join,channels:read,chat:write,commands,"
-SCOPES += "files:read,files:write,groups:history,groups:read,reactions:write,users:read"
 APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
+TOKEN = web.RequestKey("token", str)
+"""The token a request carried, kept on the request for its answer's `x-oauth-scopes`."""
 
 
 class WebApi(FilesApi, InteractiveApi, ViewsApi):
@@ -69,6 +70,14 @@ class WebApi(FilesApi, InteractiveApi, ViewsApi):
     # -- HTTP plumbing -------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        """One Web API call; every answer names the calling token's scopes, as Slack's do."""
+        response = await self._handle(request)
+        scopes = slack_scopes.header(self.state, request.get(TOKEN))
+        if scopes is not None:
+            response.headers["X-OAuth-Scopes"] = scopes
+        return response
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
         params: Json = dict(request.query)
         if request.body_exists:
@@ -84,6 +93,7 @@ class WebApi(FilesApi, InteractiveApi, ViewsApi):
         token = params.pop("token", None)
         if (bearer := request.headers.get("Authorization", "")).startswith("Bearer "):
             token = bearer.removeprefix("Bearer ")
+        request[TOKEN] = str(token or "")
         with self.state.lock:
             self.state.call_log.append((method, copy.deepcopy(params)))
             self.state.touch()
@@ -96,6 +106,7 @@ class WebApi(FilesApi, InteractiveApi, ViewsApi):
             return self._fault(request, method, channel, fault)
         try:
             self._check_token(method, token)
+            slack_scopes.check(self.state, method, params, str(token))
             limited = self.limiter.check(method, channel)
             if limited is not None:
                 return self._ratelimited(method, channel, *limited)
@@ -139,13 +150,12 @@ class WebApi(FilesApi, InteractiveApi, ViewsApi):
         return self._reply({"ok": False, "error": fault.error}, fault.status)
 
     def _reply(self, body: Json, status: int = 200, headers: Json | None = None) -> web.Response:
-        hdrs = {"X-OAuth-Scopes": SCOPES, **(headers or {})}
-        return web.json_response(body, status=status, headers=hdrs)
+        return web.json_response(body, status=status, headers=headers)
 
     def _check_token(self, method: str, token: str | None) -> None:
         if not token:
             raise ApiError("not_authed")
-        if token not in (self.state.bot_token, self.state.app_token):
+        if token not in self.state.token_scopes and token != self.state.app_token:
             raise ApiError("invalid_auth")
         if (token == self.state.app_token) != (method in APP_TOKEN_METHODS):
             raise ApiError("not_allowed_token_type")

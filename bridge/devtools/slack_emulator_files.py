@@ -10,9 +10,11 @@ whether it went through and where. On real Slack the share is asynchronous: righ
 `completeUploadExternal` the message may not be in `conversations.history` yet, and `shares` may
 still be empty (it typically fills within a second); the emulator shares at once.
 
-`url_private` / `url_private_download` are served like files.slack.com: only with the bot token
-in `Authorization: Bearer`; without it (or with a wrong one) the answer is a 302 to a sign-in
-page that answers 200 with HTML, the trap real clients fall into.
+`url_private` / `url_private_download` are served like files.slack.com: only with a bot token
+granted `files:read` in `Authorization: Bearer`; without the header (or with a wrong token) the
+answer is a 302 to a sign-in page that answers 200 with HTML, and a token without `files:read`
+gets that page at once (200, HTML): the trap real clients fall into, since neither is an error
+status.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from bridge.devtools.slack_emulator_model import (
     json_param,
     thread_root,
 )
+from bridge.devtools.slack_emulator_scopes import DOWNLOAD as DOWNLOAD_SCOPE
 from bridge.devtools.slack_emulator_state import WorkspaceState
 
 FILE_TYPES = {
@@ -142,9 +145,12 @@ class FilesApi(ApiBase):
             f = self.state.files.get(fid)
             known = team == self.state.team_id and f is not None and f.content is not None
             content, name, mimetype = (f.content, f.filename, f.mimetype) if f else (b"", "", "")
-        if bearer != self.state.bot_token:
+        granted = self.state.token_scopes.get(bearer)
+        if granted is None:
             login = f"{self.http_base}signin?redir={quote(request.path_qs, safe='')}"
             raise web.HTTPFound(login)
+        if DOWNLOAD_SCOPE not in granted:  # a real bot token, but not allowed to read files
+            return await self.handle_signin(request)
         if not known:
             return web.Response(status=404, text="file not found")
         kind = "attachment" if "/download/" in request.path else "inline"

@@ -34,6 +34,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from bridge.devtools import slack_emulator_scopes as slack_scopes
 from bridge.devtools.slack_emulator_model import Delivery, Json
 from bridge.devtools.slack_emulator_state import WorkspaceState
 
@@ -144,7 +145,9 @@ class SocketHub:
         return delivery
 
     def emit_event(self, event: Json) -> Delivery:
-        """Wrap `event` in the Events API `event_callback` outer payload and deliver it."""
+        """Wrap `event` in the Events API `event_callback` outer payload and deliver it,
+        unless the bot token lacks the event's scope: then Slack sends nothing, and the
+        Delivery returned is recorded in `state.withheld` only (never sent, never retried)."""
         st = self.state
         auth: Json = {"enterprise_id": None, "team_id": st.team_id, "user_id": st.bot_user_id}
         auth.update(is_bot=True, is_enterprise_install=False)
@@ -154,6 +157,12 @@ class SocketHub:
             event_time=int(time.time()), authorizations=[auth], is_ext_shared_channel=False,
             event_context=f"4-emulator-{st.instance}",
         )  # fmt: skip
+        if slack_scopes.event_withheld(st, event) is not None:
+            withheld = Delivery(0, "events_api", payload, False)
+            with st.lock:
+                st.withheld.append(withheld)
+                st.touch()
+            return withheld
         return self.emit("events_api", payload)
 
     def run_soon(self, coro: Any) -> None:

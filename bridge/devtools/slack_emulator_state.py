@@ -14,7 +14,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from bridge.devtools.slack_emulator_model import (
     ApiError,
@@ -38,6 +38,7 @@ class WorkspaceState:
         team_name: str = "Emulator",
         bot_name: str = "agentbridge",
         clock: Clock = time.monotonic,
+        bot_scopes: Iterable[str] = (),
     ) -> None:
         self.clock = clock
         """Drives rate limits and trigger expiry (not message ts): tests may pass a fake one."""
@@ -52,6 +53,8 @@ class WorkspaceState:
         self.bot_id = "BBOTEMU01"
         self.bot_token = f"xoxb-emulator-{tag}"
         self.app_token = f"xapp-emulator-{tag}"
+        self.token_scopes: dict[str, frozenset[str]] = {self.bot_token: frozenset(bot_scopes)}
+        """Every bot token (the main one, and any a test minted) -> the scopes it was granted."""
         self.users: dict[str, User] = {
             self.bot_user_id: User(self.bot_user_id, bot_name, bot_name, is_bot=True)
         }
@@ -71,6 +74,8 @@ class WorkspaceState:
         self.call_log: list[tuple[str, Json]] = []
         self.faults: dict[str, deque[Fault]] = {}
         self.deliveries: dict[int, Delivery] = {}
+        self.withheld: list[Delivery] = []
+        """Events never sent because the bot token lacks their scope (`slack_emulator_scopes`)."""
         self.envelope_index: dict[str, int] = {}
         self._ids = itertools.count(1)
         self._last_ts_us = 0

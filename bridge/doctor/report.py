@@ -42,7 +42,7 @@ def run_checks(config_path: Path, state_dir: Path, environ: Mapping[str, str]) -
     checks += check_hook_command(config, state_dir, environ)
     checks += check_hooks_log(state_dir)
     checks += check_slack(config, environ, state_dir)
-    checks += check_access(config, environ)
+    checks += check_access(config, environ, state_dir)
     return checks
 
 

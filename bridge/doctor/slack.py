@@ -1,4 +1,5 @@
-"""The Slack part of ``agentbridge doctor``: tokens, and the bot's membership of each channel.
+"""The Slack part of ``agentbridge doctor``: tokens and their scopes, and the bot's membership of
+each channel.
 
 A bot that is not in an agent's channel cannot post there, and Slack says so only when the
 first message fails; a revoked token looks the same as a network outage from inside the runner.
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from bridge.chat.slack import scopes
+from bridge.config import access
 from bridge.config.model import Config, channel_for
 from bridge.doctor.check import Check
 
@@ -58,19 +61,36 @@ def is_loopback(url: str | None) -> bool:
         return False
 
 
-def runner_slack(state_dir: Path | None) -> tuple[str | None, object]:
-    """The ``SLACK_API_URL`` the state dir's runner was started with (``runner.json``, written
-    by the runner) and its pid."""
+def _runner_info(state_dir: Path | None) -> dict[str, Any]:
+    """The state dir's ``runner.json`` (written by the runner at start), or empty."""
     if state_dir is None:
-        return None, None
+        return {}
     try:
         info = json.loads((state_dir / "runner.json").read_text())
     except (OSError, ValueError):
-        return None, None
-    if not isinstance(info, dict):
-        return None, None
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def runner_slack(state_dir: Path | None) -> tuple[str | None, object]:
+    """The ``SLACK_API_URL`` the state dir's runner was started with (``runner.json``, written
+    by the runner) and its pid."""
+    info = _runner_info(state_dir)
     url = info.get("slack_api_url")
     return (url if isinstance(url, str) and url else None), info.get("pid")
+
+
+def uses_slack(environ: Mapping[str, str], state_dir: Path | None) -> bool:
+    """Whether the runner talks to Slack: both tokens here (the runner's environment), or the
+    runner said so in ``runner.json`` (``chat``; an older runner's ``slack_api_url``). The
+    demo sets its emulator's tokens only in the runner's own environment, so a ``doctor`` or
+    ``status`` in another shell has no tokens and must not judge by its own environment."""
+    if access.slack_configured(environ):
+        return True
+    info = _runner_info(state_dir)
+    if "chat" in info:
+        return bool(info["chat"] == "slack")
+    return runner_slack(state_dir)[0] is not None
 
 
 def check_slack(
@@ -123,6 +143,7 @@ def check_slack(
     except Exception as err:
         detail = f"apps.connections.open with SLACK_APP_TOKEN failed: {_slack_error(err)}"
         checks.append(Check("slack app token", False, detail))
+    checks.append(check_scopes(getattr(auth, "headers", None) or {}))
     wanted: dict[str, list[str]] = {}
     for agent in config.enabled_agents() if config else []:
         wanted.setdefault(channel_for(agent), []).append(agent.slug)
@@ -136,6 +157,25 @@ def check_slack(
     for channel, slugs in wanted.items():
         checks.append(_channel_check(client, channel, slugs, by_name, auth.get("user")))
     return checks
+
+
+def check_scopes(headers: Mapping[str, Any]) -> Check:
+    """The scopes the bot token was granted (``auth.test``'s ``x-oauth-scopes`` header)
+    against every scope the product needs (:mod:`bridge.chat.slack.scopes`): each missing
+    one named with what it breaks, since Slack says so only when that feature is first used
+    (``missing_scope``, or the sign-in page for a file)."""
+    granted = scopes.granted_in(headers)
+    if granted is None:
+        detail = "Slack did not list the token's scopes (no x-oauth-scopes header); not checked"
+        return Check("slack scopes", True, detail, warning=True)
+    lacking = scopes.missing(granted)
+    if not lacking:
+        return Check("slack scopes", True, f"the bot token has all {len(scopes.required())}")
+    detail = (
+        f"the bot token lacks {scopes.summary(lacking)}: add the missing scopes to the Slack app "
+        "(OAuth & Permissions, or deploy/slack-app-manifest.yaml) and reinstall it"
+    )
+    return Check("slack scopes", False, detail)
 
 
 def _channel_check(

@@ -120,6 +120,12 @@ def test_printed_commands_work_as_printed_and_ctrl_c_leaves_nothing_stale(
     assert "Slack emulator" in slack[0]["detail"], slack
     assert not any("not configured" in c["detail"] for c in checks)
     assert {c["agent"] for c in checks if c["name"] == "cli version"} == set(SLUGS)
+    # who may steer is judged by the runner's backend (the emulator), not by this shell's
+    # environment, which has no Slack tokens (issue 20.19)
+    steer = {c["agent"]: c["detail"] for c in checks if c["name"] == "access"}
+    assert steer == {slug: "allowlist: 1 Slack user may steer it" for slug in SLUGS}, steer
+    listed = json.loads(another_shell(status_cmd + " --json", tmp_path).stdout)
+    assert {s["slug"]: s["access"] for s in listed} == dict.fromkeys(SLUGS, "allowlist")
 
     state = Path(re.search(r"^\s+state:\s+(\S+)", demo.output(), re.M).group(1))  # type: ignore[union-attr]
     assert (home / DEMO_POINTER).exists() and (state / "runner.json").exists()

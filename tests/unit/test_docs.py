@@ -173,6 +173,7 @@ BOT_SCOPES = {
     "channels:join",
     "reactions:write",
     "files:write",
+    "files:read",  # download the files people share (url_private)
     "users:read",
     "commands",  # /agent
     "app_mentions:read",

@@ -25,6 +25,7 @@ from bridge.chat.protocol import (
     NotKept,
     Receipt,
 )
+from bridge.chat.slack import scopes
 from bridge.chat.slack.files import download
 from bridge.chat.slack.pacing import Pace, Pacer
 from bridge.chat.slack.posting import SlackPosting
@@ -81,6 +82,13 @@ class SlackBackend(SlackPosting):
         auth = await self._call(self.client.auth_test)
         self.bot_user_id = str(auth.get("user_id") or "")
         self.bot_id = str(auth.get("bot_id") or "")
+        granted = scopes.granted_in(getattr(auth, "headers", None) or {})
+        if granted is not None and (lacking := scopes.missing(granted)):
+            # Slack would say so only when each feature is first used; say it at start
+            log.warning(
+                "slack: the bot token lacks %s; add them to the Slack app and reinstall it",
+                scopes.summary(lacking),
+            )
         self._transport = SocketModeTransport(self.client, self.app_token)
         register(self._transport, self)
         await self._transport.connect()

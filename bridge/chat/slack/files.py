@@ -3,6 +3,12 @@
 The token goes only to Slack's own hosts (or the configured API host, the emulator): a file URL
 pointing anywhere else is refused rather than handed the bot token. The size limit is enforced
 twice, on the declared length and while reading, so a lying header cannot fill the disk.
+
+Slack does not fail a download it refuses: without the ``files:read`` scope (or without the
+token) it answers its sign-in page, HTTP 200 ``text/html``, directly or after a redirect. So an
+HTML answer that is not a file Slack serves as one (a file comes with ``Content-Disposition``;
+the page does not) is :class:`FileNotServed`, naming the missing scope, rather than the page
+saved under the user's file name.
 """
 
 from __future__ import annotations
@@ -12,7 +18,13 @@ from urllib.parse import urlsplit
 import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge.chat.protocol import FileTooLarge
+from bridge.chat.protocol import FileNotServed, FileTooLarge
+
+SIGN_IN = (
+    "Slack answered with its sign-in page instead of the file: the bot token may not read "
+    "files (the Slack app lacks the files:read scope; add it, as in "
+    "deploy/slack-app-manifest.yaml, and reinstall the app)"
+)
 
 
 def token_may_go_to(url: str, api_base: str) -> bool:
@@ -32,6 +44,8 @@ async def download(client: AsyncWebClient, url: str, limit: int) -> bytes:
         session.get(url, headers=headers) as resp,
     ):
         resp.raise_for_status()
+        if is_sign_in(resp.content_type, resp.headers.get("Content-Disposition")):
+            raise FileNotServed(SIGN_IN)
         if resp.content_length is not None and resp.content_length > limit:
             raise FileTooLarge(f"{resp.content_length} bytes")
         data = bytearray()
@@ -40,3 +54,9 @@ async def download(client: AsyncWebClient, url: str, limit: int) -> bytes:
             if len(data) > limit:
                 raise FileTooLarge(f"over {limit} bytes")
         return bytes(data)
+
+
+def is_sign_in(content_type: str, disposition: str | None) -> bool:
+    """An HTML answer that does not come as a file (no ``Content-Disposition``): Slack's
+    sign-in page. An HTML file a person shared still comes with its disposition."""
+    return content_type.lower() in ("text/html", "application/xhtml+xml") and not disposition
