@@ -156,6 +156,8 @@ class Lifecycle:
             self.stuck.progress(msg.slug)
         runtime = self._runtime(msg.slug)
         for event in runtime.hook_events(msg.event, msg.payload) if runtime else ():
+            if event.kind in (EventKind.CONTEXT_SIZE, EventKind.INTERRUPTED):
+                self.tracker.event(msg.slug, event)
             self.limits.signal(msg.slug, event)
         if msg.event == "SessionStart":
             self._session_started(msg.slug, msg.payload)
