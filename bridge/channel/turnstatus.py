@@ -152,6 +152,15 @@ class TurnStatus:
         if line.task is None or line.task.done():
             line.task = asyncio.get_running_loop().create_task(self._apply(slug, line))
 
+    def refresh(self, slug: str) -> None:
+        """The interrupted turn's source became known after its line was written: edit it."""
+        line = self.lines.get(slug)
+        if line is None or not line.final:
+            return
+        line.poke.set()
+        if line.task is None or line.task.done():
+            line.task = asyncio.get_running_loop().create_task(self._apply(slug, line))
+
     def hint(self, slug: str, thread: str | None) -> None:
         """The turn just pasted came from this thread (known before the transcript says so)."""
         line = self.lines.get(slug)

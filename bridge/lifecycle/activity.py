@@ -87,6 +87,9 @@ class ActivityTracker:
         self.clock = clock
         self.agents: dict[str, AgentActivity] = {}
         self.listeners: list[ChangeListener] = []
+        self.interruption_listeners: list[Callable[[str], None]] = []
+        """Told when the CLI names who stopped a turn that had already ended (its hook after
+        the transcript's abort marker): the state stays ``idle``, only ``interruption`` changed."""
         self.held: set[str] = set()
         """Agents under a usage limit: ``idle`` reads ``limited`` until :meth:`unlimited`."""
 
@@ -276,8 +279,10 @@ class ActivityTracker:
             agent.turn_ended_at = None
             agent.interruption = meta
             self._set(slug, Activity.IDLE)
-        elif agent.state is Activity.IDLE and agent.interruption is not None:
+        elif agent.state is Activity.IDLE and agent.interruption not in (None, meta):
             agent.interruption = meta
+            for listener in self.interruption_listeners:
+                listener(slug)
 
 
 def _hook_target(event: str, payload: dict[str, Any]) -> Activity | None:

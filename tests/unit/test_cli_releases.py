@@ -102,7 +102,33 @@ def _status(backend: Recorder, tracker: ActivityTracker) -> TurnStatus:
     )
     status.interrupt_of = lambda slug: tracker.get(slug).interruption
     tracker.listeners.append(status.changed)
+    tracker.interruption_listeners.append(status.refresh)
     return status
+
+
+def test_the_hook_after_the_marker_edits_the_line_to_say_who() -> None:
+    """Seen on 2.1.337 through the runner: the transcript's marker ended the turn, the line was
+    posted, then the hook named the user."""
+    backend = Recorder()
+    marker = (FIXTURES / "transcript-lines.jsonl").read_bytes().splitlines()[1]
+    (aborted,) = CLAUDE.parse_line(marker, 0, "t").events
+    (hook,) = CLAUDE.hook_events("Interrupt", fixture("hook-interrupt-during-tool.json"))
+
+    async def scenario() -> None:
+        tracker = ActivityTracker()
+        status = _status(backend, tracker)
+        tracker.hook("a", "UserPromptSubmit", {"prompt": "x"})
+        await asyncio.sleep(0)
+        tracker.event("a", aborted)
+        await _settled(status)
+        tracker.event("a", hook)
+        await _settled(status)
+
+    asyncio.run(scenario())
+    assert backend.calls == [
+        ("post", ":octagonal_sign: interrupted"),
+        ("update", ":octagonal_sign: interrupted by the user at the terminal"),
+    ]
 
 
 def test_an_interrupted_turn_leaves_a_line_saying_who_stopped_it() -> None:
