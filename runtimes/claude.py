@@ -148,8 +148,7 @@ class ClaudeRuntime:
             if has_interrupt_hook(cli_version(ctx.bin)):
                 events.append(INTERRUPT_EVENT)  # relayed like the others: fast, never blocks
             hooks: dict[str, list[dict[str, Any]]] = {
-                event: [{"hooks": [_hook(f"{ctx.hook_command} {event}", 10)]}]
-                for event in events
+                event: [{"hooks": [_hook(f"{ctx.hook_command} {event}", 10)]}] for event in events
             }
             wait = f"{ctx.hook_command} {WAIT_PREFIX}"
             if ctx.ask_hook:

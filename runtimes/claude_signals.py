@@ -93,9 +93,7 @@ def _usage_events(payload: dict[str, Any]) -> tuple[Event, ...]:
     # At 100 % the status line reports the limit Claude is hitting, not a stopped turn:
     # Claude retries or fails on its own, and says so with StopFailure.
     return (
-        Event(
-            EventKind.USAGE, "statusline", resets_at=worst[1], used_percent=worst[0], meta=meta
-        ),
+        Event(EventKind.USAGE, "statusline", resets_at=worst[1], used_percent=worst[0], meta=meta),
     )
 
 

@@ -24,8 +24,9 @@ from runtimes.asks import WAIT_PREFIX, Ask, approval_ask
 from runtimes.base import AskSupport, LaunchContext, LaunchPlan, TranscriptRef, cmdline_matches
 from runtimes.canary import Canary, codex_canary
 from runtimes.claude_screen import Key, Picker
-from runtimes import codex_screen
 from runtimes.codex_parse import parse_codex_line
+from runtimes.codex_screen import composer as screen_composer
+from runtimes.codex_screen import is_ready_screen as screen_ready
 from runtimes.codex_signals import screen_events
 from runtimes.events import Event, LineResult
 from runtimes.limits import stop_failure_limit
@@ -195,13 +196,13 @@ class CodexRuntime:
     def is_ready_screen(self, screen: str) -> bool:
         # The composer line starts with "›" (its placeholder text varies); a picker's cursor
         # does too, and is not one (runtimes/codex_screen.py).
-        return codex_screen.is_ready_screen(screen)
+        return screen_ready(screen)
 
     def paste_shown(self, before: str, after: str, text: str) -> bool:
         return paste_shown(before, after, text, _PASTE_PLACEHOLDER)
 
     def composer(self, screen: str) -> str | None:
-        return codex_screen.composer(screen)
+        return screen_composer(screen)
 
     model_api = "openai"
 

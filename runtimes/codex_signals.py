@@ -20,7 +20,9 @@ from runtimes.parse_util import JsonObject, as_dict, as_str
 
 #: The screen line of a limit (every observed release); the clock time is ``resets_at``. The
 #: line wraps at the pane's width, also between "try again" and "at" (0.171.0, 160 columns).
-LIMIT_LINE = re.compile(r"hit your usage limit.*?try\s+again\s+at\s+([^.\n]*\d[^.\n]*)", re.I | re.S)
+LIMIT_LINE = re.compile(
+    r"hit your usage limit.*?try\s+again\s+at\s+([^.\n]*\d[^.\n]*)", re.I | re.S
+)
 
 
 def _window(raw: Any) -> tuple[float | None, float | None]:

@@ -68,7 +68,12 @@ PINS: dict[str, Pin] = {
     # The last release before the ``Interrupt`` hook and the auto-compact-window meaning of the
     # status line's ``used_percentage`` (FORMATS.md): kept so the fallbacks stay tested.
     "claude332": Pin(
-        "claude332", "claude", "@anthropic-ai/claude-code", "2.1.332", "claude", follows_latest=False
+        "claude332",
+        "claude",
+        "@anthropic-ai/claude-code",
+        "2.1.332",
+        "claude",
+        follows_latest=False,
     ),
     "codex": Pin("codex", "codex", "@openai/codex", "0.171.0", "codex"),
     # The rollout shape before ``item_completed`` (FORMATS.md): kept on this version on purpose.

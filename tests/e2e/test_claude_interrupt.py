@@ -42,8 +42,10 @@ def test_escape_stops_the_turn_and_its_thread_says_who(fleet: Fleet, slack: Any,
     assert "Settings Warning" not in screen and "autocompact" not in screen.lower(), screen
     ts = slack.post_as_user(alice, channel, LONG)
     wait_until(
-        lambda: "time.sleep(300)" in fleet.capture(slug) and fleet.status()[slug]["activity"]
-        == "working",
+        lambda: (
+            "time.sleep(300)" in fleet.capture(slug)
+            and fleet.status()[slug]["activity"] == "working"
+        ),
         90,
         "the tool running",
     )
@@ -51,9 +53,7 @@ def test_escape_stops_the_turn_and_its_thread_says_who(fleet: Fleet, slack: Any,
         lambda: any(r.kind == "turn" for r in fleet.anthropic.requests), 30, "the model asked"
     )
     fleet.tmux("send-keys", "-t", f"={slug}:", "Escape")
-    wait_until(
-        lambda: "Interrupted" in fleet.capture(slug), 30, "Claude's own interrupted line"
-    )
+    wait_until(lambda: "Interrupted" in fleet.capture(slug), 30, "Claude's own interrupted line")
     wait_until(lambda: fleet.status()[slug]["activity"] == "idle", 30, "the agent idle")
     wait_until(
         lambda: LINE[pin] in thread_texts(slack, channel, ts), 60, f"{LINE[pin]!r} in the thread"

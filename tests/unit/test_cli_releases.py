@@ -194,7 +194,9 @@ def test_the_interrupt_hook_is_registered_only_where_it_exists(
     if registered:
         (entry,) = hooks["Interrupt"]
         # The relay: answers within its 2 s and prints nothing; Claude ignores its output.
-        assert entry["hooks"] == [{"type": "command", "command": "/ab hook Interrupt", "timeout": 10}]
+        assert entry["hooks"] == [
+            {"type": "command", "command": "/ab hook Interrupt", "timeout": 10}
+        ]
     unknown = ClaudeRuntime().settings(_ctx(tmp_path, str(tmp_path / "missing")))["hooks"]
     assert "Interrupt" not in unknown, "a version that cannot be read gets no new hook"
 
