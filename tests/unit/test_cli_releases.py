@@ -22,6 +22,7 @@ import pytest
 
 from bridge.channel.turnstatus import TurnStatus, interrupted_text
 from bridge.config.watchdog import WatchdogConfig
+from bridge.doctor.basics import version_check
 from bridge.lifecycle.activity import Activity, ActivityTracker
 from bridge.lifecycle.limits import LimitWatch
 from bridge.lifecycle.notice import Alert
@@ -295,3 +296,12 @@ def test_the_weekly_warning_names_its_window(tmp_path: Path) -> None:
     watch.signal("a", usage)
     (alert,) = alerts
     assert "85% of the account's weekly usage window" in alert.text
+
+
+# -- doctor ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("printed", ["2.1.337 (Claude Code)", "2.1.332 (Claude Code)"])
+def test_doctor_calls_both_claude_pins_tested(printed: str) -> None:
+    check = version_check("web", "claude", printed)
+    assert check.detail == f"claude {printed.split()[0]}: tested" and not check.warning
