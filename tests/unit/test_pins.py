@@ -38,7 +38,7 @@ README = REPO / "README.md"
 #: tests/golden/<cli>-<version>.json); recorded files, never renamed.
 RECORDED = ("claude-2.1.328", "codex-0.169.0", "codex-0.136.0")
 #: Recorded payloads and panes without a golden mirror file (tests/unit/test_cli_releases.py).
-RECORDED_PAYLOADS = ("claude-2.1.337",)
+RECORDED_PAYLOADS = ("claude-2.1.337", "codex-0.171.0")
 
 #: The pane lines docs/real-cli-recipe.md quotes for ``RUN: echo hi``, per pin; checked on the real
 #: CLIs by test_pinned_clis_draw_the_pane_lines_the_recipe_quotes.
