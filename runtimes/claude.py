@@ -21,6 +21,12 @@ from typing import Any
 from runtimes.asks import WAIT_PREFIX, Ask, approval_ask, question_ask
 from runtimes.base import AskSupport, LaunchContext, LaunchPlan, TranscriptRef, cmdline_matches
 from runtimes.canary import Canary, claude_canary
+from runtimes.claude_features import (
+    auto_compact_window,
+    cli_version,
+    has_interrupt_hook,
+    version_tuple,
+)
 from runtimes.claude_parse import parse_claude_line
 from runtimes.claude_screen import Key, Picker, parse_picker, picker_keys
 from runtimes.claude_signals import hook_events, screen_events
@@ -41,6 +47,9 @@ HOOK_EVENTS = (
     "SessionEnd",
     "StopFailure",  # a turn that ended on an API error (a usage limit); informational only
 )
+
+#: Hook events registered only where the CLI has them (runtimes/claude_features.py).
+INTERRUPT_EVENT = "Interrupt"
 
 #: Claude's spinner glyphs (the working line animates through them).
 SPINNER = "✻✶✳✢·*✽⏺●"
@@ -128,12 +137,18 @@ class ClaudeRuntime:
     def settings(self, ctx: LaunchContext) -> dict[str, Any]:
         """``--settings``: the relay hooks, the status line, and the blocking hooks that carry a
         person's answer: ``AskUserQuestion`` always (its picker waits even when permissions
-        are bypassed), ``PermissionRequest`` only under ``permissions: ask``."""
+        are bypassed), ``PermissionRequest`` only under ``permissions: ask``. ``Interrupt``
+        (who stopped a turn) and the auto-compact offer's pre-answer: see claude_features."""
         settings: dict[str, Any] = {"skipDangerousModePermissionPrompt": True}
+        window = auto_compact_window(ctx.env, self.config_dir(ctx.env), Path(ctx.workdir))
+        if window is not None:
+            settings["autoCompactWindow"] = window
         if ctx.hook_command:
+            events = list(HOOK_EVENTS)
+            if has_interrupt_hook(cli_version(ctx.bin)):
+                events.append(INTERRUPT_EVENT)  # relayed like the others: fast, never blocks
             hooks: dict[str, list[dict[str, Any]]] = {
-                event: [{"hooks": [_hook(f"{ctx.hook_command} {event}", 10)]}]
-                for event in HOOK_EVENTS
+                event: [{"hooks": [_hook(f"{ctx.hook_command} {event}", 10)]}] for event in events
             }
             wait = f"{ctx.hook_command} {WAIT_PREFIX}"
             if ctx.ask_hook:
@@ -179,7 +194,7 @@ class ClaudeRuntime:
         return None
 
     def ask_support(self, version: str | None) -> AskSupport:
-        found = _version_tuple(version)
+        found = version_tuple(version)
         if found is not None and found < ASK_MIN_VERSION:
             why = (
                 f"claude {version} predates the verified PermissionRequest hook "
@@ -267,8 +282,3 @@ class ClaudeRuntime:
 
     def screen_fingerprint(self, screen: str) -> str:
         return fingerprint(screen, SPINNER)
-
-
-def _version_tuple(version: str | None) -> tuple[int, ...] | None:
-    match = re.search(r"(\d+)\.(\d+)\.(\d+)", version or "")
-    return tuple(int(g) for g in match.groups()) if match else None

@@ -25,10 +25,12 @@ from runtimes.base import AskSupport, LaunchContext, LaunchPlan, TranscriptRef, 
 from runtimes.canary import Canary, codex_canary
 from runtimes.claude_screen import Key, Picker
 from runtimes.codex_parse import parse_codex_line
+from runtimes.codex_screen import composer as screen_composer
+from runtimes.codex_screen import is_ready_screen as screen_ready
 from runtimes.codex_signals import screen_events
 from runtimes.events import Event, LineResult
 from runtimes.limits import stop_failure_limit
-from runtimes.paste import composer_line, paste_shown
+from runtimes.paste import paste_shown
 from runtimes.screen import fingerprint
 
 HOOK_EVENTS = (
@@ -192,15 +194,15 @@ class CodexRuntime:
         return scan_rollouts(self.home(ctx.env), Path(os.path.realpath(ctx.workdir)), launched_at)
 
     def is_ready_screen(self, screen: str) -> bool:
-        # The composer line starts with "›"; its placeholder text varies, the glyph does not.
-        has_composer = any(line.lstrip().startswith("›") for line in screen.splitlines())
-        return has_composer and "esc to interrupt" not in screen.lower()
+        # The composer line starts with "›" (its placeholder text varies); a picker's cursor
+        # does too, and is not one (runtimes/codex_screen.py).
+        return screen_ready(screen)
 
     def paste_shown(self, before: str, after: str, text: str) -> bool:
         return paste_shown(before, after, text, _PASTE_PLACEHOLDER)
 
     def composer(self, screen: str) -> str | None:
-        return composer_line(screen, "›")
+        return screen_composer(screen)
 
     model_api = "openai"
 

@@ -18,8 +18,11 @@ from runtimes.events import Event, EventKind
 from runtimes.limits import CLOCK, clock_after, epoch, percent, worst_window
 from runtimes.parse_util import JsonObject, as_dict, as_str
 
-#: The screen line of a limit (every observed release); the clock time is ``resets_at``.
-LIMIT_LINE = re.compile(r"hit your usage limit.*?try again at ([^.\n]*\d[^.\n]*)", re.I | re.S)
+#: The screen line of a limit (every observed release); the clock time is ``resets_at``. The
+#: line wraps at the pane's width, also between "try again" and "at" (0.171.0, 160 columns).
+LIMIT_LINE = re.compile(
+    r"hit your usage limit.*?try\s+again\s+at\s+([^.\n]*\d[^.\n]*)", re.I | re.S
+)
 
 
 def _window(raw: Any) -> tuple[float | None, float | None]:
@@ -28,16 +31,28 @@ def _window(raw: Any) -> tuple[float | None, float | None]:
 
 
 def rate_limit_event(payload: JsonObject, line_id: str) -> Event | None:
-    """``token_count.rate_limits``: USAGE_LIMIT when a window is used up, else USAGE."""
+    """``token_count.rate_limits``: USAGE_LIMIT when a window is used up, else USAGE.
+
+    Either window may be missing or null: plans have carried only a weekly limit since mid-2026
+    (one window of 10080 minutes, under ``primary`` or ``secondary``). ``meta.window_minutes``
+    is the length of the window reported, when the line names it."""
     limits = as_dict(payload.get("rate_limits"))
     if limits is None:
         return None
-    worst = worst_window([_window(limits.get("primary")), _window(limits.get("secondary"))])
+    raw = [as_dict(limits.get(key)) or {} for key in ("primary", "secondary")]
+    windows = [_window(w) for w in raw]
+    worst = worst_window(windows)
     if worst is None:
         return None
     used, reset = worst
     kind = EventKind.USAGE_LIMIT if used >= 100 else EventKind.USAGE
-    return Event(kind, f"usage:{line_id}", resets_at=reset, used_percent=used)
+    meta: dict[str, Any] = {}
+    for window, (w_used, w_reset) in zip(raw, windows, strict=True):
+        minutes = percent(window.get("window_minutes"))
+        if w_used == used and (w_reset == reset or used < 100) and minutes:
+            meta["window_minutes"] = int(minutes)
+            break
+    return Event(kind, f"usage:{line_id}", resets_at=reset, used_percent=used, meta=meta)
 
 
 def task_error_event(payload: JsonObject, line_id: str) -> Event | None:

@@ -31,6 +31,12 @@ class EventKind(StrEnum):
     USAGE = "usage"
     """A usage report: ``used_percent`` of the window and when it ``resets_at`` (the warning
     signal, and a reset-time hint for a limit that comes without one)."""
+    INTERRUPTED = "interrupted"
+    """The CLI itself says an interrupt ended the turn (it really stopped: no answer follows).
+    ``meta`` says who and how, each None when the CLI does not say: ``source`` (``user`` a
+    person or a client that names nobody, ``session`` another agent session, ``system`` a
+    hook, a permission check or a service), ``reason`` (``stop``, ``permission_denied``,
+    ``rewind``, ``other``) and ``via`` (``terminal``, ``client``)."""
 
 
 #: Kinds that become chat messages; the rest are signals (activity, context size).

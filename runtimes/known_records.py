@@ -30,9 +30,21 @@ CLAUDE_TYPES = frozenset(
         "atis-latch",
         "cost-state",
         "queue-operation",
+        # 2.1.337 (tests/fixtures/claude-2.1.337/): the session title, the API route taken
+        "ai-title",
+        "api-request-route",
     }
 )
-CLAUDE_SYSTEM_SUBTYPES = frozenset({"compact_boundary", "turn_duration", "stop_hook_summary"})
+CLAUDE_SYSTEM_SUBTYPES = frozenset(
+    {
+        "compact_boundary",
+        "turn_duration",
+        "stop_hook_summary",
+        # 2.1.337: a notice in the transcript, e.g. tag ``auto_compact_window`` ("This session
+        # is on auto, which now autocompacts near 400k tokens instead of 1m ..."); not mirrored
+        "informational",
+    }
+)
 
 CODEX_TYPES = frozenset(
     {

@@ -16,7 +16,9 @@ from __future__ import annotations
 import re
 
 TESTED: dict[str, frozenset[str]] = {
-    "claude": frozenset({"2.1.328", "2.1.332"}),
+    # 2.1.332: the last without the `Interrupt` hook; 2.1.337: `Interrupt`, the auto-compact
+    # window meaning of the status line's `used_percentage`.
+    "claude": frozenset({"2.1.328", "2.1.332", "2.1.337"}),
     # 0.136.0: the older rollout shape (``user_message`` / ``agent_message``); 0.169.0 and up:
     # ``item_completed``.
     "codex": frozenset({"0.136.0", "0.169.0", "0.171.0"}),

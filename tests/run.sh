@@ -6,7 +6,7 @@
 # --latest-clis runs against the newest CLI releases on npm instead of the pins in
 # bridge/devtools/clis.py: AGENTBRIDGE_CLI_CHANNEL=latest resolves each with `npm view`, once
 # here (handed to the test workers in AGENTBRIDGE_CLI_LATEST), and installs it into a cache prefix
-# of its own; codex136 stays on 0.136.0. Only the integration and end-to-end tests run a CLI, so
+# of its own; codex136 stays on 0.136.0 and claude332 on 2.1.332. Only the integration and end-to-end tests run a CLI, so
 #   bash tests/run.sh --latest-clis -m "integration or e2e"
 # is the short form. Every other argument goes to pytest.
 set -euo pipefail

@@ -63,6 +63,8 @@ class ChatBridge:
         self.status: TurnStatus | None = None
         if backend.live_status:
             self.status = TurnStatus(backend, self._channel, lifecycle.router.thread_of)
+            self.status.interrupt_of = lambda slug: lifecycle.tracker.get(slug).interruption
+            lifecycle.tracker.interruption_listeners.append(self.status.refresh)
             lifecycle.tracker.listeners.append(self.status.changed)
         lifecycle.on_confirmed.append(self._spawn_confirmed)
         lifecycle.deliverer.on_delivered.append(self._delivered)

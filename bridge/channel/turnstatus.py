@@ -16,6 +16,11 @@ input, compacting. Why lazy, and why it goes away:
 A state that needs a person (waiting for input) is posted without the lazy wait. The line is
 posted at least ``settle`` seconds after the turn starts, once the mirror knows which thread the
 turn belongs to.
+
+An interrupted turn has no answer to say it is over, so its line stays, edited to say it was
+interrupted and by whom (as the CLI reports it: Claude's ``Interrupt`` hook names the source;
+otherwise it only says "interrupted"). Such a line is posted even for a short turn, without the
+lazy wait.
 """
 
 from __future__ import annotations
@@ -42,6 +47,32 @@ TEXT = {
     Activity.NO_SIGNAL: ":warning: no signal from the agent",
 }
 
+_SOURCE = {
+    "user": "by the user",
+    "session": "by another agent session",
+    "system": "by the system (a hook, a permission check or a service)",
+}
+_VIA = {"terminal": "at the terminal", "client": "through a client"}
+_REASON = {
+    "permission_denied": "a permission was denied",
+    "rewind": "rewound to an earlier message",
+    "other": "",
+    "stop": "",
+}
+
+
+def interrupted_text(how: dict[str, str | None]) -> str:
+    """The final line of an interrupted turn, from the ``INTERRUPTED`` event's meta."""
+    source, via, reason = how.get("source"), how.get("via"), how.get("reason")
+    parts = [":octagonal_sign: interrupted"]
+    if source:
+        parts.append(_SOURCE.get(source, f"by {source}"))
+    if via:
+        parts.append(_VIA.get(via, f"via {via}"))
+    why = _REASON.get(reason, reason) if reason else ""
+    text = " ".join(parts)
+    return f"{text} ({why})" if why else text
+
 
 @dataclass
 class _Line:
@@ -55,6 +86,8 @@ class _Line:
     started: float = field(default_factory=time.monotonic)
     ended: bool = False
     """The turn is over: the line goes away (or shows its final state) and is never posted."""
+    final: bool = False
+    """The ended turn's line stays (an interrupt): posted if it was not, edited if it was."""
     poke: asyncio.Event = field(default_factory=asyncio.Event)
     """Set on every state change, so a lazy wait ends early for a state that needs a person."""
 
@@ -80,6 +113,9 @@ class TurnStatus:
         self.waiting_of: Callable[[str], tuple[str | None, str | None]] | None = None
         """What an agent waits for (``question`` / ``approval``) and that message's link,
         when the answer is awaited through chat (set by the runner's wiring)."""
+        self.interrupt_of: Callable[[str], dict[str, str | None] | None] | None = None
+        """How the agent's last turn was interrupted, if it was (the activity tracker's
+        ``interruption``; set by the runner's wiring)."""
 
     def text_for(self, slug: str, state: Activity) -> str | None:
         """The line for ``state``; waiting on a question asked in chat links to it instead of
@@ -108,6 +144,19 @@ class TurnStatus:
             return
         line.wanted = text
         line.ended = new is Activity.IDLE
+        how = self.interrupt_of(slug) if self.interrupt_of and line.ended else None
+        if how is not None:
+            line.final = True
+            line.wanted = interrupted_text(how)
+        line.poke.set()
+        if line.task is None or line.task.done():
+            line.task = asyncio.get_running_loop().create_task(self._apply(slug, line))
+
+    def refresh(self, slug: str) -> None:
+        """The interrupted turn's source became known after its line was written: edit it."""
+        line = self.lines.get(slug)
+        if line is None or not line.final:
+            return
         line.poke.set()
         if line.task is None or line.task.done():
             line.task = asyncio.get_running_loop().create_task(self._apply(slug, line))
@@ -122,21 +171,21 @@ class TurnStatus:
         try:
             if line.ref is None:
                 await self._until_needed(line)
-                if line.ended:
+                if line.ended and not line.final:
                     return  # the turn ended before its line was needed: nothing is posted
                 line.thread = line.thread or self.thread_of(slug)
-                text = line.wanted or ""
+                text = self._final_text(slug, line)
                 posted = await self.backend.post(
                     Outgoing(slug, line.channel, text, f"status:{uuid.uuid4()}", thread=line.thread)
                 )
                 line.ref, line.shown, line.last_edit = posted.ref, text, time.monotonic()
-            while line.wanted != line.shown:
-                if line.ended and await self._remove(line):
+            while self._final_text(slug, line) != line.shown:
+                if line.ended and not line.final and await self._remove(line):
                     return
                 wait = line.last_edit + self.min_interval - time.monotonic()
                 if wait > 0 and not line.ended:
                     await asyncio.sleep(wait)
-                text = line.wanted or ""
+                text = self._final_text(slug, line)
                 await self.backend.update(line.channel, line.ref, text)
                 line.shown, line.last_edit = text, time.monotonic()
         except asyncio.CancelledError:
@@ -144,11 +193,23 @@ class TurnStatus:
         except Exception as err:  # a status line is never worth breaking anything for
             log.warning("%s: status line not updated: %s", slug, err)
 
+    def _final_text(self, slug: str, line: _Line) -> str:
+        """What the line should say now: an interrupted turn's text is read again when it is
+        written, since the hook naming who stopped the turn may come after the transcript's
+        own abort marker."""
+        if line.final and self.interrupt_of is not None:
+            how = self.interrupt_of(slug)
+            if how is not None:
+                line.wanted = interrupted_text(how)
+        return line.wanted or ""
+
     async def _until_needed(self, line: _Line) -> None:
         """Sleep until the line is worth posting: ``settle`` after the start for any state,
-        ``lazy`` while the agent is only working; returns early when the turn ends."""
-        while not line.ended:
-            patience = self.lazy if line.wanted == TEXT[Activity.WORKING] else self.settle
+        ``lazy`` while the agent is only working; returns early when the turn ends (an
+        interrupted turn's line still waits out ``settle``, for its thread)."""
+        while not line.ended or line.final:
+            working = line.wanted == TEXT[Activity.WORKING] and not line.final
+            patience = self.lazy if working else self.settle
             wait = line.started + patience - time.monotonic()
             if wait <= 0:
                 return

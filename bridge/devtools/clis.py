@@ -7,7 +7,7 @@ must be in ``runtimes/tested.py``'s tested set.
 
 Each CLI version is installed with npm once per machine into a prefix of its own, keyed by
 package and version, under the cache dir (``$AGENTBRIDGE_CLI_CACHE``, default
-``~/.cache/agentbridge/cli``), e.g. ``claude-code-2.1.332/``: changing a pin installs the new
+``~/.cache/agentbridge/cli``), e.g. ``claude-code-2.1.337/``: changing a pin installs the new
 version next to the old one instead of reusing (or overwriting under a running test) a stale
 install. A file lock makes parallel test workers share one install instead of racing.
 
@@ -16,7 +16,8 @@ Channels (``$AGENTBRIDGE_CLI_CHANNEL``):
 * ``pinned`` (the default): the versions in ``PINS``.
 * ``latest``: each pin that follows releases gets the version ``npm view PACKAGE version``
   resolves now (the ``latest`` dist-tag), installed into its own prefix like any other version.
-  ``codex136`` does not follow: it stays on 0.136.0, the old rollout shape.
+  ``codex136`` and ``claude332`` do not follow: they stay on 0.136.0 (the old rollout shape)
+  and 2.1.332 (no ``Interrupt`` hook, the old status-line percentage).
   ``bash tests/run.sh --latest-clis`` runs the suite this way.
 
 Stdlib only, and nothing imported from ``bridge``: the container build runs this file on its own.
@@ -63,7 +64,17 @@ class Pin:
 
 
 PINS: dict[str, Pin] = {
-    "claude": Pin("claude", "claude", "@anthropic-ai/claude-code", "2.1.332", "claude"),
+    "claude": Pin("claude", "claude", "@anthropic-ai/claude-code", "2.1.337", "claude"),
+    # The last release before the ``Interrupt`` hook and the auto-compact-window meaning of the
+    # status line's ``used_percentage`` (FORMATS.md): kept so the fallbacks stay tested.
+    "claude332": Pin(
+        "claude332",
+        "claude",
+        "@anthropic-ai/claude-code",
+        "2.1.332",
+        "claude",
+        follows_latest=False,
+    ),
     "codex": Pin("codex", "codex", "@openai/codex", "0.171.0", "codex"),
     # The rollout shape before ``item_completed`` (FORMATS.md): kept on this version on purpose.
     "codex136": Pin("codex136", "codex", "@openai/codex", "0.136.0", "codex", follows_latest=False),

@@ -39,6 +39,11 @@ class Activity(StrEnum):
     LIMITED = "limited"
 
 
+#: States of an open turn (what an interrupt ends).
+_IN_TURN = frozenset({Activity.WORKING, Activity.WAITING_INPUT, Activity.COMPACTING})
+#: What an interrupt says when the CLI does not say who or why.
+_UNKNOWN_INTERRUPT: dict[str, str | None] = {"source": None, "reason": None, "via": None}
+
 #: States in which a prompt may be pasted at a turn boundary.
 READY = frozenset({Activity.IDLE})
 DEAD = frozenset({Activity.EXITED, Activity.CRASH_LOOP})
@@ -60,6 +65,10 @@ class AgentActivity:
     """``question`` or ``approval`` while a person's answer is awaited through chat."""
     waiting_link: str | None = None
     """Where that question or approval is (a Slack permalink; "" when the chat has none)."""
+    interruption: dict[str, str | None] | None = None
+    """How the last turn was interrupted: the runtime's ``INTERRUPTED`` meta (``source``,
+    ``reason``, ``via``), or all None when only the transcript's abort marker said so. Cleared
+    when the next turn starts."""
 
 
 ChangeListener = Callable[[str, Activity, Activity], None]
@@ -78,6 +87,9 @@ class ActivityTracker:
         self.clock = clock
         self.agents: dict[str, AgentActivity] = {}
         self.listeners: list[ChangeListener] = []
+        self.interruption_listeners: list[Callable[[str], None]] = []
+        """Told when the CLI names who stopped a turn that had already ended (its hook after
+        the transcript's abort marker): the state stays ``idle``, only ``interruption`` changed."""
         self.held: set[str] = set()
         """Agents under a usage limit: ``idle`` reads ``limited`` until :meth:`unlimited`."""
 
@@ -91,6 +103,8 @@ class ActivityTracker:
         old = agent.state
         if old == new:
             return
+        if new is Activity.WORKING and old not in _IN_TURN:
+            agent.interruption = None  # a new turn
         agent.state = new
         agent.since = self.clock()
         for listener in self.listeners:
@@ -194,8 +208,7 @@ class ActivityTracker:
         if agent.state in DEAD:
             return  # a straggler from a dying process; the reconciler decides about life
         if event == "statusline":
-            self._context_from_statusline(agent, payload)
-            return
+            return  # its context size comes as the runtime's CONTEXT_SIZE event
         agent.hooks_heard = True
         target = _hook_target(event, payload)
         if event == "SessionStart" and agent.state is Activity.WORKING:
@@ -212,9 +225,13 @@ class ActivityTracker:
     def event(self, slug: str, event: Event) -> None:
         agent = self._signal(slug)
         if event.kind is EventKind.CONTEXT_SIZE:
-            agent.context_tokens = event.tokens
+            if event.tokens is not None:  # a status line may know the window only
+                agent.context_tokens = event.tokens
             if event.context_window:
                 agent.context_window = event.context_window
+            return
+        if event.kind is EventKind.INTERRUPTED:
+            self._interrupted(slug, agent, event)
             return
         if event.kind is EventKind.COMPACTION:
             if agent.state is Activity.COMPACTING:
@@ -225,8 +242,9 @@ class ActivityTracker:
             and event.meta.get("aborted")
             and (event.meta.get("reason") != "replaced")
         ):
-            if agent.state is Activity.WORKING:
-                self._set(slug, Activity.IDLE)  # an interrupt: no hook reports it
+            if agent.state is Activity.WORKING:  # an interrupt the CLI's hooks did not report
+                agent.interruption = dict(_UNKNOWN_INTERRUPT)
+                self._set(slug, Activity.IDLE)
             return
         if agent.hooks_heard or agent.state in DEAD:
             return
@@ -251,23 +269,20 @@ class ActivityTracker:
                 if agent.state not in DEAD:
                     self._set(slug, Activity.NO_SIGNAL)
 
-    @staticmethod
-    def _context_from_statusline(agent: AgentActivity, payload: dict[str, Any]) -> None:
-        window = payload.get("context_window")
-        if not isinstance(window, dict):
-            return
-        size = window.get("context_window_size")
-        if isinstance(size, int) and size > 0:
-            agent.context_window = size
-        usage = window.get("current_usage")
-        if isinstance(usage, dict):
-            total = sum(
-                v
-                for k, v in usage.items()
-                if k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-                and isinstance(v, int)
-            )
-            agent.context_tokens = total
+    def _interrupted(self, slug: str, agent: AgentActivity, event: Event) -> None:
+        """The CLI says an interrupt ended the turn: it is over, whatever it was doing (a
+        picker it waited on is gone too). Arriving after the transcript's abort marker already
+        ended it, it only adds who stopped the turn."""
+        meta = {k: event.meta.get(k) for k in _UNKNOWN_INTERRUPT}
+        if agent.state in _IN_TURN:
+            agent.waiting_for = agent.waiting_link = None
+            agent.turn_ended_at = None
+            agent.interruption = meta
+            self._set(slug, Activity.IDLE)
+        elif agent.state is Activity.IDLE and agent.interruption not in (None, meta):
+            agent.interruption = meta
+            for listener in self.interruption_listeners:
+                listener(slug)
 
 
 def _hook_target(event: str, payload: dict[str, Any]) -> Activity | None:

@@ -156,6 +156,11 @@ class Lifecycle:
             self.stuck.progress(msg.slug)
         runtime = self._runtime(msg.slug)
         for event in runtime.hook_events(msg.event, msg.payload) if runtime else ():
+            if event.kind is EventKind.INTERRUPTED:
+                how = ", ".join(f"{k} {v}" for k, v in event.meta.items() if v)
+                log.info("%s: turn interrupted (%s)", msg.slug, how or "the CLI says no more")
+            if event.kind in (EventKind.CONTEXT_SIZE, EventKind.INTERRUPTED):
+                self.tracker.event(msg.slug, event)
             self.limits.signal(msg.slug, event)
         if msg.event == "SessionStart":
             self._session_started(msg.slug, msg.payload)

@@ -53,6 +53,20 @@ def duration(seconds: float) -> str:
     return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
 
 
+def window_name(minutes: object) -> str:
+    """``weekly usage window`` for a USAGE event's ``meta.window_minutes`` (plans may carry only
+    a weekly limit); ``usage window`` when the CLI did not say which."""
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes <= 0:
+        return "usage window"
+    if minutes == 10080:
+        return "weekly usage window"
+    if minutes % 1440 == 0:
+        return f"{minutes // 1440}-day usage window"
+    if minutes % 60 == 0:
+        return f"{minutes // 60}-hour usage window"
+    return f"{minutes}-minute usage window"
+
+
 class LimitWatch:
     def __init__(
         self,
@@ -108,11 +122,12 @@ class LimitWatch:
             return
         self.warned[slug] = window
         resets = f"; it resets at {when(reset, now)}" if reset else ""
+        name = window_name(event.meta.get("window_minutes"))
         self.alert(
             Alert(
                 slug,
                 "limit_warning",
-                f":warning: Usage at {used:.0f}% of the account's usage window{resets}.",
+                f":warning: Usage at {used:.0f}% of the account's {name}{resets}.",
             )
         )
 

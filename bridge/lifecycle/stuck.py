@@ -191,7 +191,8 @@ class StuckWatch:
 
     async def interrupt(self, slug: str) -> bool:
         """Press the runtime's interrupt key; True once the CLI shows its input prompt again
-        (then the agent is ``idle``: no hook reports an interrupt)."""
+        (then the agent is ``idle``: only newer CLIs report an interrupt, e.g. Claude's
+        ``Interrupt`` hook, and only the transcript says so otherwise, if it does)."""
         runtime = self.runtime_of(slug)
         if runtime is None:
             return False

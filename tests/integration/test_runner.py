@@ -51,7 +51,8 @@ def send_and_expect(fleet: Fleet, slug: str, text: str, expect: str, timeout: fl
 
 
 @pytest.mark.parametrize(
-    "runtime,version", [("claude", None), ("codex", None), ("codex", "codex136")]
+    "runtime,version",
+    [("claude", None), ("claude", "claude332"), ("codex", None), ("codex", "codex136")],
 )
 def test_agent_reaches_ready_prompt_and_send_makes_a_real_turn(
     fleet: Fleet, runtime: str, version: str | None

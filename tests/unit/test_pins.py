@@ -37,11 +37,14 @@ README = REPO / "README.md"
 #: Recorded CLI output the parsers are tested on (tests/fixtures/<cli>-<version>/ and
 #: tests/golden/<cli>-<version>.json); recorded files, never renamed.
 RECORDED = ("claude-2.1.328", "codex-0.169.0", "codex-0.136.0")
+#: Recorded payloads and panes without a golden mirror file (tests/unit/test_cli_releases.py).
+RECORDED_PAYLOADS = ("claude-2.1.337", "codex-0.171.0")
 
 #: The pane lines docs/real-cli-recipe.md quotes for ``RUN: echo hi``, per pin; checked on the real
 #: CLIs by test_pinned_clis_draw_the_pane_lines_the_recipe_quotes.
 PANE_LINES: dict[str, tuple[str, ...]] = {
     "claude": ("Ran 1 shell command", "● ran: echo hi -> hi"),
+    "claude332": ("Ran 1 shell command", "● ran: echo hi -> hi"),
     "codex": ("• Ran echo hi", "└ hi", "• ran: echo hi -> hi"),
     "codex136": ("• Ran echo hi", "└ hi", "• ran: echo hi -> hi"),
 }
@@ -90,6 +93,8 @@ def test_every_tested_runtime_exists() -> None:
 def test_recorded_fixtures_are_kept_and_are_tested_versions() -> None:
     fixtures = {p.name for p in (REPO / "tests" / "fixtures").iterdir() if p.is_dir()}
     golden = {p.stem for p in (REPO / "tests" / "golden").glob("*.json")}
+    for name in RECORDED_PAYLOADS:
+        assert name in fixtures, f"tests/fixtures/{name}/ is gone"
     for name in RECORDED:
         assert name in fixtures, f"tests/fixtures/{name}/ is gone"
         assert name in golden, f"tests/golden/{name}.json is gone"
@@ -102,6 +107,8 @@ def test_recorded_fixtures_are_kept_and_are_tested_versions() -> None:
     ("runtime", "version", "expected"),
     [
         ("claude", "2.1.332", True),
+        ("claude", "2.1.337 (Claude Code)", True),
+        ("claude", "2.1.336", False),
         ("claude", "2.1.328 (Claude Code)", True),
         ("codex", "codex-cli 0.171.0", True),
         ("codex", "v0.136.0", True),
