@@ -14,6 +14,7 @@ import re
 import subprocess
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from runtimes.asks import WAIT_PREFIX, Ask, approval_ask, question_ask
 from runtimes.base import AskSupport, LaunchContext, LaunchPlan, TranscriptRef, cmdline_matches
 from runtimes.canary import Canary, claude_canary
 from runtimes.claude_parse import parse_claude_line
+from runtimes.claude_rules import session_rule
 from runtimes.claude_screen import Key, Picker, parse_picker, picker_keys
 from runtimes.claude_signals import hook_events, screen_events
 from runtimes.events import Event, LineResult
@@ -52,6 +54,14 @@ ASK_MIN_VERSION = (2, 1, 328)
 
 def _hook(command: str, timeout: int) -> dict[str, Any]:
     return {"type": "command", "command": command, "timeout": timeout}
+
+
+def _blocking_hook(command: str, timeout: int) -> dict[str, Any]:
+    """A hook that carries a person's answer: if it fails (cannot start, times out, dies,
+    prints something unreadable) Claude must block the call, not draw its own dialog for the
+    pane (``onFailure: "block"``, in the settings schema of 2.1.332 and 2.1.337): failing
+    closed. Older versions ignore the key; the hook client denies by itself too."""
+    return {**_hook(command, timeout), "onFailure": "block"}
 
 
 #: How Claude draws a long paste in its composer (runtimes/paste.py).
@@ -140,12 +150,12 @@ class ClaudeRuntime:
                 hooks["PreToolUse"].append(
                     {
                         "matcher": "AskUserQuestion",
-                        "hooks": [_hook(f"{wait}PreToolUse", ctx.ask_timeout_s)],
+                        "hooks": [_blocking_hook(f"{wait}PreToolUse", ctx.ask_timeout_s)],
                     }
                 )
             if ctx.permissions == "ask":
                 hooks["PermissionRequest"] = [
-                    {"hooks": [_hook(f"{wait}PermissionRequest", ctx.ask_timeout_s)]}
+                    {"hooks": [_blocking_hook(f"{wait}PermissionRequest", ctx.ask_timeout_s)]}
                 ]
             settings["hooks"] = hooks
             settings["statusLine"] = {
@@ -169,7 +179,8 @@ class ClaudeRuntime:
         if event == "PreToolUse":
             return question_ask(event, payload)
         if event == "PermissionRequest":
-            return approval_ask(event, payload)
+            ask = approval_ask(event, payload)
+            return replace(ask, session_rule=session_rule(ask)) if ask is not None else None
         return None
 
     def ask_conflict(self, args: Sequence[str]) -> str | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from bridge.aio import TaskSet
@@ -39,7 +40,7 @@ from bridge.lifecycle.activity import Activity, ActivityTracker
 from bridge.store.db import Store
 from bridge.store.queue import QueueItem
 from runtimes import get_runtime
-from runtimes.asks import Answer, Ask, ask_output
+from runtimes.asks import Answer, Ask, ask_output, deny_output
 
 log = logging.getLogger("agentbridge.answers")
 
@@ -113,17 +114,39 @@ class Answers:
     # -- the hook side --------------------------------------------------------------------
 
     async def hook(self, msg: HookMessage) -> dict[str, Any]:
-        agent = self.config.agent(msg.slug)
-        if agent is None or self.backend.name != "slack":
+        """The blocking hook's reply: ``{"output": <the CLI's hook stdout>}``, or ``{}`` to let
+        the CLI decide as it would without us (the console, which has no buttons).
+
+        Fails closed: a payload that cannot be read as an ask, an unknown agent, or any error
+        on the way (the database, the chat) denies the call, and the channel is told when it
+        can be. An empty reply would make the CLI draw its own dialog in a pane nobody
+        watches, which the pane fallback must never answer."""
+        if self.backend.name != "slack":
             # The console has no buttons: let the CLI show its own picker or prompt in the pane
             # (the blocking hook runs before it, so waiting here would hide it).
             return {}
-        ask = get_runtime(agent.runtime).parse_ask(msg.event, msg.payload)
-        if ask is None or (ask.kind == "approval" and agent.permissions != "ask"):
-            return {}  # nothing to relay: the CLI decides as it would without us
-        row, created = await asyncio.to_thread(self.book.open_or_create, msg.slug, ask)
+        agent = self.config.agent(msg.slug)
+        try:
+            if agent is None:
+                raise LookupError(f"{msg.slug} is not an agent of this runner's configuration")
+            if "oversize" in msg.payload:
+                raise ValueError(f"the request is too large to relay ({msg.payload['oversize']} bytes)")
+            ask = get_runtime(agent.runtime).parse_ask(msg.event, msg.payload)
+            if ask is None:
+                raise ValueError(f"the {msg.event} hook's payload is not a question or approval")
+            if ask.kind == "approval" and agent.permissions != "ask":
+                return {}  # nothing to relay: the CLI decides as it would without us
+            return await self._ask(msg.slug, replace(ask, request_id=msg.request_id))
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            log.exception("%s: answering a %s hook failed; denied", msg.slug, msg.event)
+            return self._failed(msg, err)
+
+    async def _ask(self, slug: str, ask: Ask) -> dict[str, Any]:
+        row, created = await asyncio.to_thread(self.book.open_or_create, slug, ask)
         if created:
-            log.info("%s: %s #%d asked (%s)", msg.slug, ask.kind, row.id, ask.key)
+            log.info("%s: %s #%d asked (%s)", slug, ask.kind, row.id, ask.key)
         if row.answer is not None:
             return await self._hand_over(row, row.answer)
         try:
@@ -134,6 +157,20 @@ class Answers:
                 self._tasks.spawn(self._abandon(row))
             raise
         return await self._hand_over(row, answer)
+
+    def _failed(self, msg: HookMessage, err: Exception) -> dict[str, Any]:
+        """Deny the hooked call and tell the channel (in the background, best effort)."""
+        what = "approval request" if msg.event == "PermissionRequest" else "question"
+        command = msg.payload.get("tool_input")
+        shown = command.get("command") if isinstance(command, dict) else None
+        detail = f" (`{esc(str(shown)[:300])}`)" if isinstance(shown, str) else ""
+        reason = f"agentbridge could not relay this {what} to chat ({type(err).__name__}), so it was denied."
+        note = (
+            f":no_entry: {msg.slug}: a {what}{detail} could not be relayed here "
+            f"({type(err).__name__}: {esc(str(err)[:200])}); it was denied, nothing ran."
+        )
+        self._tasks.spawn(self.messages.note(msg.slug, note))
+        return {"output": deny_output(msg.event, reason)}
 
     async def posted_waiter(self, row: AskRow) -> tuple[AskRow, asyncio.Future[Answer]]:
         """Post an open row's message (once), mark the agent waiting, start its no-answer
@@ -227,6 +264,11 @@ class Answers:
         if click.op == "allow":
             answer, said = Answer("allow"), "allowed it once"
         elif click.op == "session":
+            if row.ask.session_rule is None:  # never offered: no rule allows just this command
+                return (
+                    "This command cannot be allowed for the whole session (no rule would allow "
+                    "exactly it); use Allow once or Deny."
+                )
             answer, said = Answer("allow_session"), "allowed it for this session"
         elif click.op == "deny":
             answer, said = Answer("deny", message=f"Denied from chat by {user}."), "denied it"

@@ -11,7 +11,10 @@ it from a hook that reached a runner and failed.
 
 The one exception is ``agentbridge hook wait:EVENT``: the hook that carries a person's answer
 (an agent's question, an approval). It holds the agent until the runner replies with the
-answer, printed on stdout as the CLI's hook output. When the runner goes away meanwhile (a
+answer, printed on stdout as the CLI's hook output. It fails closed: when no answer can come
+(the runner refused the hook, replied with something unreadable, or this code broke) it exits
+2 with the reason on stderr, which both CLIs read as "deny this call"; it never exits quietly,
+which would let the CLI draw its own dialog in a pane nobody watches. When the runner goes away meanwhile (a
 restart, a SIGKILL), it connects again every second and re-sends the same payload; the runner
 finds the open question by its key (the ``tool_use_id``) in its database, so the question is
 neither lost nor answered twice. The CLI's own hook timeout bounds the wait.
@@ -28,12 +31,18 @@ import os
 import socket
 import sys
 import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
 TIMEOUT_S = 2.0
 MAX_PAYLOAD = 4 << 20
+MAX_MESSAGE = 8 << 20
+"""The longest line the runner's socket reads (``bridge/hooks/server.py`` uses this too)."""
+DENIED = 2
+"""The exit code both CLIs read as "deny this call" (with the reason on stderr): Claude for
+``PreToolUse`` and ``PermissionRequest``, Codex for ``PermissionRequest`` (cli-signals.md d)."""
 STATUSLINE = "statusline"
 
 
@@ -104,10 +113,32 @@ def _exchange(
     return answer
 
 
+class Refused(Exception):
+    """The blocking hook cannot get a person's answer: the call must be denied."""
+
+
+def _fit(message: dict[str, Any], raw: str) -> dict[str, Any]:
+    """The message as the runner can read it: a payload cut at :data:`MAX_PAYLOAD`, or whose
+    line would pass :data:`MAX_MESSAGE`, is replaced by a note of that, which the runner
+    denies (and says so in the channel) instead of the line never arriving."""
+    payload = message["payload"]
+    tool = str(payload.get("tool_name") or "")[:200] if isinstance(payload, dict) else ""
+    size = len(json.dumps(message).encode())
+    if len(raw) >= MAX_PAYLOAD or size > MAX_MESSAGE:
+        message = {**message, "payload": {"oversize": max(len(raw), size), "tool_name": tool}}
+    return message
+
+
 def wait_for_answer(event: str, raw: str, env: Mapping[str, str]) -> dict[str, Any] | None:
-    """Hold until the runner answers; the hook output to print, or None (nothing to say)."""
-    message = _message(event, raw, env)
+    """Hold until the runner answers; the hook output to print, or None (nothing to say: the
+    CLI decides as without agentbridge). Raises :class:`Refused` when no answer can come (the
+    runner refused the hook or sent something unreadable): the caller denies the call.
+
+    The request id is minted here, once per hook run, and re-sent on every reconnect: the
+    runner hands an answer given before only to the same request (bridge/answers/book.py)."""
+    message = _fit(_message(event, raw, env), raw)
     message["wait"] = True
+    message["request_id"] = uuid.uuid4().hex
     sock = env.get("AGENTBRIDGE_HOOK_SOCKET")
     slug = env.get("AGENTBRIDGE_SLUG", "?")
     reported = False
@@ -116,7 +147,7 @@ def wait_for_answer(event: str, raw: str, env: Mapping[str, str]) -> dict[str, A
             answer = _exchange(message, env, None)
         except ValueError as err:
             _log_failure(sock, slug, WAIT_PREFIX + event, f"bad reply: {err}")
-            return None
+            raise Refused(f"agentbridge: the runner's reply was unreadable ({err})") from err
         except OSError as err:
             if not reported:  # once per wait: the retries would flood the log
                 down = isinstance(err, FileNotFoundError | ConnectionRefusedError)
@@ -127,7 +158,7 @@ def wait_for_answer(event: str, raw: str, env: Mapping[str, str]) -> dict[str, A
             continue
         if not answer.get("ok"):
             _log_failure(sock, slug, WAIT_PREFIX + event, f"rejected: {answer.get('error')}")
-            return None
+            raise Refused(f"agentbridge refused this hook: {answer.get('error')}; denied")
         output = answer.get("output")
         return output if isinstance(output, dict) else None
 
@@ -136,7 +167,14 @@ def main(event: str, stdin: IO[str] | None = None, environ: Mapping[str, str] | 
     env = os.environ if environ is None else environ
     raw = (stdin or sys.stdin).read(MAX_PAYLOAD)
     if event.startswith(WAIT_PREFIX):
-        output = wait_for_answer(event[len(WAIT_PREFIX) :], raw, env)
+        try:
+            output = wait_for_answer(event[len(WAIT_PREFIX) :], raw, env)
+        except Refused as err:  # fail closed: exit 2 denies the call in both CLIs
+            print(str(err), file=sys.stderr)
+            return DENIED
+        except Exception as err:  # a bug here must deny too, never let the CLI draw a dialog
+            print(f"agentbridge hook failed ({type(err).__name__}: {err}); denied", file=sys.stderr)
+            return DENIED
         if output is not None:
             print(json.dumps(output))
         return 0
