@@ -12,9 +12,9 @@ it from a hook that reached a runner and failed.
 The one exception is ``agentbridge hook wait:EVENT``: the hook that carries a person's answer
 (an agent's question, an approval). It holds the agent until the runner replies with the
 answer, printed on stdout as the CLI's hook output. It fails closed: when no answer can come
-(the runner refused the hook, replied with something unreadable, or this code broke) it exits
-2 with the reason on stderr, which both CLIs read as "deny this call"; it never exits quietly,
-which would let the CLI draw its own dialog in a pane nobody watches. When the runner goes away meanwhile (a
+(the runner refused the hook, replied with something unreadable, or this code broke) it prints
+the CLI's deny with the reason; it never exits quietly (the CLI would draw its own dialog in a
+pane nobody watches), nor with 2 (Claude draws its dialog then too, seen on 2.1.332). When the runner goes away meanwhile (a
 restart, a SIGKILL), it connects again every second and re-sends the same payload; the runner
 finds the open question by its key (the ``tool_use_id``) in its database, so the question is
 neither lost nor answered twice. The CLI's own hook timeout bounds the wait.
@@ -40,9 +40,10 @@ TIMEOUT_S = 2.0
 MAX_PAYLOAD = 4 << 20
 MAX_MESSAGE = 8 << 20
 """The longest line the runner's socket reads (``bridge/hooks/server.py`` uses this too)."""
-DENIED = 2
-"""The exit code both CLIs read as "deny this call" (with the reason on stderr): Claude for
-``PreToolUse`` and ``PermissionRequest``, Codex for ``PermissionRequest`` (cli-signals.md d)."""
+FAILED = 1
+"""The exit code of a blocking hook that could not even print its deny: Claude blocks the call
+(the runtime sets ``onFailure: "block"`` on these hooks). Not 2: Claude 2.1.332 answers a
+``PermissionRequest`` hook's exit 2 by drawing its own dialog (cli-signals.md d)."""
 STATUSLINE = "statusline"
 
 
@@ -163,18 +164,29 @@ def wait_for_answer(event: str, raw: str, env: Mapping[str, str]) -> dict[str, A
         return output if isinstance(output, dict) else None
 
 
+def _deny(event: str, reason: str) -> int:
+    """Fail closed: print the CLI's deny for ``event`` (the runtimes' shared hook shapes,
+    imported only here: the common path stays stdlib-only), else exit :data:`FAILED`."""
+    print(reason, file=sys.stderr)
+    try:
+        from runtimes.asks import deny_output
+
+        print(json.dumps(deny_output(event, reason)))
+    except Exception:
+        return FAILED
+    return 0
+
+
 def main(event: str, stdin: IO[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     env = os.environ if environ is None else environ
     raw = (stdin or sys.stdin).read(MAX_PAYLOAD)
     if event.startswith(WAIT_PREFIX):
+        hooked = event[len(WAIT_PREFIX) :]
         try:
-            output = wait_for_answer(event[len(WAIT_PREFIX) :], raw, env)
-        except Refused as err:  # fail closed: exit 2 denies the call in both CLIs
-            print(str(err), file=sys.stderr)
-            return DENIED
-        except Exception as err:  # a bug here must deny too, never let the CLI draw a dialog
-            print(f"agentbridge hook failed ({type(err).__name__}: {err}); denied", file=sys.stderr)
-            return DENIED
+            output = wait_for_answer(hooked, raw, env)
+        except Exception as err:  # Refused, or a bug here: deny, never let the CLI draw a dialog
+            reason = str(err) if isinstance(err, Refused) else f"agentbridge hook failed: {err!r}"
+            return _deny(hooked, reason)
         if output is not None:
             print(json.dumps(output))
         return 0
