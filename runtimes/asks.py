@@ -23,6 +23,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from runtimes.events import ASKS_META
+
 AskKind = Literal["question", "approval"]
 Verdict = Literal["answers", "allow", "allow_session", "deny", "refuse"]
 
@@ -119,6 +121,13 @@ def parse_questions(tool_input: dict[str, Any]) -> tuple[Question, ...]:
             )
         )
     return tuple(out)
+
+
+def asks_meta(tool_input: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``meta`` marking a question tool call (``{"asks": [texts]}``), or {} when its input
+    holds no readable question."""
+    texts = [q.text for q in parse_questions(tool_input or {})]
+    return {ASKS_META: texts} if texts else {}
 
 
 def question_ask(event: str, payload: dict[str, Any]) -> Ask | None:
