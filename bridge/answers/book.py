@@ -25,6 +25,7 @@ from typing import Any
 from bridge.store.db import Conn, Store
 from runtimes.asks import Answer, Ask, Option, Question
 
+
 def ask_to_json(ask: Ask) -> str:
     return json.dumps(asdict(ask))
 

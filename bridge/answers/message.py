@@ -125,7 +125,10 @@ class AskMessages:
         in the turn's thread of the agent's channel; best effort, never raises."""
         try:
             outgoing = Outgoing(
-                slug, self.channel_of(slug), text, f"ask-note:{uuid.uuid4()}",
+                slug,
+                self.channel_of(slug),
+                text,
+                f"ask-note:{uuid.uuid4()}",
                 thread=self.thread_of(slug),
             )
             await self.backend.post(outgoing)

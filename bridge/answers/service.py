@@ -130,7 +130,9 @@ class Answers:
             if agent is None:
                 raise LookupError(f"{msg.slug} is not an agent of this runner's configuration")
             if "oversize" in msg.payload:
-                raise ValueError(f"the request is too large to relay ({msg.payload['oversize']} bytes)")
+                raise ValueError(
+                    f"the request is too large to relay ({msg.payload['oversize']} bytes)"
+                )
             ask = get_runtime(agent.runtime).parse_ask(msg.event, msg.payload)
             if ask is None:
                 raise ValueError(f"the {msg.event} hook's payload is not a question or approval")
@@ -164,7 +166,10 @@ class Answers:
         command = msg.payload.get("tool_input")
         shown = command.get("command") if isinstance(command, dict) else None
         detail = f" (`{esc(str(shown)[:300])}`)" if isinstance(shown, str) else ""
-        reason = f"agentbridge could not relay this {what} to chat ({type(err).__name__}), so it was denied."
+        reason = (
+            f"agentbridge could not relay this {what} to chat ({type(err).__name__}), "
+            "so it was denied."
+        )
         note = (
             f":no_entry: {msg.slug}: a {what}{detail} could not be relayed here "
             f"({type(err).__name__}: {esc(str(err)[:200])}); it was denied, nothing ran."

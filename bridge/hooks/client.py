@@ -14,10 +14,11 @@ The one exception is ``agentbridge hook wait:EVENT``: the hook that carries a pe
 answer, printed on stdout as the CLI's hook output. It fails closed: when no answer can come
 (the runner refused the hook, replied with something unreadable, or this code broke) it prints
 the CLI's deny with the reason; it never exits quietly (the CLI would draw its own dialog in a
-pane nobody watches), nor with 2 (Claude draws its dialog then too, seen on 2.1.332). When the runner goes away meanwhile (a
-restart, a SIGKILL), it connects again every second and re-sends the same payload; the runner
-finds the open question by its key (the ``tool_use_id``) in its database, so the question is
-neither lost nor answered twice. The CLI's own hook timeout bounds the wait.
+pane nobody watches), nor with 2 (Claude draws its dialog then too, seen on 2.1.332).
+When the runner goes away meanwhile (a restart, a SIGKILL), it connects again every second and
+re-sends the same payload with the same request id; the runner finds the open ask by its key
+and that id in its database, so it is neither lost nor answered twice, while the same command
+asked again later is a new request. The CLI's own hook timeout bounds the wait.
 
 The agent's identity and its per-launch token come from the pane environment
 (``KANBAN_SESSION_ID``, ``AGENTBRIDGE_SLUG``, ``AGENTBRIDGE_HOOK_TOKEN``), the socket path from

@@ -1,8 +1,8 @@
 """One-line summaries of tool calls and shortened tool output, for the mirror.
 
 Pure functions: a tool call becomes ``$ command``, ``Edit path`` or, for a call the runtime
-marked as a question to the user, ``Asked: <question>`` (its own message carries the buttons); long output keeps its head
-and tail with the omitted line count, so a thread stays readable.
+marked as a question to the user, ``Asked: <question>`` (its own message carries the buttons);
+long output keeps its head and tail with the omitted line count, so a thread stays readable.
 """
 
 from __future__ import annotations

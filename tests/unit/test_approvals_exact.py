@@ -34,6 +34,7 @@ from runtimes.claude_screen import parse_picker
 from tests.conftest import FIXTURES
 from tests.unit.test_answers import APPROVAL, Backend
 
+
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
     return Store(tmp_path / "state.db")
