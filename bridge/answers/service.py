@@ -30,6 +30,7 @@ from bridge.answers.blocks import (
     parse_action,
 )
 from bridge.answers.book import AskBook, AskRow
+from bridge.answers.failclosed import denied
 from bridge.answers.message import AskMessages
 from bridge.answers.policy import run_policy
 from bridge.channel.inbound import may_steer
@@ -40,7 +41,7 @@ from bridge.lifecycle.activity import Activity, ActivityTracker
 from bridge.store.db import Store
 from bridge.store.queue import QueueItem
 from runtimes import get_runtime
-from runtimes.asks import Answer, Ask, ask_output, deny_output
+from runtimes.asks import Answer, Ask, ask_output
 
 log = logging.getLogger("agentbridge.answers")
 
@@ -158,24 +159,16 @@ class Answers:
             if not self.closing:  # the CLI stopped waiting (interrupt, terminal answer, timeout)
                 self._tasks.spawn(self._abandon(row))
             raise
+        except Exception:  # the hook is denied (the caller): the row waits for nobody now
+            self._tasks.spawn(self._abandon(row))
+            raise
         return await self._hand_over(row, answer)
 
     def _failed(self, msg: HookMessage, err: Exception) -> dict[str, Any]:
         """Deny the hooked call and tell the channel (in the background, best effort)."""
-        what = "approval request" if msg.event == "PermissionRequest" else "question"
-        command = msg.payload.get("tool_input")
-        shown = command.get("command") if isinstance(command, dict) else None
-        detail = f" (`{esc(str(shown)[:300])}`)" if isinstance(shown, str) else ""
-        reason = (
-            f"agentbridge could not relay this {what} to chat ({type(err).__name__}), "
-            "so it was denied."
-        )
-        note = (
-            f":no_entry: {msg.slug}: a {what}{detail} could not be relayed here "
-            f"({type(err).__name__}: {esc(str(err)[:200])}); it was denied, nothing ran."
-        )
+        output, note = denied(msg.slug, msg.event, msg.payload, err)
         self._tasks.spawn(self.messages.note(msg.slug, note))
-        return {"output": deny_output(msg.event, reason)}
+        return {"output": output}
 
     async def posted_waiter(self, row: AskRow) -> tuple[AskRow, asyncio.Future[Answer]]:
         """Post an open row's message (once), mark the agent waiting, start its no-answer
@@ -217,7 +210,12 @@ class Answers:
 
     async def _abandon(self, row: AskRow) -> None:
         self._forget(row.id)
-        if await asyncio.to_thread(self.book.abandon, row.id):
+        try:
+            abandoned = await asyncio.to_thread(self.book.abandon, row.id)
+        except Exception as err:  # the store is down: the row stays open, the hook is gone
+            log.warning("%s: could not mark #%d abandoned: %s", row.slug, row.id, err)
+            return
+        if abandoned:
             self.tracker.answered(row.slug)
             await self.messages.close(
                 row,
