@@ -404,7 +404,8 @@ def test_only_allowed_people_answer_and_the_hook_gets_it(store: Store, tmp_path:
     async def scenario() -> dict[str, Any]:
         tracker.hook("a", "UserPromptSubmit", {})
         hook = asyncio.ensure_future(answers.hook(HookMessage("a", "PreToolUse", QUESTION)))
-        while not backend.posts:
+        # the link is recorded once the post is (two store calls after it): wait for it
+        while not backend.posts or tracker.get("a").waiting_link is None:
             await asyncio.sleep(0.01)
         assert tracker.get("a").state is Activity.WAITING_INPUT
         assert tracker.get("a").waiting_for == "question"
