@@ -222,11 +222,15 @@ def session_rules(ask: Ask) -> list[dict[str, Any]]:
     return [{"type": "addRules", "rules": [rule], "behavior": "allow", "destination": "session"}]
 
 
+APPROVAL_EVENT = "PermissionRequest"
+"""The blocking hook event that carries an approval (both CLIs): the one that must fail closed."""
+
+
 def deny_output(event: str, message: str) -> dict[str, Any]:
     """The blocking hook's deny for ``event`` when there is no parsed ask to answer (the
     payload could not be read, or answering it failed): failing closed, the tool does not run.
     The same shapes as :func:`question_output` / :func:`approval_output` (cli-signals.md c, d)."""
-    if event == "PermissionRequest":
+    if event == APPROVAL_EVENT:
         decision = {"behavior": "deny", "message": message}
         return {"hookSpecificOutput": {"hookEventName": event, "decision": decision}}
     return {

@@ -56,11 +56,12 @@ def _hook(command: str, timeout: int) -> dict[str, Any]:
     return {"type": "command", "command": command, "timeout": timeout}
 
 
-def _blocking_hook(command: str, timeout: int) -> dict[str, Any]:
-    """A hook that carries a person's answer: if it fails (cannot start, times out, dies,
-    prints something unreadable) Claude must block the call, not draw its own dialog for the
-    pane (``onFailure: "block"``, in the settings schema of 2.1.332 and 2.1.337): failing
-    closed. Older versions ignore the key; the hook client denies by itself too."""
+def _approval_hook(command: str, timeout: int) -> dict[str, Any]:
+    """The hook that carries a person's approval: if it fails (cannot start, times out, dies,
+    prints something unreadable) Claude must block the call, not draw its own permission
+    dialog in a pane nobody watches (``onFailure: "block"``, in the settings schema of 2.1.332
+    and 2.1.337; seen denying on 2.1.332): failing closed. The question hook keeps Claude's
+    default: a failed one leaves the question picker, which the pane fallback relays."""
     return {**_hook(command, timeout), "onFailure": "block"}
 
 
@@ -150,12 +151,12 @@ class ClaudeRuntime:
                 hooks["PreToolUse"].append(
                     {
                         "matcher": "AskUserQuestion",
-                        "hooks": [_blocking_hook(f"{wait}PreToolUse", ctx.ask_timeout_s)],
+                        "hooks": [_hook(f"{wait}PreToolUse", ctx.ask_timeout_s)],
                     }
                 )
             if ctx.permissions == "ask":
                 hooks["PermissionRequest"] = [
-                    {"hooks": [_blocking_hook(f"{wait}PermissionRequest", ctx.ask_timeout_s)]}
+                    {"hooks": [_approval_hook(f"{wait}PermissionRequest", ctx.ask_timeout_s)]}
                 ]
             settings["hooks"] = hooks
             settings["statusLine"] = {

@@ -41,7 +41,7 @@ from bridge.lifecycle.activity import Activity, ActivityTracker
 from bridge.store.db import Store
 from bridge.store.queue import QueueItem
 from runtimes import get_runtime
-from runtimes.asks import Answer, Ask, ask_output
+from runtimes.asks import APPROVAL_EVENT, Answer, Ask, ask_output
 
 log = logging.getLogger("agentbridge.answers")
 
@@ -118,10 +118,11 @@ class Answers:
         """The blocking hook's reply: ``{"output": <the CLI's hook stdout>}``, or ``{}`` to let
         the CLI decide as it would without us (the console, which has no buttons).
 
-        Fails closed: a payload that cannot be read as an ask, an unknown agent, or any error
-        on the way (the database, the chat) denies the call, and the channel is told when it
-        can be. An empty reply would make the CLI draw its own dialog in a pane nobody
-        watches, which the pane fallback must never answer."""
+        An approval fails closed: a payload that cannot be read as one, an unknown agent, or
+        any error on the way (the database, the chat) denies the call, and the channel is told
+        when it can be. An empty reply would make the CLI draw its own permission dialog in a
+        pane nobody watches, which the pane fallback never answers. A question that cannot be
+        relayed is left to the CLI's picker, which the pane fallback reads and relays."""
         if self.backend.name != "slack":
             # The console has no buttons: let the CLI show its own picker or prompt in the pane
             # (the blocking hook runs before it, so waiting here would hide it).
@@ -143,6 +144,11 @@ class Answers:
         except asyncio.CancelledError:
             raise
         except Exception as err:
+            if msg.event != APPROVAL_EVENT:  # a question: Claude draws its picker, relayed
+                log.exception(
+                    "%s: relaying a %s hook failed; left to the picker", msg.slug, msg.event
+                )
+                return {}
             log.exception("%s: answering a %s hook failed; denied", msg.slug, msg.event)
             return self._failed(msg, err)
 

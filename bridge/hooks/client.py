@@ -11,10 +11,12 @@ it from a hook that reached a runner and failed.
 
 The one exception is ``agentbridge hook wait:EVENT``: the hook that carries a person's answer
 (an agent's question, an approval). It holds the agent until the runner replies with the
-answer, printed on stdout as the CLI's hook output. It fails closed: when no answer can come
-(the runner refused the hook, replied with something unreadable, or this code broke) it prints
-the CLI's deny with the reason; it never exits quietly (the CLI would draw its own dialog in a
-pane nobody watches), nor with 2 (Claude draws its dialog then too, seen on 2.1.332).
+answer, printed on stdout as the CLI's hook output. An approval fails closed: when no answer can
+come (the runner refused the hook, replied with something unreadable, or this code broke) it
+prints the CLI's deny with the reason; it never exits quietly (the CLI would draw its own
+permission dialog in a pane nobody watches), nor with 2 (Claude draws its dialog then too,
+seen on 2.1.332). A question that cannot be relayed is left to the CLI's picker, which the
+runner's pane fallback reads and relays (docs/questions.md).
 When the runner goes away meanwhile (a restart, a SIGKILL), it connects again every second and
 re-sends the same payload with the same request id; the runner finds the open ask by its key
 and that id in its database, so it is neither lost nor answered twice, while the same command
@@ -46,6 +48,9 @@ FAILED = 1
 (the runtime sets ``onFailure: "block"`` on these hooks). Not 2: Claude 2.1.332 answers a
 ``PermissionRequest`` hook's exit 2 by drawing its own dialog (cli-signals.md d)."""
 STATUSLINE = "statusline"
+APPROVAL_EVENT = "PermissionRequest"
+"""The blocking hook that must fail closed (``runtimes.asks.APPROVAL_EVENT``; not imported: the
+common path stays stdlib-only)."""
 
 
 def _log_failure(
@@ -185,9 +190,15 @@ def main(event: str, stdin: IO[str] | None = None, environ: Mapping[str, str] | 
         hooked = event[len(WAIT_PREFIX) :]
         try:
             output = wait_for_answer(hooked, raw, env)
-        except Exception as err:  # Refused, or a bug here: deny, never let the CLI draw a dialog
+        except Exception as err:  # Refused, or a bug here
             reason = str(err) if isinstance(err, Refused) else f"agentbridge hook failed: {err!r}"
-            return _deny(hooked, reason)
+            if hooked == APPROVAL_EVENT:  # deny: never let the CLI draw its permission dialog
+                return _deny(hooked, reason)
+            # A question: the CLI draws its picker, which the runner's pane fallback relays.
+            _log_failure(
+                env.get("AGENTBRIDGE_HOOK_SOCKET"), env.get("AGENTBRIDGE_SLUG", "?"), event, reason
+            )
+            return 0
         if output is not None:
             print(json.dumps(output))
         return 0
