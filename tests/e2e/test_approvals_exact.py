@@ -9,8 +9,8 @@ against the loopback Slack emulator; one runner per test for all of its steps.
   all (its hook cannot install a rule).
 - "Allow once" is once: the same command again in the same turn (``TWICE``) is a new request,
   posted and answered anew.
-- A failure on the approval path (here the asks table gone from the state database) denies:
-  the command does not run, the model is told, and so is the channel.
+- A failure on the approval path (here the asks table gone from the state database) denies,
+  on both CLIs: the command does not run, the model is told, and so is the channel.
 """
 
 from __future__ import annotations
@@ -56,6 +56,30 @@ def new_approval(slack: Any, channel: str, seen: int) -> dict[str, Any]:
 
 def idle(fleet: Fleet, slug: str) -> None:
     wait_until(lambda: fleet.status()[slug]["activity"] == "idle", 60, f"{slug} idle")
+
+
+def fails_closed(fleet: Fleet, slack: Any, slug: str, alice: str, channel: str, told: str) -> None:
+    """The asks table gone from the state database: the approval is denied (the command does
+    not run, the model reads ``told``), the channel is told, no dialog is left in the pane."""
+    workdir = Path(fleet.agents_by_slug(slug)["workdir"])
+    db = sqlite3.connect(fleet.state_dir / "state.db", timeout=30)
+    db.execute("ALTER TABLE asks RENAME TO asks_away")
+    db.commit()
+    try:
+        root = slack.post_as_user(alice, channel, "broken APPROVE:touch broken.txt")
+        wait_until(
+            lambda: answered_in_thread(slack, channel, root, "could not be relayed here"),
+            90,
+            "the channel told",
+        )
+        wait_until(lambda: answered_in_thread(slack, channel, root, told), 90, "the model told")
+        assert not (workdir / "broken.txt").exists()
+        assert "Do you want to proceed" not in fleet.capture(slug)
+        idle(fleet, slug)
+    finally:
+        db.execute("ALTER TABLE asks_away RENAME TO asks")
+        db.commit()
+        db.close()
 
 
 @pytest.mark.parametrize("version", CLAUDE_PINS)
@@ -106,28 +130,7 @@ def test_claude_approvals_allow_exactly_what_was_chosen(
     assert audit[:2] == ["denied it", "allowed it once"]
 
     # 2. The approval path fails (a database error): denied, the model and the channel told.
-    db = sqlite3.connect(fleet.state_dir / "state.db", timeout=30)
-    db.execute("ALTER TABLE asks RENAME TO asks_away")
-    db.commit()
-    try:
-        root = slack.post_as_user(alice, channel, "broken APPROVE:touch broken.txt")
-        wait_until(
-            lambda: answered_in_thread(slack, channel, root, "could not be relayed here"),
-            90,
-            "the channel told",
-        )
-        wait_until(
-            lambda: answered_in_thread(slack, channel, root, "result: agentbridge could not"),
-            90,
-            "the model told it was denied",
-        )
-        assert not (workdir / "broken.txt").exists()
-        assert "Do you want to proceed" not in fleet.capture(slug)
-        idle(fleet, slug)
-    finally:
-        db.execute("ALTER TABLE asks_away RENAME TO asks")
-        db.commit()
-        db.close()
+    fails_closed(fleet, slack, slug, alice, channel, "result: agentbridge could not")
     assert len(approvals(slack, channel)) == 4
 
 
@@ -154,3 +157,6 @@ def test_codex_approvals_have_no_session_rule_and_once_is_once(fleet: Fleet, sla
     assert told
     assert (workdir / "r.txt").read_text().splitlines() == ["once"]
     assert json.dumps(fleet.status()[slug]["answers"]).count('"answered"') == 2
+    idle(fleet, slug)
+    # Codex reads the same deny (its function output carries the reason).
+    fails_closed(fleet, slack, slug, alice, channel, "agentbridge could not relay")
