@@ -23,6 +23,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from runtimes.events import ASKS_META
+
 AskKind = Literal["question", "approval"]
 Verdict = Literal["answers", "allow", "allow_session", "deny", "refuse"]
 
@@ -62,6 +64,14 @@ class Ask:
     """Approvals: the command (or the tool input, as JSON) the agent wants to run."""
     reason: str = ""
     tool_input: dict[str, Any] = field(default_factory=dict)
+    session_rule: dict[str, Any] | None = None
+    """Approvals: the permission rule "Always allow this session" installs, one that allows
+    exactly :attr:`command` and nothing else; None when the runtime cannot express such a rule
+    (then the button is not offered). Set by the runtime (``runtimes/claude.py``)."""
+    request_id: str = ""
+    """The hook client's id for this one request (``agentbridge hook wait:...`` mints it once
+    and re-sends it on every reconnect): only a re-sent hook with the same id may be handed an
+    answer given before; an identical command asked again is a new request."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +121,13 @@ def parse_questions(tool_input: dict[str, Any]) -> tuple[Question, ...]:
             )
         )
     return tuple(out)
+
+
+def asks_meta(tool_input: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``meta`` marking a question tool call (``{"asks": [texts]}``), or {} when its input
+    holds no readable question."""
+    texts = [q.text for q in parse_questions(tool_input or {})]
+    return {ASKS_META: texts} if texts else {}
 
 
 def question_ask(event: str, payload: dict[str, Any]) -> Ask | None:
@@ -184,21 +201,45 @@ def approval_output(ask: Ask, answer: Answer) -> dict[str, Any]:
     if answer.verdict == "allow":
         decision = {"behavior": "allow"}
     elif answer.verdict == "allow_session":
-        decision = {"behavior": "allow", "updatedPermissions": session_rules(ask)}
+        rules = session_rules(ask)
+        decision = {"behavior": "allow", **({"updatedPermissions": rules} if rules else {})}
     else:
         decision = {"behavior": "deny", "message": answer.message or "Denied."}
     return {"hookSpecificOutput": {"hookEventName": ask.event, "decision": decision}}
 
 
 def session_rules(ask: Ask) -> list[dict[str, Any]]:
-    """ "Always allow this session": a rule for this exact command, kept to the session
-    (verified on Claude: the same command later in the session runs without asking). Claude's
-    own ``permission_suggestions`` (e.g. write access to the whole work tree) are deliberately
-    not applied: the person allowed this command, not everything like it. Claude checks a
-    compound command (``a; b``, a redirection) part by part, so a later identical compound
-    command may still ask (seen on 2.1.332)."""
-    rule = {"toolName": ask.tool, "ruleContent": ask.command}
+    """ "Always allow this session": the runtime's exact rule for this command
+    (:attr:`Ask.session_rule`), kept to the session (verified on Claude: the same command later
+    in the session runs without asking). Claude's own ``permission_suggestions`` (e.g. write
+    access to the whole work tree) are deliberately not applied: the person allowed this
+    command, not everything like it. Claude checks a compound command (``a; b``, a
+    redirection) part by part, so a later identical compound command may still ask (seen on
+    2.1.332). No rule: nothing is added (the caller refuses such a click before it gets here)."""
+    if ask.session_rule is None:
+        return []
+    rule = dict(ask.session_rule)
     return [{"type": "addRules", "rules": [rule], "behavior": "allow", "destination": "session"}]
+
+
+APPROVAL_EVENT = "PermissionRequest"
+"""The blocking hook event that carries an approval (both CLIs): the one that must fail closed."""
+
+
+def deny_output(event: str, message: str) -> dict[str, Any]:
+    """The blocking hook's deny for ``event`` when there is no parsed ask to answer (the
+    payload could not be read, or answering it failed): failing closed, the tool does not run.
+    The same shapes as :func:`question_output` / :func:`approval_output` (cli-signals.md c, d)."""
+    if event == APPROVAL_EVENT:
+        decision = {"behavior": "deny", "message": message}
+        return {"hookSpecificOutput": {"hookEventName": event, "decision": decision}}
+    return {
+        "hookSpecificOutput": {
+            "hookEventName": event,
+            "permissionDecision": "deny",
+            "permissionDecisionReason": message,
+        }
+    }
 
 
 def ask_output(ask: Ask, answer: Answer) -> dict[str, Any]:

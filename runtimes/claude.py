@@ -14,6 +14,7 @@ import re
 import subprocess
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from runtimes.claude_features import (
     version_tuple,
 )
 from runtimes.claude_parse import parse_claude_line
+from runtimes.claude_rules import session_rule
 from runtimes.claude_screen import Key, Picker, parse_picker, picker_keys
 from runtimes.claude_signals import hook_events, screen_events
 from runtimes.events import Event, LineResult
@@ -61,6 +63,15 @@ ASK_MIN_VERSION = (2, 1, 328)
 
 def _hook(command: str, timeout: int) -> dict[str, Any]:
     return {"type": "command", "command": command, "timeout": timeout}
+
+
+def _approval_hook(command: str, timeout: int) -> dict[str, Any]:
+    """The hook that carries a person's approval: if it fails (cannot start, times out, dies,
+    prints something unreadable) Claude must block the call, not draw its own permission
+    dialog in a pane nobody watches (``onFailure: "block"``, in the settings schema of 2.1.332
+    and 2.1.337; seen denying on 2.1.332): failing closed. The question hook keeps Claude's
+    default: a failed one leaves the question picker, which the pane fallback relays."""
+    return {**_hook(command, timeout), "onFailure": "block"}
 
 
 #: How Claude draws a long paste in its composer (runtimes/paste.py).
@@ -160,7 +171,7 @@ class ClaudeRuntime:
                 )
             if ctx.permissions == "ask":
                 hooks["PermissionRequest"] = [
-                    {"hooks": [_hook(f"{wait}PermissionRequest", ctx.ask_timeout_s)]}
+                    {"hooks": [_approval_hook(f"{wait}PermissionRequest", ctx.ask_timeout_s)]}
                 ]
             settings["hooks"] = hooks
             settings["statusLine"] = {
@@ -184,7 +195,8 @@ class ClaudeRuntime:
         if event == "PreToolUse":
             return question_ask(event, payload)
         if event == "PermissionRequest":
-            return approval_ask(event, payload)
+            ask = approval_ask(event, payload)
+            return replace(ask, session_rule=session_rule(ask)) if ask is not None else None
         return None
 
     def ask_conflict(self, args: Sequence[str]) -> str | None:

@@ -39,6 +39,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from runtimes.asks import QUESTION_TOOL, asks_meta
 from runtimes.events import Event, EventKind, LineResult
 from runtimes.known_records import claude_unknown
 from runtimes.parse_util import (
@@ -130,13 +131,15 @@ def _assistant(obj: JsonObject, uuid: str) -> Iterator[Event]:
             if call_id is None:
                 continue
             tool_input = as_dict(block.get("input"))
+            name = as_str(block.get("name")) or "?"
             yield Event(
                 EventKind.TOOL_CALL,
                 f"{message_id}:{call_id}",
                 text=_summarise(tool_input),
-                tool=as_str(block.get("name")) or "?",
+                tool=name,
                 tool_input=tool_input,
                 call_id=call_id,
+                meta=asks_meta(tool_input) if name == QUESTION_TOOL else {},
             )
         elif btype in ("text", "thinking"):
             text = nonempty(block.get(btype))

@@ -19,6 +19,9 @@ question, and types the person's answer. As drawn by claude 2.1.328
 A multi-select question draws ``[ ]`` boxes before the labels (cli-signals.md section c:
 digits toggle, ``→`` opens the review, Enter submits). Only the question on screen is read;
 the runner prefers the transcript's ``tool_use`` input, which has every question exactly.
+
+Claude's *permission* dialog is never read as a picker (:func:`_is_permission_dialog`): a
+picker must show its "Type something." entry, and the dialog's own words refuse it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,14 @@ _OPTION = re.compile(r"^\s*(?:❯\s*)?(\d+)\.\s+(.*?)\s*$")
 _BOX = re.compile(r"^\[(?:\s|[✔✓xX×])\]\s*")
 _RULE = re.compile(r"^\s*[─━]{8,}\s*$")
 _TAB = re.compile(r"[☐☒✔✓]\s*([^☐☒✔✓←→]+)")
+_PERMISSION_OPTION = re.compile(
+    r"^(?:Yes, and (?:always allow|don.t ask again|switch to|allow all)|Yes, allow all"
+    r"|No, and tell Claude)"
+)
+_PERMISSION_QUESTION = re.compile(
+    r"^Do you want to (?:proceed|make this edit|create|allow Claude|delete|overwrite)"
+)
+_PERMISSION_TITLES = frozenset({"Bash command", "PowerShell command"})
 OTHER_LABEL = "Type something."
 CHAT_LABEL = "Chat about this"
 
@@ -99,10 +110,24 @@ def parse_picker(screen: str) -> Picker | None:
             continue
         elif number == len(options) + 1:
             options.append(Option(label, " ".join(desc)))
-    if not options:
+    if not options or other is None or _is_permission_dialog(text, entries):
         return None
     header = tabs[0] if len(tabs) == 1 else ""
     return Picker(" ".join(text), header, tuple(options), multi, other, tabs)
+
+
+def _is_permission_dialog(text: list[str], entries: list[tuple[int, str, list[str]]]) -> bool:
+    """Claude's own permission dialog (``Do you want to proceed?`` / ``1. Yes`` / ``2. Yes, and
+    always allow ...`` / ``3. Yes, and switch to auto mode`` / ``4. No``), drawn when no hook
+    decided. It has the picker's footer, and any ``✓``/``☐`` higher on screen (test output, a
+    todo list) looks like a tab bar; answering it would approve a command nobody approved.
+    The question picker always draws its free-text entry (``Type something.``), which the
+    dialog never has (checked by the caller); these are the dialog's own words besides."""
+    return (
+        any(_PERMISSION_OPTION.match(label) for _, label, _ in entries)
+        or any(_PERMISSION_QUESTION.match(line) for line in text)
+        or any(line in _PERMISSION_TITLES for line in text)
+    )
 
 
 def picker_keys(picker: Picker, value: str) -> tuple[Key, ...]:

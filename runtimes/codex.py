@@ -132,7 +132,12 @@ class CodexRuntime:
 
     def parse_ask(self, event: str, payload: dict[str, Any]) -> Ask | None:
         """Approvals only: Codex's ``request_user_input`` is unavailable in its default mode,
-        and whether a hook can answer it is unverified (docs/questions.md)."""
+        and whether a hook can answer it is unverified (docs/questions.md).
+
+        No session rule (so no "Always allow this session"): Codex's ``PermissionRequest``
+        hook takes no ``updatedPermissions`` (0.136.0 and 0.171.0 reject it as "unsupported
+        updatedPermissions", drop the hook's decision and draw their own approval prompt), and
+        the rule its own prompt offers is a command *prefix*, more than the command shown."""
         return approval_ask(event, payload) if event == "PermissionRequest" else None
 
     def ask_conflict(self, args: Sequence[str]) -> str | None:

@@ -41,6 +41,7 @@ import shlex
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from runtimes.asks import asks_meta
 from runtimes.codex_signals import rate_limit_event, task_error_event
 from runtimes.events import Event, EventKind, LineResult
 from runtimes.known_records import codex_unknown
@@ -57,6 +58,9 @@ from runtimes.parse_util import (
     nonempty,
     present,
 )
+
+QUESTION_TOOL = "request_user_input"
+"""Codex's question tool: its calls are marked with :func:`runtimes.asks.asks_meta`."""
 
 _log = logging.getLogger(__name__)
 
@@ -289,6 +293,7 @@ def _response_item(payload: JsonObject) -> Iterator[Event]:
             tool=name,
             tool_input=tool_input,
             call_id=call_id,
+            meta=asks_meta(tool_input) if name == QUESTION_TOOL else {},
         )
     elif ptype == "custom_tool_call":
         patch = as_str(payload.get("input")) or ""

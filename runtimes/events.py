@@ -52,6 +52,12 @@ MIRRORED_KINDS = frozenset(
 )
 
 
+ASKS_META = "asks"
+"""``Event.meta`` key a runtime's parser sets on a tool call that asks the user something
+(Claude's ``AskUserQuestion``, Codex's ``request_user_input``): the question texts. The mirror
+shows such a call as ``Asked: <question>``, not as its raw input."""
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """One thing an agent said or did, or one signal about its state."""

@@ -4,8 +4,9 @@ A question shows each option as its own section (label in bold, the option's des
 under it) with a *Choose* button, because a bare button cannot show a description; a
 multi-select question is a checkbox group (descriptions included) with a *Submit* button.
 Every question also has *Other…*, which opens a modal for a free-text answer. An approval
-shows the command and four buttons: Allow once, Always allow this session, Deny, Deny with a
-reason… (a modal). Once answered, the message is rewritten without any buttons, saying who
+shows the command and its buttons: Allow once, Always allow this session (only when the runtime
+has a rule that allows exactly this command: :attr:`runtimes.asks.Ask.session_rule`), Deny, Deny
+with a reason… (a modal). Once answered, the message is rewritten without any buttons, saying who
 chose what.
 
 Every element's ``action_id`` starts with ``q:<ask id>:`` (see :func:`parse_action`), so the
@@ -121,18 +122,16 @@ def approval_blocks(slug: str, ask_id: int, ask: Ask) -> list[Block]:
     what = f":lock: *{esc(slug)}* wants to run:\n```{esc(_cut(ask.command, 2500))}```"
     if ask.reason and ask.reason != ask.command:
         what += f"\n_{esc(_cut(ask.reason, 300))}_"
-    return [
-        {"type": "section", "text": _md(what)},
-        {
-            "type": "actions",
-            "elements": [
-                _button("Allow once", f"{PREFIX}{ask_id}:allow", "allow", "primary"),
-                _button("Always allow this session", f"{PREFIX}{ask_id}:session", "session"),
-                _button("Deny", f"{PREFIX}{ask_id}:deny", "deny", "danger"),
-                _button("Deny with a reason…", f"{PREFIX}{ask_id}:denywhy", "denywhy"),
-            ],
-        },
+    elements = [_button("Allow once", f"{PREFIX}{ask_id}:allow", "allow", "primary")]
+    if ask.session_rule is not None:  # only a rule that allows exactly this command
+        elements.append(
+            _button("Always allow this session", f"{PREFIX}{ask_id}:session", "session")
+        )
+    elements += [
+        _button("Deny", f"{PREFIX}{ask_id}:deny", "deny", "danger"),
+        _button("Deny with a reason…", f"{PREFIX}{ask_id}:denywhy", "denywhy"),
     ]
+    return [{"type": "section", "text": _md(what)}, {"type": "actions", "elements": elements}]
 
 
 def ask_blocks(slug: str, ask_id: int, ask: Ask) -> list[Block]:

@@ -25,10 +25,6 @@ from typing import Any
 from bridge.store.db import Conn, Store
 from runtimes.asks import Answer, Ask, Option, Question
 
-#: A delivered approval is reused for a re-sent hook this long (a reconnect takes ~1 s); after
-#: that the same command in the same turn is a new request ("Allow once" means once).
-REDELIVER_S = 60.0
-
 
 def ask_to_json(ask: Ask) -> str:
     return json.dumps(asdict(ask))
@@ -96,24 +92,40 @@ class AskBook:
         self.store = store
 
     def open_or_create(self, slug: str, ask: Ask) -> tuple[AskRow, bool]:
-        """The live row for ``ask``'s key (a re-sent hook), or a new open one; (row, created)."""
-        now = time.time()
+        """The row a re-sent hook finds again, or a new open one; (row, created).
+
+        A question is found by its key alone (the ``tool_use_id``: one call, one row, which the
+        pane fallback shares). An approval's key only digests the turn and the command, so the
+        same command asked twice in a turn has the same key: it is found again only by the same
+        hook request (:attr:`Ask.request_id`, kept by the hook client across reconnects), in
+        whatever state, so a hook that lost the runner's reply gets that one answer again,
+        while a new request is asked anew ("Allow once" means once). A request without an id
+        (a hook client from before ids) finds an open or answered row by key, never a
+        delivered one."""
         with self.store.tx() as db:
-            found = db.execute(
+            rows = db.execute(
                 """SELECT * FROM asks WHERE slug = ? AND key = ?
-                   AND (status IN ('open', 'answered')
-                        OR (status = 'delivered' AND (kind = 'question' OR delivered_at > ?)))
-                   ORDER BY id DESC LIMIT 1""",
-                (slug, ask.key, now - REDELIVER_S),
-            ).fetchone()
-            if found is not None:
-                return AskRow.of(found), False
+                   AND status IN ('open', 'answered', 'delivered')
+                   ORDER BY id DESC LIMIT 20""",
+                (slug, ask.key),
+            ).fetchall()
+            for found in map(AskRow.of, rows):
+                if self._same_request(found, ask):
+                    return found, False
             cur = db.execute(
                 "INSERT INTO asks (slug, key, kind, request, created_at) VALUES (?, ?, ?, ?, ?)",
-                (slug, ask.key, ask.kind, ask_to_json(ask), now),
+                (slug, ask.key, ask.kind, ask_to_json(ask), time.time()),
             )
             row = db.execute("SELECT * FROM asks WHERE id = ?", (cur.lastrowid,)).fetchone()
             return AskRow.of(row), True
+
+    @staticmethod
+    def _same_request(row: AskRow, ask: Ask) -> bool:
+        if ask.kind == "question":
+            return True
+        if ask.request_id:
+            return row.ask.request_id == ask.request_id
+        return row.status != "delivered" and not row.ask.request_id
 
     def get(self, ask_id: int) -> AskRow | None:
         rows = self.store.query("SELECT * FROM asks WHERE id = ?", (ask_id,))

@@ -119,3 +119,18 @@ class AskMessages:
             await self.backend.post(
                 Outgoing(row.slug, channel, text, f"ask-note:{uuid.uuid4()}", thread=thread)
             )
+
+    async def note(self, slug: str, text: str) -> None:
+        """A note about ``slug`` with no row to hang it on (the ask could not be recorded):
+        in the turn's thread of the agent's channel; best effort, never raises."""
+        try:
+            outgoing = Outgoing(
+                slug,
+                self.channel_of(slug),
+                text,
+                f"ask-note:{uuid.uuid4()}",
+                thread=self.thread_of(slug),
+            )
+            await self.backend.post(outgoing)
+        except Exception as err:
+            log.warning("%s: could not post a note: %s", slug, err)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from bridge.aio import TaskSet
@@ -29,6 +30,7 @@ from bridge.answers.blocks import (
     parse_action,
 )
 from bridge.answers.book import AskBook, AskRow
+from bridge.answers.failclosed import denied
 from bridge.answers.message import AskMessages
 from bridge.answers.policy import run_policy
 from bridge.chat.protocol import Action, ChatBackend
@@ -39,7 +41,7 @@ from bridge.lifecycle.activity import Activity, ActivityTracker
 from bridge.store.db import Store
 from bridge.store.queue import QueueItem
 from runtimes import get_runtime
-from runtimes.asks import Answer, Ask, ask_output
+from runtimes.asks import APPROVAL_EVENT, Answer, Ask, ask_output
 
 log = logging.getLogger("agentbridge.answers")
 
@@ -113,17 +115,47 @@ class Answers:
     # -- the hook side --------------------------------------------------------------------
 
     async def hook(self, msg: HookMessage) -> dict[str, Any]:
-        agent = self.config.agent(msg.slug)
-        if agent is None or self.backend.name != "slack":
+        """The blocking hook's reply: ``{"output": <the CLI's hook stdout>}``, or ``{}`` to let
+        the CLI decide as it would without us (the console, which has no buttons).
+
+        An approval fails closed: a payload that cannot be read as one, an unknown agent, or
+        any error on the way (the database, the chat) denies the call, and the channel is told
+        when it can be. An empty reply would make the CLI draw its own permission dialog in a
+        pane nobody watches, which the pane fallback never answers. A question that cannot be
+        relayed is left to the CLI's picker, which the pane fallback reads and relays."""
+        if self.backend.name != "slack":
             # The console has no buttons: let the CLI show its own picker or prompt in the pane
             # (the blocking hook runs before it, so waiting here would hide it).
             return {}
-        ask = get_runtime(agent.runtime).parse_ask(msg.event, msg.payload)
-        if ask is None or (ask.kind == "approval" and agent.permissions != "ask"):
-            return {}  # nothing to relay: the CLI decides as it would without us
-        row, created = await asyncio.to_thread(self.book.open_or_create, msg.slug, ask)
+        agent = self.config.agent(msg.slug)
+        try:
+            if agent is None:
+                raise LookupError(f"{msg.slug} is not an agent of this runner's configuration")
+            if "oversize" in msg.payload:
+                raise ValueError(
+                    f"the request is too large to relay ({msg.payload['oversize']} bytes)"
+                )
+            ask = get_runtime(agent.runtime).parse_ask(msg.event, msg.payload)
+            if ask is None:
+                raise ValueError(f"the {msg.event} hook's payload is not a question or approval")
+            if ask.kind == "approval" and agent.permissions != "ask":
+                return {}  # nothing to relay: the CLI decides as it would without us
+            return await self._ask(msg.slug, replace(ask, request_id=msg.request_id))
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            if msg.event != APPROVAL_EVENT:  # a question: Claude draws its picker, relayed
+                log.exception(
+                    "%s: relaying a %s hook failed; left to the picker", msg.slug, msg.event
+                )
+                return {}
+            log.exception("%s: answering a %s hook failed; denied", msg.slug, msg.event)
+            return self._failed(msg, err)
+
+    async def _ask(self, slug: str, ask: Ask) -> dict[str, Any]:
+        row, created = await asyncio.to_thread(self.book.open_or_create, slug, ask)
         if created:
-            log.info("%s: %s #%d asked (%s)", msg.slug, ask.kind, row.id, ask.key)
+            log.info("%s: %s #%d asked (%s)", slug, ask.kind, row.id, ask.key)
         if row.answer is not None:
             return await self._hand_over(row, row.answer)
         try:
@@ -133,7 +165,16 @@ class Answers:
             if not self.closing:  # the CLI stopped waiting (interrupt, terminal answer, timeout)
                 self._tasks.spawn(self._abandon(row))
             raise
+        except Exception:  # the hook is denied (the caller): the row waits for nobody now
+            self._tasks.spawn(self._abandon(row))
+            raise
         return await self._hand_over(row, answer)
+
+    def _failed(self, msg: HookMessage, err: Exception) -> dict[str, Any]:
+        """Deny the hooked call and tell the channel (in the background, best effort)."""
+        output, note = denied(msg.slug, msg.event, msg.payload, err)
+        self._tasks.spawn(self.messages.note(msg.slug, note))
+        return {"output": output}
 
     async def posted_waiter(self, row: AskRow) -> tuple[AskRow, asyncio.Future[Answer]]:
         """Post an open row's message (once), mark the agent waiting, start its no-answer
@@ -175,7 +216,12 @@ class Answers:
 
     async def _abandon(self, row: AskRow) -> None:
         self._forget(row.id)
-        if await asyncio.to_thread(self.book.abandon, row.id):
+        try:
+            abandoned = await asyncio.to_thread(self.book.abandon, row.id)
+        except Exception as err:  # the store is down: the row stays open, the hook is gone
+            log.warning("%s: could not mark #%d abandoned: %s", row.slug, row.id, err)
+            return
+        if abandoned:
             self.tracker.answered(row.slug)
             await self.messages.close(
                 row,
@@ -228,6 +274,11 @@ class Answers:
         if click.op == "allow":
             answer, said = Answer("allow"), "allowed it once"
         elif click.op == "session":
+            if row.ask.session_rule is None:  # never offered: no rule allows just this command
+                return (
+                    "This command cannot be allowed for the whole session (no rule would allow "
+                    "exactly it); use Allow once or Deny."
+                )
             answer, said = Answer("allow_session"), "allowed it for this session"
         elif click.op == "deny":
             answer, said = Answer("deny", message=f"Denied from chat by {user}."), "denied it"

@@ -9,11 +9,17 @@ Buttons are ours by the ``stuck:`` action-id prefix. A click must come from the 
 channel and be allowed by :func:`bridge.config.access.authorize` (``Act.ALERT``); anyone else
 gets a private refusal and nothing happens. A used alert is edited to say who did what,
 without its buttons, so it is used once.
+
+Every button carries the alert's id and the id of the turn it was posted for (its ``value``):
+a click acts only while that turn is still the agent's open turn, and only once per alert; an
+old alert (its turn ended, a new one may be running) is refused with a private note, so its
+Restart or Interrupt never hits a turn nobody judged stuck.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -52,14 +58,36 @@ def alert_text(alert: Alert) -> str:
     return f"{alert.text}\n```\n{pane}\n```"
 
 
-def stuck_blocks(text: str, slug: str) -> tuple[dict[str, Any], ...]:
+KEYS = ("slug", "alert", "turn")
+
+
+def button_value(slug: str, alert_id: str, turn: str | None) -> str:
+    """What a stuck alert's buttons carry: the agent, the alert, and the turn it is about."""
+    return json.dumps({"slug": slug, "alert": alert_id, "turn": turn or ""}, sort_keys=True)
+
+
+def parse_value(value: str | None) -> tuple[str, str, str] | None:
+    """(slug, alert id, turn id) from a button's value; None for anything else, such as the
+    bare slug of an alert posted before buttons were tied to their turn."""
+    try:
+        data = json.loads(value or "")
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in KEYS):
+        return None
+    return data["slug"], data["alert"], data["turn"]
+
+
+def stuck_blocks(
+    text: str, slug: str, alert_id: str = "", turn: str | None = None
+) -> tuple[dict[str, Any], ...]:
     elements = []
     for verb, label, style in BUTTONS:
         button: dict[str, Any] = {
             "type": "button",
             "action_id": f"{PREFIX}{verb}",
             "text": {"type": "plain_text", "text": label},
-            "value": slug,
+            "value": button_value(slug, alert_id, turn),
         }
         if style:
             button["style"] = style
@@ -85,6 +113,9 @@ class Alerts:
         self.inbound = inbound
         self.channel_of = channel_of
         self._tasks = TaskSet()
+        self._used: set[str] = set()
+        """Alerts whose buttons were used (their message loses them too; this covers the
+        second click of a double click that comes before that edit)."""
         lifecycle.on_alert.append(self.alert)
 
     def alert(self, alert: Alert) -> None:
@@ -93,12 +124,14 @@ class Alerts:
 
     async def _post(self, alert: Alert) -> None:
         text = alert_text(alert)
-        blocks = stuck_blocks(text, alert.slug) if alert.kind == "stuck" else ()
+        alert_id = uuid.uuid4().hex
+        stuck = alert.kind == "stuck"
+        blocks = stuck_blocks(text, alert.slug, alert_id, alert.turn) if stuck else ()
         msg = Outgoing(
             alert.slug,
             self.channel_of(alert.slug),
             text,
-            f"note:{alert.kind}:{uuid.uuid4()}",
+            f"note:{alert.kind}:{alert_id}",
             thread=alert.thread,
             blocks=blocks,
         )
@@ -111,7 +144,8 @@ class Alerts:
 
     async def on_action(self, action: Action) -> str | None:
         verb = action.action_id.removeprefix(PREFIX)
-        slug = action.value or ""
+        tied = parse_value(action.value)
+        slug = tied[0] if tied else (action.value or "")
         agent = self.inbound.config.agent(slug)
         if verb not in DONE or agent is None or not self.inbound.belongs(agent, action.channel):
             return "This button does not belong to an agent of this channel."
@@ -119,6 +153,12 @@ class Alerts:
             self.inbound.config, agent, action.user, access.Act.ALERT, access.Where.CHANNEL
         ):
             return f"Sorry, you are not allowed to control `{slug}`."
+        stale = self._stale(slug, tied)
+        if stale is not None:
+            log.info("%s: stuck alert: %s by %s refused (%s)", slug, verb, action.user, stale)
+            return stale
+        assert tied is not None
+        self._used.add(tied[1])
         log.info("%s: stuck alert: %s by %s", slug, verb, action.user)
         if verb in ("interrupt", "interrupt_continue"):
             self._tasks.spawn(self.lifecycle.interrupt(slug, then_continue=verb != "interrupt"))
@@ -132,4 +172,20 @@ class Alerts:
                 await self.backend.update(action.channel, action.message_ref, done)
             except Exception as err:
                 log.warning("%s: could not update the stuck alert: %s", slug, err)
+        return None
+
+    def _stale(self, slug: str, tied: tuple[str, str, str] | None) -> str | None:
+        """Why a click must not act (a note for the clicker), or None: a button acts only on
+        the turn its alert was posted for, and only once. An old alert's Restart or Interrupt
+        would otherwise hit whatever turn runs now."""
+        if tied is None:
+            return "This alert is from an older agentbridge and names no turn; nothing was done."
+        _, alert_id, turn = tied
+        if alert_id in self._used:
+            return "This alert was used already; nothing more was done."
+        if not turn or turn != self.lifecycle.stuck.turn_of(slug):
+            return (
+                f"This alert was about an earlier turn of `{slug}`, which has ended; nothing "
+                "was done. A new alert comes if the current turn gets stuck."
+            )
         return None

@@ -102,6 +102,10 @@ def classify(body: Any) -> Turn:
         use_id = str(results[-1].get("tool_use_id"))
         tool_input = uses.get(use_id)
         cmd = tool_input.get("command") if isinstance(tool_input, dict) else None
+        since = next((i for i in range(len(users) - 1, -1, -1) if _human_text(users[i])), -1)
+        in_turn = sum(
+            b.get("type") == "tool_result" for m in users[since + 1 :] for b in _blocks(m)
+        )
         return Turn(
             kind="tool_result",
             prompt=prompt,
@@ -109,6 +113,7 @@ def classify(body: Any) -> Turn:
             tool_command=str(cmd) if cmd is not None else None,
             tool_name=names.get(use_id),
             history_prompts=len(humans),
+            results_in_turn=in_turn,
         )
     return Turn(kind="turn", prompt=prompt, history_prompts=len(humans))
 

@@ -99,6 +99,15 @@ def classify(body: Any) -> Turn:
                 pass
             if isinstance(cmd, list):
                 cmd = " ".join(str(c) for c in cmd)
+            since = next(
+                (
+                    n
+                    for n in range(len(items) - 1, -1, -1)
+                    if items[n].get("role") == "user" and _human_text(items[n]) is not None
+                ),
+                -1,
+            )
+            in_turn = sum(i.get("type") == "function_call_output" for i in items[since + 1 :])
             return Turn(
                 kind="tool_result",
                 prompt=prompt,
@@ -106,6 +115,7 @@ def classify(body: Any) -> Turn:
                 tool_command=str(cmd) if cmd else None,
                 tool_name=names.get(str(item.get("call_id"))),
                 history_prompts=len(humans),
+                results_in_turn=in_turn,
             )
     if not body.get("tools"):
         return Turn(kind="side", prompt=prompt)

@@ -1,10 +1,10 @@
 """The script both fake model servers follow: prompt directives, canned replies, limit windows.
 
 A directive is a word in the newest human prompt. `RUN:`, `USAGE:`, `SLOW:` shape ordinary
-answers; `LIMIT:`, `LIMITWARN:`, `STALL:`, `ASK:`/`ASKMULTI:`, `APPROVE:` and `WRITE:` reproduce
-what the real APIs do at an account limit, on a stalled stream, and when the model asks the user
-something, runs a command that needs approval or writes a file. docs/cli-signals.md records
-what the real CLIs do with each.
+answers; `LIMIT:`, `LIMITWARN:`, `STALL:`, `ASK:`/`ASKMULTI:`, `APPROVE:` (with `TWICE`: the same
+call again after its result) and `WRITE:` reproduce what the real APIs do at an account limit, on
+a stalled stream, and when the model asks the user something, runs a command that needs approval
+or writes a file. docs/cli-signals.md records what the real CLIs do with each.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ _STALL_RE = re.compile(r"STALL:[ \t]*(\d+(?:\.\d+)?)")
 _ASK_RE = re.compile(r"ASK(MULTI)?:[ \t]*(\S[^\r\n]*)")
 _APPROVE_RE = re.compile(r"APPROVE:[ \t]*(\S[^\r\n]*)")
 _WRITE_RE = re.compile(r"WRITE:[ \t]*(/[^|\r\n]+)\|([^\r\n]*)")
+_TWICE_RE = re.compile(r"\bTWICE\b")
 
 QUESTION_TOOLS = ("AskUserQuestion", "request_user_input")
 """Tool names the fakes use to ask the user something (Claude, Codex)."""
@@ -82,6 +83,8 @@ class Turn:
     tool_name: str | None = None
     history_prompts: int = 0
     """How many human prompts the request carries; tells a retry apart from a repeated prompt."""
+    results_in_turn: int = 0
+    """Tool results since the newest human prompt (`TWICE` runs its command a second time)."""
 
 
 def parse_questions(spec: str, multi: bool) -> list[dict[str, Any]]:
@@ -119,7 +122,11 @@ def decide(turn: Turn, default_usage: int) -> Reply:
         output = turn.tool_output or ""
         if turn.tool_name in QUESTION_TOOLS:
             return Reply(text=f"answered: {one_line(output, 500)}", usage=usage, warn_percent=warn)
-        if _APPROVE_RE.search(prompt):
+        approve = _APPROVE_RE.search(prompt)
+        if approve and _TWICE_RE.search(prompt) and turn.results_in_turn == 1:
+            # the same call again in the same turn: a new request, asked anew
+            return Reply(command=approve.group(1).strip(), approve=True, usage=usage)
+        if approve:
             text = f"result: {one_line(tool_text(output), 500)}"
             return Reply(text=text, usage=usage, warn_percent=warn)
         cmd = turn.tool_command or ""

@@ -27,11 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bridge.hooks.client import MAX_MESSAGE
 from bridge.store.db import Store
 
 log = logging.getLogger("agentbridge.hooks")
 
-MAX_LINE = 8 << 20
+MAX_LINE = MAX_MESSAGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,8 @@ class HookMessage:
     event: str
     payload: dict[str, Any] = field(default_factory=dict)
     received_at: float = 0.0
+    request_id: str = ""
+    """A blocking hook's own id (the client mints it once, re-sends it on reconnect)."""
 
 
 class TokenBook:
@@ -113,8 +116,12 @@ class HookServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            line = await asyncio.wait_for(reader.readline(), timeout=5)
-            reply = self._handle(line)
+            try:
+                line = await asyncio.wait_for(reader.readline(), timeout=5)
+            except ValueError:  # over MAX_LINE: say so, or a blocking client would retry forever
+                reply: dict[str, Any] = {"ok": False, "error": f"message over {MAX_LINE} bytes"}
+            else:
+                reply = self._handle(line)
             held = reply.pop("_hold", None)
             if isinstance(held, HookMessage) and self.blocking is not None:
                 reply.update(await self._hold(held, reader))
@@ -143,7 +150,14 @@ class HookServer:
             log.warning("%s: rejected a %s hook with an unknown token", slug or "?", event)
             return {"ok": False, "error": "unknown token"}
         payload = message.get("payload")
-        hook = HookMessage(slug, event, payload if isinstance(payload, dict) else {}, time.time())
+        request_id = message.get("request_id")
+        hook = HookMessage(
+            slug,
+            event,
+            payload if isinstance(payload, dict) else {},
+            time.time(),
+            request_id if isinstance(request_id, str) else "",
+        )
         try:
             status = self.handler(hook)
         except Exception:  # a bug in one consumer must not break every agent's hooks
@@ -167,7 +181,7 @@ class HookServer:
             if answer.done():
                 try:
                     return answer.result()
-                except Exception as err:  # the CLI falls back to its own picker
+                except Exception as err:  # the client denies the call (exit 2)
                     log.exception("%s: answering a %s hook failed", hook.slug, hook.event)
                     return {"ok": False, "error": f"{type(err).__name__}: {err}"}
             raise ConnectionResetError("the hook client left before the answer")

@@ -21,6 +21,9 @@ class Alert:
     """The agent's last pane lines, raw (the channel side redacts them)."""
     thread: str | None = None
     """The thread of the agent's current turn, for alerts about that turn."""
+    turn: str | None = None
+    """The id of the turn the alert is about (:meth:`bridge.lifecycle.stuck.StuckWatch.turn_of`):
+    its buttons act on that turn only, never on whatever runs when they are clicked."""
 
 
 AlertSink = Callable[[Alert], None]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,8 @@ class TurnWatch:
     over: bool = False
     ignored: bool = False
     pane: str = field(default="", repr=False)
+    turn_id: str = ""
+    """Minted when the turn starts: what an alert's buttons are tied to."""
 
 
 class StuckWatch:
@@ -107,8 +110,19 @@ class StuckWatch:
         turn.alerted = False
         if new in IN_TURN and old not in IN_TURN:
             turn.started, turn.over, turn.ignored = now, False, False
+            turn.turn_id = uuid.uuid4().hex
         elif new not in IN_TURN:
             turn.started = None
+
+    def turn_of(self, slug: str) -> str | None:
+        """The id of the agent's open turn, None when none is open. A turn already running when
+        this runner started (no start seen) gets its id at the first ask."""
+        if self.tracker.get(slug).state not in IN_TURN:
+            return None
+        turn = self._turn(slug)
+        if not turn.turn_id:
+            turn.turn_id = uuid.uuid4().hex
+        return turn.turn_id
 
     def ignore(self, slug: str) -> None:
         """A person said this turn is fine: no more alerts or limits for it."""
@@ -172,7 +186,8 @@ class StuckWatch:
                 ":warning: This turn looks stuck: no transcript line, no hook and no change "
                 f"on screen for {duration(quiet)}."
             )
-            self.alert(Alert(slug, "stuck", text, last_lines(turn.pane), self.thread_of(slug)))
+            pane, thread = last_lines(turn.pane), self.thread_of(slug)
+            self.alert(Alert(slug, "stuck", text, pane, thread, turn=self.turn_of(slug)))
         limit = cfg.max_turn_minutes
         ran = now - turn.started if turn.started is not None else 0.0
         if limit is not None and not turn.over and ran >= limit * 60:

@@ -1,7 +1,8 @@
 """One-line summaries of tool calls and shortened tool output, for the mirror.
 
-Pure functions: a tool call becomes ``$ command`` or ``Edit path``; long output keeps its head
-and tail with the omitted line count, so a thread stays readable.
+Pure functions: a tool call becomes ``$ command``, ``Edit path`` or, for a call the runtime
+marked as a question to the user, ``Asked: <question>`` (its own message carries the buttons);
+long output keeps its head and tail with the omitted line count, so a thread stays readable.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import re
 import shlex
 from collections.abc import Mapping
 from typing import Any
+
+from runtimes.events import ASKS_META
 
 _SHELL_TOOLS = frozenset({"bash", "exec_command", "shell", "local_shell", "shell_command"})
 _PATH_TOOLS = ("Edit", "Write", "Read", "MultiEdit", "NotebookEdit")
@@ -58,6 +61,10 @@ def tool_one_liner(
         values = [args[key] for key in keys if isinstance(args.get(key), str) and args[key]]
         return _clip(values[0]) if values else ""
 
+    asked = meta.get(ASKS_META)
+    if isinstance(asked, list) and asked:  # the runtime marked a question to the user
+        more = f" (+{len(asked) - 1} more)" if len(asked) > 1 else ""
+        return f"Asked: {_clip(str(asked[0]))}{more}"
     if name.lower() in _SHELL_TOOLS:
         return "$ " + _clip(_command_text(args.get("command", args.get("cmd"))))
     if name in _ARG_TOOLS:

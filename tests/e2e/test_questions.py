@@ -193,7 +193,9 @@ def test_approvals_allow_runs_deny_does_not_and_the_model_is_told(
     assert msg.get("thread_ts") == root
     assert "a1.txt" in json.dumps(msg["blocks"]) and "wants to run" in json.dumps(msg["blocks"])
     ids = buttons(msg)
-    assert {"Allow once", "Always allow this session", "Deny"} <= set(ids)
+    assert {"Allow once", "Deny"} <= set(ids)
+    # Codex's hook cannot install a session rule (docs/questions.md): no button for it there.
+    assert ("Always allow this session" in ids) == (runtime == "claude")
     assert fleet.status()[slug]["waiting"]["for"] == "approval"
     assert not (workdir / "a1.txt").exists()
     slack.click(alice, channel, msg["ts"], ids["Allow once"], "allow")

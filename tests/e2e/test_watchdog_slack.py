@@ -75,12 +75,13 @@ def test_stuck_alert_buttons_obey_steering_rules_and_interrupt_unsticks(
     alert = alerts()[0]
     assert alert.get("thread_ts") == ts  # in the turn's thread
     assert "```" in alert["text"] and alert.get("blocks")
-    slack.click(mallory, channel, alert["ts"], "stuck:interrupt", slug)
+    (value,) = {e["value"] for b in alert["blocks"] for e in b.get("elements", ())}
+    slack.click(mallory, channel, alert["ts"], "stuck:interrupt", value)
     wait_until(
         lambda: any("not allowed" in str(e) for e in slack.ephemerals(mallory)), 30, "refusal"
     )
     assert fleet.status()[slug]["activity"] == "working"
-    slack.click(alice, channel, alert["ts"], "stuck:interrupt", slug)
+    slack.click(alice, channel, alert["ts"], "stuck:interrupt", value)
     wait_until(lambda: fleet.status()[slug]["activity"] == "idle", 60, "idle after Interrupt")
     wait_until(
         lambda: any("interrupted the turn" in str(m.get("text")) for m in slack.messages(channel)),

@@ -25,7 +25,7 @@ from bridge.hooks import client
 from bridge.hooks.server import HookMessage, HookServer, TokenBook
 from bridge.lifecycle.activity import Activity, ActivityTracker
 from bridge.store.db import Store
-from runtimes import LaunchContext
+from runtimes import LaunchContext, get_runtime
 from runtimes.asks import Answer, approval_ask, ask_output, question_ask
 from runtimes.claude import ClaudeRuntime
 from runtimes.codex import CodexRuntime
@@ -89,6 +89,7 @@ def test_claude_blocks_only_for_questions_and_under_ask_for_approvals(tmp_path: 
         "type": "command",
         "command": "/ab hook wait:PermissionRequest",
         "timeout": 720,
+        "onFailure": "block",  # a failed hook blocks the call: no dialog drawn for the pane
     }
     argv = runtime.plan_launch(asked).argv
     assert "--dangerously-skip-permissions" not in argv
@@ -128,7 +129,7 @@ def test_answer_shapes_are_the_verified_ones() -> None:
         refused["permissionDecision"] == "deny" and refused["permissionDecisionReason"] == "nobody"
     )
 
-    perm = approval_ask("PermissionRequest", APPROVAL)
+    perm = get_runtime("claude").parse_ask("PermissionRequest", APPROVAL)
     assert perm is not None and perm.command == "touch f"
     assert perm.key == approval_ask("PermissionRequest", dict(APPROVAL)).key  # stable on resend
     decision = lambda v, m="": ask_output(perm, Answer(v, message=m))["hookSpecificOutput"][  # noqa: E731
@@ -403,7 +404,7 @@ def test_only_allowed_people_answer_and_the_hook_gets_it(store: Store, tmp_path:
     async def scenario() -> dict[str, Any]:
         tracker.hook("a", "UserPromptSubmit", {})
         hook = asyncio.ensure_future(answers.hook(HookMessage("a", "PreToolUse", QUESTION)))
-        # the link is recorded (in a worker thread) after the post returns: wait for it
+        # the link is recorded once the post is (two store calls after it): wait for it
         while not backend.posts or tracker.get("a").waiting_link is None:
             await asyncio.sleep(0.01)
         assert tracker.get("a").state is Activity.WAITING_INPUT
