@@ -17,6 +17,7 @@ from typing import Any
 
 from bridge.channel.alerts import Alerts
 from bridge.chat.protocol import Action, Outgoing, Posted
+from bridge.config.model import parse_config
 from bridge.config.watchdog import WatchdogConfig
 from bridge.lifecycle.activity import ActivityTracker
 from bridge.lifecycle.notice import Alert
@@ -75,12 +76,11 @@ def test_an_old_alerts_buttons_do_not_act_on_a_later_turn(tmp_path: Path) -> Non
         return True
 
     lifecycle = SimpleNamespace(stuck=stuck, interrupt=interrupt, on_alert=[])
-    agent = SimpleNamespace(slug="a")
-    inbound = SimpleNamespace(
-        config=SimpleNamespace(agent=lambda slug: agent if slug == "a" else None),
-        belongs=lambda agent, channel: channel == "C1",
-        allowed=lambda agent, user: user == "UALICE",
+    config = parse_config(
+        f"agents:\n- slug: a\n  workdir: {tmp_path}\n  channel: '#a'\n  allowed_users: [UALICE]\n",
+        tmp_path / "agents.yaml",
     )
+    inbound = SimpleNamespace(config=config, belongs=lambda agent, channel: channel == "C1")
     reconciler = SimpleNamespace(restart=restarts.append)
     backend = Backend()
     alerts = Alerts(backend, lifecycle, reconciler, inbound, lambda slug: "#a")  # type: ignore[arg-type]
