@@ -7,5 +7,6 @@ click of a person allowed to steer the agent, stores and audits the answer, and 
 to the waiting hook. See docs/questions.md.
 
 May import: ``bridge.config``, ``bridge.store``, ``bridge.chat``, ``bridge.hooks``,
-``bridge.lifecycle``, ``bridge.channel`` (who may steer), ``bridge.errors``, ``bridge.aio``.
+``bridge.lifecycle``, ``bridge.channel`` (who may steer), ``bridge.render`` (redaction before a
+cut), ``bridge.errors``, ``bridge.aio``.
 """

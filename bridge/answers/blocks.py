@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.render.redact import redact
 from runtimes.asks import Ask, Question
 
 PREFIX = "q:"
@@ -31,6 +32,12 @@ def esc(text: str) -> str:
 
 
 def _cut(text: str, limit: int) -> str:
+    """``text`` within ``limit`` characters. A long text is redacted before it is cut: a cut
+    through a token leaves a prefix no pattern knows, which the outbound chokepoint
+    (:mod:`bridge.chat.redacting`) could no longer recognise."""
+    if len(text) <= limit:
+        return text
+    text = redact(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -35,7 +35,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "lifecycle": frozenset({"config", "store", "fleet", "hooks", "mirror"}),
     "channel": frozenset({"config", "store", "render", "chat", "fleet", "lifecycle"}),
     "doctor": frozenset({"config", "store", "fleet", "hooks", "chat"}),
-    "answers": frozenset({"config", "store", "chat", "hooks", "lifecycle", "channel"}),
+    "answers": frozenset({"config", "store", "chat", "hooks", "lifecycle", "channel", "render"}),
     "review": frozenset({"config", "store", "chat", "channel", "mirror"}),
     "cluster": frozenset({"config", "store", "chat"}),
     "app": frozenset(
