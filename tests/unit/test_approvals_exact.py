@@ -123,12 +123,12 @@ def test_a_forged_session_click_is_refused_and_the_hook_gets_no_rule(
 # -- item 2: every failure of the approval path denies; the pane never answers a dialog -------
 
 
-def test_the_pane_fallback_never_reads_claudes_permission_dialog() -> None:
-    """Captured from the real CLI 2.1.332 (a hook that printed nothing), with a "✔" higher on
-    screen (from the prompt): 18679b4 read it as a picker whose first option is "Yes". (2.1.337
-    draws the same dialog without the "Tip:" line; its fixture waits until 2.1.337 is a tested
-    version, which tests/unit/test_pins.py requires of a recorded one.)"""
-    screen = (FIXTURES / "claude-2.1.332" / "pane-permission-dialog.txt").read_text()
+@pytest.mark.parametrize("version", ["2.1.332", "2.1.337"])
+def test_the_pane_fallback_never_reads_claudes_permission_dialog(version: str) -> None:
+    """Captured from the real CLI (a hook that printed nothing), with a "✔" higher on screen
+    (from the prompt): 18679b4 read it as a picker whose first option is "Yes". 2.1.337 draws
+    the same dialog without the "Tip:" line."""
+    screen = (FIXTURES / f"claude-{version}" / "pane-permission-dialog.txt").read_text()
     assert "Do you want to proceed?" in screen and "✔" in screen
     assert parse_picker(screen) is None
     picker = FIXTURES / "claude-2.1.328" / "ask-user-question" / "pane-picker.txt"
