@@ -4,6 +4,8 @@
   each loop paces itself while staying instantly stoppable).
 - :class:`TaskSet`: fire-and-forget tasks kept referenced until they finish (asyncio holds only
   weak references to tasks, so an unreferenced one can vanish mid-flight).
+- :func:`watch_lag`: a WARNING whenever the loop was stalled (a blocking call on it), so the
+  rule "nothing blocks the loop" is seen in production logs and checked by tests.
 
 A leaf module: imports nothing from the rest of ``bridge``.
 """
@@ -12,8 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from collections.abc import Coroutine
 from typing import Any
+
+log = logging.getLogger("agentbridge.loop")
+
+STALL_WARN_S = 0.1
+"""A loop held up longer than this is logged: a Slack ack has 3 s, a hook client a few, and
+everything on the loop (every agent's hooks, mirrors, steering) waits while one call blocks."""
 
 
 async def wait_event(event: asyncio.Event, timeout: float) -> bool:
@@ -38,3 +48,28 @@ class TaskSet:
 
     def __len__(self) -> int:
         return len(self._tasks)
+
+
+async def watch_lag(
+    stop: asyncio.Event, *, threshold: float = STALL_WARN_S, every: float = 0.05
+) -> None:
+    """Until ``stop``: wake every ``every`` seconds and log "event loop stalled N ms" when a
+    wake-up came more than ``threshold`` late because something ran on the loop that long
+    without yielding. Time the loop's thread spent waiting for a CPU (a busy machine, read from
+    the kernel's ``/proc/thread-self/schedstat``, an in-memory read) is not a stall of ours and
+    is not counted, so the warning means a blocking call, not a loaded box."""
+    while not stop.is_set():
+        start, queued = time.monotonic(), _run_queue_wait()
+        await wait_event(stop, every)
+        late = time.monotonic() - start - every - (_run_queue_wait() - queued)
+        if late > threshold and not stop.is_set():
+            log.warning("event loop stalled %d ms", late * 1000)
+
+
+def _run_queue_wait() -> float:
+    """Seconds this thread has spent runnable but waiting for a CPU (0 where unknown)."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as fh:
+            return int(fh.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0

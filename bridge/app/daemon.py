@@ -16,9 +16,10 @@ import signal
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bridge.aio import TaskSet
+from bridge.aio import TaskSet, watch_lag
 from bridge.answers.pane import PaneFallback
 from bridge.answers.service import Answers
 from bridge.app.runner_files import AlreadyRunning, acquire_runner_lock, write_runner_info
@@ -49,6 +50,11 @@ log = logging.getLogger("agentbridge")
 
 STOP_GRACE_S = 20.0
 """How long a stop may take before the runner dumps its threads' stacks and exits anyway."""
+
+WORKER_THREADS = 32
+"""Threads for ``asyncio.to_thread`` (every store call, tmux command and file read). Python's
+default, cores + 4, is 6 on a small box: a database outage holds one thread per waiting store
+call (for up to the pool's connect timeout), and tmux and files must not queue behind them."""
 
 
 class Daemon:
@@ -86,6 +92,9 @@ class Daemon:
 
     async def _serve(self, config: Config, secrets: dict[str, str]) -> int:
         loop = asyncio.get_running_loop()
+        loop.set_default_executor(
+            ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="agentbridge")
+        )
         socket = paths.tmux_socket(config.tmux_socket)
         store = await asyncio.to_thread(open_store, self.state_dir, config.store)
         host = runner_host()
@@ -221,6 +230,7 @@ class Daemon:
                 heartbeat(store, host, _version(), lambda: current[0], note, self.stop),
                 name="heartbeat",
             ),
+            asyncio.create_task(watch_lag(self.stop), name="loop-lag"),
             asyncio.create_task(
                 watch_config(
                     self.config_path,

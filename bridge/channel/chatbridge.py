@@ -158,11 +158,22 @@ class ChatBridge:
                     if receipt is not None:  # not acked: Slack redelivers it
                         receipt.refuse(NotKept(f"not queued: {err}"))
 
-        task = asyncio.create_task(consume())
+        # Steering must never stop silently while the runner looks healthy: a message that
+        # fails is refused above (Slack sends it again) and the backend rides out a database
+        # outage itself; should the stream still end or break, so does this task, and the
+        # runner with it (the daemon stops on a core task's end; systemd starts it again).
+        task = asyncio.create_task(consume(), name="chat-consume")
+        stopping = asyncio.create_task(stop.wait(), name="chat-stop")
         try:
-            await stop.wait()
+            await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if task.done():
+                error = task.exception()
+                if error is not None:
+                    raise error
+                raise RuntimeError("the chat backend's stream of messages ended")
         finally:
-            task.cancel()
+            for waiting in (task, stopping):
+                waiting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             if self.status is not None:
