@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from bridge.config.model import Config, channel_for
 from bridge.fleet.reconcile import Reconciler
 from bridge.lifecycle.core import Lifecycle
 from bridge.store.queue import QueueItem
+from bridge.store.retry import retrying
 
 log = logging.getLogger("agentbridge.chat")
 
@@ -148,7 +150,10 @@ class ChatBridge:
             async for incoming in self.backend.receive():
                 receipt = incoming.receipt
                 try:
-                    await self.inbound.handle(incoming)
+                    if receipt is None:  # routed: its transaction is the drain's (retried there)
+                        await self.inbound.handle(incoming)
+                    else:  # the database away: held, unacked, until it is back
+                        await retrying(partial(self.inbound.handle, incoming), "taking a message")
                 except asyncio.CancelledError:
                     if receipt is not None:  # stopping mid-message: let Slack send it again
                         receipt.refuse(NotKept("the runner is stopping"))
@@ -158,10 +163,12 @@ class ChatBridge:
                     if receipt is not None:  # not acked: Slack redelivers it
                         receipt.refuse(NotKept(f"not queued: {err}"))
 
-        # Steering must never stop silently while the runner looks healthy: a message that
-        # fails is refused above (Slack sends it again) and the backend rides out a database
-        # outage itself; should the stream still end or break, so does this task, and the
-        # runner with it (the daemon stops on a core task's end; systemd starts it again).
+        # Steering must never stop silently while the runner looks healthy. A database outage
+        # holds the message (unacked: Slack's redeliveries are deduplicated) and retries it
+        # with backoff until the database is back, however long that takes, so nothing sent
+        # meanwhile is lost; another failure refuses it (Slack sends it again). Should the
+        # stream itself end or break, so does this task, and the runner with it (the daemon
+        # stops on a core task's end; systemd starts it again).
         task = asyncio.create_task(consume(), name="chat-consume")
         stopping = asyncio.create_task(stop.wait(), name="chat-stop")
         try:

@@ -40,6 +40,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import ExitStack
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -53,7 +54,6 @@ from bridge.chat.protocol import (
     ChatBackend,
     CommandHandler,
     Incoming,
-    NotKept,
     Outgoing,
 )
 from bridge.config.model import AgentConfig, Config
@@ -192,23 +192,21 @@ class RoutedBackend(DelegatingBackend):
 
     async def _pump(self) -> None:
         async for msg in self._inner.receive():
-            try:
-                agent = await asyncio.to_thread(self.agent_of, msg.channel, msg.thread)
-                target = self._remote_host(agent)
-                if target is None:
-                    self._local.append(msg)
-                    self._wake.set()
-                    continue
-                event_id = msg.event_id or f"msg:{msg.channel}:{msg.ref}"
-                fresh = await asyncio.to_thread(
-                    self._offer, "message", event_id, msg.channel, msg.ref, _payload(msg), target
-                )
-            except Exception as err:  # the database away: not acked, so Slack sends it again
-                if not is_store_error(err) or msg.receipt is None:
-                    raise
-                log.warning("route: message %s in %s not taken: %s", msg.ref, msg.channel, err)
-                msg.receipt.refuse(NotKept(f"the database is unreachable: {err}"))
+            # The database away: held (not acked) and retried, so the message is kept even when
+            # the outage outlasts Slack's redeliveries (a redelivered copy is a no-op).
+            agent = await in_thread_retrying(
+                partial(self.agent_of, msg.channel, msg.thread), "routing a message"
+            )
+            target = self._remote_host(agent)
+            if target is None:
+                self._local.append(msg)
+                self._wake.set()
                 continue
+            event_id = msg.event_id or f"msg:{msg.channel}:{msg.ref}"
+            offer = partial(
+                self._offer, "message", event_id, msg.channel, msg.ref, _payload(msg), target
+            )
+            fresh = await in_thread_retrying(offer, "keeping a routed message")
             if msg.receipt is not None:
                 msg.receipt.keep()  # committed: Slack may have its ack now
             log.info(

@@ -41,6 +41,7 @@ from bridge.mirror.routing import TurnRouter
 from bridge.store.db import Store
 from bridge.store.later import Later
 from bridge.store.queue import Kind, PromptQueue, QueueItem
+from bridge.store.retry import in_thread_retrying
 from runtimes import Runtime, get_runtime
 from runtimes.events import Event, EventKind
 
@@ -336,7 +337,7 @@ class Lifecycle:
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.hooks.start()
-        for item in await asyncio.to_thread(self.queue.recover):
+        for item in await in_thread_retrying(self.queue.recover, "recovering the queue", stop):
             log.warning(
                 "%s: %s #%d was being pasted when the runner stopped; not re-sent",
                 item.slug,
