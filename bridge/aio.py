@@ -94,9 +94,14 @@ class _Sampler(threading.Thread):
             if time.monotonic() - self.tick > self.threshold / 2 and not self.seen:
                 frame = sys._current_frames().get(self.loop_thread)
                 if frame is not None:
-                    where = traceback.extract_stack(frame)[-6:]
+                    stack = traceback.extract_stack(frame)
+                    ours = [f for f in stack if "/bridge/" in f.filename][-3:]
+                    where = [
+                        *reversed(stack[-3:]),
+                        *(f for f in reversed(ours) if f not in stack[-3:]),
+                    ]
                     self.seen = " <- ".join(
-                        f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(where)
+                        f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in where
                     )
 
     def take(self) -> str:

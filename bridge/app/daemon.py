@@ -8,6 +8,7 @@ state dir, enforced with a lock file, because two would double-post every messag
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import faulthandler
 import io
 import logging
@@ -258,6 +259,10 @@ class Daemon:
             log.warning("runner: %s did not stop; its stack:\n%s", task.get_name(), _stack(task))
         if self.stop_agents:
             await asyncio.to_thread(reconciler.stop_all)
+        # The signals' last records (an activity, a confirm) are written before the store
+        # closes; with the database away they are given up after a few seconds.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(lifecycle.later.idle(), STOP_GRACE_S / 4)
         await backend.close()
         store.close()
         log.info(

@@ -86,7 +86,7 @@ async def retrying(
     attempts = 0
     async for attempt in AsyncRetrying(
         retry=retry_if_exception(is_store_error),
-        wait=wait_exponential_jitter(initial=BACKOFF_S, max=BACKOFF_MAX_S, jitter=BACKOFF_S),
+        wait=wait_exponential_jitter(multiplier=BACKOFF_S, max=BACKOFF_MAX_S, jitter=BACKOFF_S),
         stop=lambda _state: stop is not None and stop.is_set(),
         sleep=pause,
         before_sleep=_log_retry(what),
