@@ -4,6 +4,8 @@
   each loop paces itself while staying instantly stoppable).
 - :class:`TaskSet`: fire-and-forget tasks kept referenced until they finish (asyncio holds only
   weak references to tasks, so an unreferenced one can vanish mid-flight).
+- :func:`watch_lag`: a WARNING whenever the loop was stalled (a blocking call on it), so the
+  rule "nothing blocks the loop" is seen in production logs and checked by tests.
 
 A leaf module: imports nothing from the rest of ``bridge``.
 """
@@ -12,8 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import sys
+import threading
+import time
+import traceback
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("agentbridge.loop")
+
+STALL_WARN_S = 0.1
+"""A loop held up longer than this is logged: a Slack ack has 3 s, a hook client a few, and
+everything on the loop (every agent's hooks, mirrors, steering) waits while one call blocks."""
 
 
 async def wait_event(event: asyncio.Event, timeout: float) -> bool:
@@ -38,3 +52,66 @@ class TaskSet:
 
     def __len__(self) -> int:
         return len(self._tasks)
+
+
+async def watch_lag(
+    stop: asyncio.Event, *, threshold: float = STALL_WARN_S, every: float = 0.05
+) -> None:
+    """Until ``stop``: wake every ``every`` seconds and log "event loop stalled N ms" when a
+    wake-up came more than ``threshold`` late because something ran on the loop that long without
+    yielding. Time the loop's thread spent waiting for a CPU (a busy machine, read from the
+    kernel's ``/proc/thread-self/schedstat``, an in-memory read) is not a stall of ours and is
+    not counted, so the warning means a blocking call, not a loaded box. A sampling thread
+    notes where the loop was while it was stuck, and the warning says so (the culprit)."""
+    sampler = _Sampler(threading.get_ident(), threshold)
+    sampler.start()
+    try:
+        while not stop.is_set():
+            start, queued = time.monotonic(), _run_queue_wait()
+            sampler.tick = start + every
+            await wait_event(stop, every)
+            late = time.monotonic() - start - every - (_run_queue_wait() - queued)
+            if late > threshold:
+                log.warning("event loop stalled %d ms%s", late * 1000, sampler.take())
+            sampler.seen = ""
+    finally:
+        sampler.done.set()
+
+
+class _Sampler(threading.Thread):
+    """Looks at the loop thread's stack while the loop is late (see :func:`watch_lag`)."""
+
+    def __init__(self, loop_thread: int, threshold: float) -> None:
+        super().__init__(name="loop-lag", daemon=True)
+        self.loop_thread = loop_thread
+        self.threshold = threshold
+        self.tick = time.monotonic()
+        self.seen = ""
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(self.threshold / 2):
+            if time.monotonic() - self.tick > self.threshold / 2 and not self.seen:
+                frame = sys._current_frames().get(self.loop_thread)
+                if frame is not None:
+                    stack = traceback.extract_stack(frame)
+                    ours = [f for f in stack if "/bridge/" in f.filename][-3:]
+                    where = [
+                        *reversed(stack[-3:]),
+                        *(f for f in reversed(ours) if f not in stack[-3:]),
+                    ]
+                    self.seen = " <- ".join(
+                        f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in where
+                    )
+
+    def take(self) -> str:
+        return f"; the loop was at {self.seen}" if self.seen else ""
+
+
+def _run_queue_wait() -> float:
+    """Seconds this thread has spent runnable but waiting for a CPU (0 where unknown)."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as fh:
+            return int(fh.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0

@@ -8,6 +8,7 @@ state dir, enforced with a lock file, because two would double-post every messag
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import faulthandler
 import io
 import logging
@@ -16,9 +17,10 @@ import signal
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bridge.aio import TaskSet
+from bridge.aio import TaskSet, watch_lag
 from bridge.answers.pane import PaneFallback
 from bridge.answers.service import Answers
 from bridge.app.runner_files import AlreadyRunning, acquire_runner_lock, write_runner_info
@@ -49,6 +51,11 @@ log = logging.getLogger("agentbridge")
 
 STOP_GRACE_S = 20.0
 """How long a stop may take before the runner dumps its threads' stacks and exits anyway."""
+
+WORKER_THREADS = 32
+"""Threads for ``asyncio.to_thread`` (every store call, tmux command and file read). Python's
+default, cores + 4, is 6 on a small box: a database outage holds one thread per waiting store
+call (for up to the pool's connect timeout), and tmux and files must not queue behind them."""
 
 
 class Daemon:
@@ -86,6 +93,9 @@ class Daemon:
 
     async def _serve(self, config: Config, secrets: dict[str, str]) -> int:
         loop = asyncio.get_running_loop()
+        loop.set_default_executor(
+            ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="agentbridge")
+        )
         socket = paths.tmux_socket(config.tmux_socket)
         store = await asyncio.to_thread(open_store, self.state_dir, config.store)
         host = runner_host()
@@ -222,6 +232,7 @@ class Daemon:
                 heartbeat(store, host, _version(), lambda: current[0], note, self.stop),
                 name="heartbeat",
             ),
+            asyncio.create_task(watch_lag(self.stop), name="loop-lag"),
             asyncio.create_task(
                 watch_config(
                     self.config_path,
@@ -249,6 +260,10 @@ class Daemon:
             log.warning("runner: %s did not stop; its stack:\n%s", task.get_name(), _stack(task))
         if self.stop_agents:
             await asyncio.to_thread(reconciler.stop_all)
+        # The signals' last records (an activity, a confirm) are written before the store
+        # closes; with the database away they are given up after a few seconds.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(lifecycle.later.idle(), STOP_GRACE_S / 4)
         await backend.close()
         store.close()
         log.info(

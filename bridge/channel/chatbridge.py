@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from bridge.config.model import Config, channel_for
 from bridge.fleet.reconcile import Reconciler
 from bridge.lifecycle.core import Lifecycle
 from bridge.store.queue import QueueItem
+from bridge.store.retry import retrying
 
 log = logging.getLogger("agentbridge.chat")
 
@@ -150,7 +152,10 @@ class ChatBridge:
             async for incoming in self.backend.receive():
                 receipt = incoming.receipt
                 try:
-                    await self.inbound.handle(incoming)
+                    if receipt is None:  # routed: its transaction is the drain's (retried there)
+                        await self.inbound.handle(incoming)
+                    else:  # the database away: held, unacked, until it is back
+                        await retrying(partial(self.inbound.handle, incoming), "taking a message")
                 except asyncio.CancelledError:
                     if receipt is not None:  # stopping mid-message: let Slack send it again
                         receipt.refuse(NotKept("the runner is stopping"))
@@ -160,11 +165,24 @@ class ChatBridge:
                     if receipt is not None:  # not acked: Slack redelivers it
                         receipt.refuse(NotKept(f"not queued: {err}"))
 
-        task = asyncio.create_task(consume())
+        # Steering must never stop silently while the runner looks healthy. A database outage
+        # holds the message (unacked: Slack's redeliveries are deduplicated) and retries it
+        # with backoff until the database is back, however long that takes, so nothing sent
+        # meanwhile is lost; another failure refuses it (Slack sends it again). Should the
+        # stream itself end or break, so does this task, and the runner with it (the daemon
+        # stops on a core task's end; systemd starts it again).
+        task = asyncio.create_task(consume(), name="chat-consume")
+        stopping = asyncio.create_task(stop.wait(), name="chat-stop")
         try:
-            await stop.wait()
+            await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if task.done():
+                error = task.exception()
+                if error is not None:
+                    raise error
+                raise RuntimeError("the chat backend's stream of messages ended")
         finally:
-            task.cancel()
+            for waiting in (task, stopping):
+                waiting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             if self.status is not None:

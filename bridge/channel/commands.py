@@ -73,7 +73,7 @@ class Commands:
             return USAGE
         verb = words[0].lower()
         if verb == "status":
-            return self.status(user, channel)
+            return await asyncio.to_thread(self.status, user, channel)  # reads the store
         if verb in self.verbs:
             return await self.verbs[verb](user, channel, text.strip()[len(words[0]) :].strip())
         if verb not in ("restart", "stop", "compact", "send") or len(words) < 2:
@@ -98,8 +98,12 @@ class Commands:
         if verb == "stop":
             return await asyncio.to_thread(self.reconciler.stop, slug)
         if verb == "compact":
-            self.queue.enqueue(
-                slug, Kind.COMPACT, "/compact", source={"via": "command", "user": user}
+            await asyncio.to_thread(
+                self.queue.enqueue,
+                slug,
+                Kind.COMPACT,
+                "/compact",
+                source={"via": "command", "user": user},
             )
             self.wake()
             return f"`/compact` queued for `{slug}` (sent at its next idle moment)."
@@ -110,9 +114,8 @@ class Commands:
         if command is not None:
             log.warning("%s: refused CLI command %s from %s (/agent send)", slug, command, user)
             return command_refusal(agent, command)
-        self.queue.enqueue(
-            slug, Kind.STEER, body, source={"via": "command", "user": user, "channel": channel}
-        )
+        source = {"via": "command", "user": user, "channel": channel}
+        await asyncio.to_thread(self.queue.enqueue, slug, Kind.STEER, body, source=source)
         self.wake()
         return f"Queued for `{slug}`."
 

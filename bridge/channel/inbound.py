@@ -17,13 +17,17 @@ Rules, in order:
   listed in the prompt; a message too long to paste goes to a file the agent is told to read;
   in a channel with several people it is prefixed with the sender's name.
 The message's receipt is kept (the backend acks the event) as soon as its row is committed, or
-once it is deliberately ignored or refused; never before. Receipt is shown with 👀; the
+once it is deliberately ignored or refused; never before. Every store call here runs in a worker
+thread (``asyncio.to_thread``, which keeps a routed event's joined transaction): with the
+database slow or away, the event loop, and with it every other agent's hooks and Slack's acks,
+goes on. Receipt is shown with 👀; the
 lifecycle adds ✅ when the runtime confirms the prompt and ⚠️ with a reply when it could not be
 delivered.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections import OrderedDict
@@ -78,7 +82,8 @@ class Inbound:
         self.config = config
 
     def recipient(self, channel: str, thread: str | None) -> Recipient:
-        """Who a message in ``channel`` (a reply in ``thread``) is for."""
+        """Who a message in ``channel`` (a reply in ``thread``) is for (reads the store: a
+        worker thread's call)."""
         return recipient(self.config, self.queue.store, channel, thread, self.channel_ids())
 
     def belongs(self, agent: AgentConfig, channel: str) -> bool:
@@ -124,7 +129,7 @@ class Inbound:
         return item
 
     async def _handle(self, msg: Incoming) -> QueueItem | None:
-        found = self.recipient(msg.channel, msg.thread)
+        found = await asyncio.to_thread(self.recipient, msg.channel, msg.thread)
         agent = found.agent
         key = message_key(msg.channel, msg.ref)
         if agent is None:
@@ -133,7 +138,7 @@ class Inbound:
             return None
         if msg.is_bot and not agent.allow_bots:
             return None
-        if self._kept(found.among, key):
+        if await asyncio.to_thread(self._kept, found.among, key):
             log.info("%s: message %s delivered again; already queued", agent.slug, msg.ref)
             return None
         if not self.allowed(agent, msg.user):
@@ -174,7 +179,7 @@ class Inbound:
         if msg.shared and msg.sender:
             text = f"[{msg.sender}] {text}"
         if len(text) > PASTE_LIMIT:
-            text = self._to_file(agent.slug, msg, text)
+            text = await asyncio.to_thread(self._to_file, agent.slug, msg, text)
         source = {
             "via": "slack",
             "channel": msg.channel,
@@ -184,7 +189,9 @@ class Inbound:
             "event_id": msg.event_id,
             "pasted": text,
         }
-        item_id = self.queue.enqueue(agent.slug, Kind.STEER, text, source=source, dedupe_key=key)
+        item_id = await asyncio.to_thread(
+            self.queue.enqueue, agent.slug, Kind.STEER, text, source=source, dedupe_key=key
+        )
         self._keep(msg)  # committed: the event may be acknowledged now
         if item_id is None:
             return None  # the same message, delivered again after a reconnect
@@ -193,7 +200,7 @@ class Inbound:
             "%s: steering from %s queued (#%d, %d chars)", agent.slug, msg.user, item_id, len(text)
         )
         await self.backend.react(msg.channel, msg.ref, RECEIVED)
-        return self.queue.get(item_id)
+        return await asyncio.to_thread(self.queue.get, item_id)
 
     async def _unaddressed(self, msg: Incoming, found: Recipient) -> None:
         """A message in a shared channel that names no agent: the note goes to someone who

@@ -6,6 +6,10 @@ silent host (:meth:`bridge.store.hosts.HostBook.claim_down`) posts a note in eac
 host's agents' channels, so the notice appears once however many runners are up. Steering
 written meanwhile waits in ``inbound_events`` and is delivered when the host is back; its
 runner says so in its agents' channels on its first heartbeat.
+
+A database outage does not end the heartbeat (nor, with it, the runner): a beat that fails is
+logged and the next one comes at the usual interval, so the host's row is fresh again as soon as
+the database is back.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from bridge.aio import wait_event
 from bridge.config.model import Config
 from bridge.store.db import Store
 from bridge.store.hosts import HostBook
+from bridge.store.retry import is_store_error
 
 log = logging.getLogger("agentbridge.cluster")
 
@@ -44,27 +49,43 @@ async def heartbeat(
     while not stop.is_set():
         fleet = config()
         timeout = fleet.host_down_after_seconds
-        back = await asyncio.to_thread(book.beat, host, version, starting=first)
-        first = False
-        if back:
-            log.info("cluster: this host (%s) was reported down; back now", host)
+        try:
+            await _beat(book, host, version, first, fleet, note)
+        except Exception as err:
+            if not is_store_error(err):
+                raise
+            log.warning(
+                "cluster: heartbeat failed (%s); next in %.1f s", err, interval_for(timeout)
+            )
+        else:
+            first = False
+        await wait_event(stop, interval_for(timeout))
+
+
+async def _beat(
+    book: HostBook, host: str, version: str, first: bool, fleet: Config, note: Note
+) -> None:
+    """One beat, and the down/back notices it brings."""
+    timeout = fleet.host_down_after_seconds
+    back = await asyncio.to_thread(book.beat, host, version, starting=first)
+    if back:
+        log.info("cluster: this host (%s) was reported down; back now", host)
+        for agent in fleet.agents:
+            if agent.host == host:
+                note(
+                    agent.slug,
+                    f":white_check_mark: Host `{host}` is back; messages "
+                    "written while it was away are being delivered now.",
+                )
+    if book.store.shared:
+        for row in await asyncio.to_thread(book.claim_down, host, timeout):
+            since = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(row.last_seen))
+            log.warning("cluster: host %s silent since %s; reporting it", row.host, since)
             for agent in fleet.agents:
-                if agent.host == host:
+                if agent.host == row.host:
                     note(
                         agent.slug,
-                        f":white_check_mark: Host `{host}` is back; messages "
-                        "written while it was away are being delivered now.",
+                        f":warning: Host `{row.host}` has not been heard from since {since}: "
+                        f"`{agent.slug}` is not supervised. Messages written here are kept "
+                        "and delivered when the host is back.",
                     )
-        if store.shared:
-            for row in await asyncio.to_thread(book.claim_down, host, timeout):
-                since = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(row.last_seen))
-                log.warning("cluster: host %s silent since %s; reporting it", row.host, since)
-                for agent in fleet.agents:
-                    if agent.host == row.host:
-                        note(
-                            agent.slug,
-                            f":warning: Host `{row.host}` has not been heard from since {since}: "
-                            f"`{agent.slug}` is not supervised. Messages written here are kept "
-                            "and delivered when the host is back.",
-                        )
-        await wait_event(stop, interval_for(timeout))

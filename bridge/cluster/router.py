@@ -40,6 +40,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import ExitStack
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -59,6 +60,7 @@ from bridge.config.model import AgentConfig, Config
 from bridge.store.hosts import HostBook
 from bridge.store.pg import PgConn, PgStore
 from bridge.store.recipient import recipient
+from bridge.store.retry import in_thread_retrying, is_store_error
 
 log = logging.getLogger("agentbridge.cluster")
 
@@ -151,11 +153,10 @@ class RoutedBackend(DelegatingBackend):
         self._stopping.set()
         await self._inner.close()
 
-    # -- where an event belongs ------------------------------------------------------------
-
     def agent_of(self, channel: str, thread: str | None) -> AgentConfig | None:
         """The agent an event in ``channel`` (in ``thread``, or on the message ``thread``) is
-        for; None (handled here, where the inbound side refuses or ignores it) when unclear."""
+        for; None (handled here, where the inbound side refuses or ignores it) when unclear.
+        It reads the store (a thread's owner): called in a worker thread, never on the loop."""
         return recipient(self._config, self._store, channel, thread, self._inner.channels).agent
 
     def _remote_host(self, agent: AgentConfig | None) -> str | None:
@@ -191,15 +192,21 @@ class RoutedBackend(DelegatingBackend):
 
     async def _pump(self) -> None:
         async for msg in self._inner.receive():
-            target = self._remote_host(self.agent_of(msg.channel, msg.thread))
+            # The database away: held (not acked) and retried, so the message is kept even when
+            # the outage outlasts Slack's redeliveries (a redelivered copy is a no-op).
+            agent = await in_thread_retrying(
+                partial(self.agent_of, msg.channel, msg.thread), "routing a message"
+            )
+            target = self._remote_host(agent)
             if target is None:
                 self._local.append(msg)
                 self._wake.set()
                 continue
             event_id = msg.event_id or f"msg:{msg.channel}:{msg.ref}"
-            fresh = await asyncio.to_thread(
+            offer = partial(
                 self._offer, "message", event_id, msg.channel, msg.ref, _payload(msg), target
             )
+            fresh = await in_thread_retrying(offer, "keeping a routed message")
             if msg.receipt is not None:
                 msg.receipt.keep()  # committed: Slack may have its ack now
             log.info(
@@ -214,7 +221,9 @@ class RoutedBackend(DelegatingBackend):
         self, kind: str, channel: str, payload: dict[str, Any], target: str, what: str
     ) -> str | None:
         """Route a command or click to ``target`` and wait for its reply."""
-        row = next((h for h in self._hosts.hosts() if h.host == target), None)
+        row = next(
+            (h for h in await asyncio.to_thread(self._hosts.hosts) if h.host == target), None
+        )
         timeout = self._config.host_down_after_seconds
         if row is None or row.age() > timeout:
             seen = "never been seen" if row is None else f"been silent for {row.age():.0f} s"
@@ -252,7 +261,8 @@ class RoutedBackend(DelegatingBackend):
         handler = self._action
         if handler is None:
             return None
-        target = self._remote_host(self.agent_of(action.channel, action.message_ref or None))
+        ref = action.message_ref or None
+        target = self._remote_host(await asyncio.to_thread(self.agent_of, action.channel, ref))
         if target is None:
             return await handler(action)
         return await self._ask("action", action.channel, _payload(action), target, "This")
@@ -280,7 +290,7 @@ class RoutedBackend(DelegatingBackend):
 
     async def _expired(self, msg: Incoming) -> str:
         """Tell the sender a message that waited too long for this host was not pasted."""
-        agent = self.agent_of(msg.channel, msg.thread)
+        agent = await asyncio.to_thread(self.agent_of, msg.channel, msg.thread)
         limit = self._config.routed_max_wait_minutes
         name = f"`{agent.slug}`" if agent else "its agent"
         text = (
@@ -344,7 +354,7 @@ class RoutedBackend(DelegatingBackend):
                     return  # the backend's stream ended
                 while self._local:
                     yield self._local.popleft()
-                claim = await asyncio.to_thread(self._claim)
+                claim = await in_thread_retrying(self._claim, "claiming a routed event")
                 if claim is None:
                     await wait_event(self._wake, self._poll_s)
                     self._wake.clear()
@@ -373,7 +383,13 @@ class RoutedBackend(DelegatingBackend):
                     conn.failed = True  # rolled back: drained again later
                     await asyncio.to_thread(stack.close)
                     raise
-                done = await asyncio.to_thread(self._finish, stack, conn, event_id, outcome)
+                try:
+                    done = await asyncio.to_thread(self._finish, stack, conn, event_id, outcome)
+                except Exception as err:  # not committed (nor what it queued): drained again
+                    if not is_store_error(err):
+                        raise
+                    log.warning("route: %s %s not finished (%s)", kind, event_id, err)
+                    continue
                 log.info("route: %s %s drained%s", kind, event_id, "" if done else " (failed)")
         finally:
             self._stopping.set()

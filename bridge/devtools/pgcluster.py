@@ -8,6 +8,9 @@ is thrown away, and a crash test kills the runner, not the database.
 
     python -m bridge.devtools.pgcluster /tmp/somewhere   # start; prints the URL; stop with
     python -m bridge.devtools.pgcluster --stop /tmp/somewhere
+
+:meth:`Cluster.halt` and :meth:`Cluster.resume` stop the server and start it again on the same
+data and port, for tests of a database restart under a running fleet.
 """
 
 from __future__ import annotations
@@ -113,6 +116,17 @@ class Cluster:
             f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
+        self._options = options
+        self.resume()
+        return self
+
+    def halt(self, mode: str = "fast") -> None:
+        """Stop the server (``pg_ctl stop -m fast|immediate``), keeping its data: every client
+        connection is cut, as in a real restart or crash."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the (halted) server again, on the same data and port."""
         self._run(
             str(self.bin / "pg_ctl"),
             "-D",
@@ -120,13 +134,12 @@ class Cluster:
             "-l",
             str(self.base / "server.log"),
             "-o",
-            options,
+            self._options,
             "-w",
             "-t",
             "60",
             "start",
         )
-        return self
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://agentbridge@127.0.0.1:{self.port}/{database}"

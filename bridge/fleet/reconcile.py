@@ -39,6 +39,7 @@ from bridge.fleet import liveness
 from bridge.fleet.launch import launch_context
 from bridge.fleet.tmux import PaneState, TmuxServer
 from bridge.store.db import Store
+from bridge.store.retry import in_thread_retrying
 from runtimes import LaunchContext, Runtime, agent_session_id, get_runtime
 
 log = logging.getLogger("agentbridge.reconcile")
@@ -304,10 +305,11 @@ class Reconciler:
 
     async def run(self, stop: asyncio.Event, interval: float = 1.0) -> None:
         while not stop.is_set():
-            try:
-                await asyncio.to_thread(self.reconcile_once)
+            try:  # the store away: the pass is retried with backoff until it is back
+                await in_thread_retrying(self.reconcile_once, "a reconcile pass", stop)
             except Exception:  # one bad pass must not end supervision of the whole fleet
-                log.exception("reconcile pass failed")
+                if not stop.is_set():
+                    log.exception("reconcile pass failed")
             await wait_event(stop, interval)
 
     def restart(self, slug: str) -> str:

@@ -15,6 +15,10 @@ else would ever re-arm the guard, not even a restart (the "fired" state is durab
 context reported below half the lowest threshold that already fired counts as a reset, and the
 guard re-arms under a fresh epoch. Half, not "below", so two sources that disagree slightly
 about the size (the status line and the transcript) near a threshold cannot flap it.
+
+The arming is read and written off the event loop (a status line arrives with every hook):
+through the lifecycle's :class:`~bridge.store.later.Later`, in order, the latest size of an
+agent replacing one not looked at yet. ``note`` may therefore be called from a worker thread.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 from bridge.config.model import CompactionConfig
 from bridge.config.values import resolve_limit
 from bridge.store.db import Store
+from bridge.store.later import Later
 from bridge.store.queue import Kind, PromptQueue, QueueItem
 
 log = logging.getLogger("agentbridge.compaction")
@@ -62,11 +67,13 @@ class CompactionGuard:
         queue: PromptQueue,
         policy_of: Callable[[str, int | None], Policy | None],
         note: Note,
+        later: Later | None = None,
     ) -> None:
         self.store = store
         self.queue = queue
         self.policy_of = policy_of
         self.note = note
+        self.later = later or Later()
         self.tokens: dict[str, int] = {}
         self.windows: dict[str, int] = {}
 
@@ -99,6 +106,14 @@ class CompactionGuard:
         pol = self.policy_of(slug, self.windows.get(slug))
         if pol is None or not pol.enabled:
             return
+        self.later.put(
+            f"{slug}: compaction guard at {tokens} tokens",
+            lambda: self._check(slug, tokens, pol),
+            key=("guard", slug),
+        )
+
+    def _check(self, slug: str, tokens: int, pol: Policy) -> None:
+        """Fire what ``tokens`` crossed (worker thread: reads and writes the arming)."""
         armed = self._armed(slug)
         if _was_reset(armed, pol, tokens):
             armed = {"epoch": f"reset:{time.time_ns()}", "fired": [], "hard": False}
@@ -140,14 +155,23 @@ class CompactionGuard:
 
     def compacted(self, slug: str, compaction_id: str, pre: int | None, post: int | None) -> None:
         """A compaction happened: re-arm every threshold under a new epoch."""
-        armed = self._armed(slug)
-        if armed["epoch"] == compaction_id:
-            return  # the same compaction seen again (a re-read after a restart)
-        self._save(slug, {"epoch": compaction_id, "fired": [], "hard": False})
-        if post is not None:
-            self.tokens[slug] = post
-        detail = f" ({_k(pre)} → {_k(post)} tokens)" if pre and post is not None else ""
-        self.note(slug, f":white_check_mark: Context compacted{detail}; limits re-armed.")
+
+        def rearm() -> bool:
+            armed = self._armed(slug)
+            if armed["epoch"] == compaction_id:
+                return False  # the same compaction seen again (a re-read after a restart)
+            self._save(slug, {"epoch": compaction_id, "fired": [], "hard": False})
+            return True
+
+        def rearmed(fresh: bool) -> None:
+            if not fresh:
+                return
+            if post is not None:
+                self.tokens[slug] = post
+            detail = f" ({_k(pre)} → {_k(post)} tokens)" if pre and post is not None else ""
+            self.note(slug, f":white_check_mark: Context compacted{detail}; limits re-armed.")
+
+        self.later.put(f"{slug}: re-arming the compaction guard", rearm, rearmed)
 
     def still_needed(self, item: QueueItem) -> bool:
         """A nudge or /compact whose threshold is no longer exceeded is not sent."""

@@ -8,8 +8,11 @@ only routes between them, so each stays testable alone.
 Owner: the event loop. Every signal arrives on it: hook messages from the hook server's
 connections, transcript events from the mirror workers, schedule firings (APScheduler runs the
 coroutine job on this loop, see :mod:`bridge.lifecycle.schedule`), and launches and deaths from
-the reconciler's thread only through ``loop.call_soon_threadsafe``. The few short SQLite writes
-the signals cause run here too (see :mod:`bridge.store.db`).
+the reconciler's thread only through ``loop.call_soon_threadsafe``. The store work the signals
+cause (an activity row, a confirmed prompt, a new session id, the compaction guard) never runs
+on the loop: it goes to :class:`bridge.store.later.Later`, in order, in a worker thread, and
+its effects (the confirmed prompt's listeners) come back on the loop. A slow or unreachable
+database then delays those records, never the hooks of every agent.
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ from bridge.lifecycle.schedule import Scheduler
 from bridge.lifecycle.stuck import StuckWatch
 from bridge.mirror.routing import TurnRouter
 from bridge.store.db import Store
+from bridge.store.later import Later
 from bridge.store.queue import Kind, PromptQueue, QueueItem
+from bridge.store.retry import in_thread_retrying
 from runtimes import Runtime, get_runtime
 from runtimes.events import Event, EventKind
 
@@ -68,7 +73,10 @@ class Lifecycle:
         self.tracker = ActivityTracker(grace_seconds=config.signal_grace_seconds)
         self.queue = PromptQueue(store)
         self.tokens = TokenBook(store)
-        self.guard = CompactionGuard(store, self.queue, self._policy, note)
+        self.later = Later()
+        """The signals' store work, off the loop (see the module doc)."""
+        self.router.pending = self.later.idle  # a prompt is routed once its confirm is in
+        self.guard = CompactionGuard(store, self.queue, self._policy, note, self.later)
         self.deliverer = Deliverer(
             self.queue,
             self.tracker,
@@ -138,7 +146,13 @@ class Lifecycle:
         done = await self.stuck.interrupt(slug)
         if then_continue:
             cfg = self._watchdog(slug) or WatchdogConfig()
-            self.queue.enqueue(slug, Kind.CONTINUE, cfg.continue_prompt, source={"via": "stuck"})
+            await asyncio.to_thread(
+                self.queue.enqueue,
+                slug,
+                Kind.CONTINUE,
+                cfg.continue_prompt,
+                source={"via": "stuck"},
+            )
         self.deliverer.wake.set()
         return done
 
@@ -203,30 +217,49 @@ class Lifecycle:
         session = payload.get("session_id")
         if not isinstance(session, str) or not session:
             return
-        row = self.store.agent(slug)
-        if row is None or row.runtime_session_id == session:
-            return
-        self.store.set_runtime_session(slug, session)
-        launch = self.store.current_launch(slug)
-        if launch is not None and launch.exited_at is None:
-            self.store.update_launch(launch.id, session_id=session)
-        log.info("%s: session %s (from its SessionStart hook)", slug, session)
-        for listener in self.on_session:
-            listener(slug)
+
+        def record() -> bool:
+            row = self.store.agent(slug)
+            if row is None or row.runtime_session_id == session:
+                return False
+            self.store.set_runtime_session(slug, session)
+            launch = self.store.current_launch(slug)
+            if launch is not None and launch.exited_at is None:
+                self.store.update_launch(launch.id, session_id=session)
+            return True
+
+        def recorded(new: bool) -> None:
+            if new:
+                log.info("%s: session %s (from its SessionStart hook)", slug, session)
+                for listener in self.on_session:
+                    listener(slug)
+
+        self.later.put(f"{slug}: recording session {session}", record, recorded)
 
     def _confirm(self, slug: str, text: str) -> None:
         """The runtime echoed a prompt: mark its queue item confirmed, remember its origin."""
-        item = self.queue.confirm(slug, text)
-        if item is None:
-            return
-        self.router.origin(slug, item)
-        for listener in self.on_confirmed:
-            listener(item)
+
+        def confirmed(item: QueueItem | None) -> None:
+            if item is None:
+                return
+            self.router.origin(slug, item)
+            for listener in self.on_confirmed:
+                listener(item)
+
+        self.later.put(
+            f"{slug}: confirming a prompt", lambda: self.queue.confirm(slug, text), confirmed
+        )
 
     def on_schedule(self, slug: str, key: str, prompt: str) -> None:
-        item = self.queue.enqueue(slug, Kind.SCHEDULED, prompt, source={"schedule": key})
-        log.info("%s: scheduled prompt queued (#%s, %s)", slug, item, key)
-        self.deliverer.wake.set()
+        def queued(item: int | None) -> None:
+            log.info("%s: scheduled prompt queued (#%s, %s)", slug, item, key)
+            self.deliverer.wake.set()
+
+        self.later.put(
+            f"{slug}: queueing scheduled prompt {key}",
+            lambda: self.queue.enqueue(slug, Kind.SCHEDULED, prompt, source={"schedule": key}),
+            queued,
+        )
 
     def launched(self, slug: str, runtime: Runtime) -> None:
         self.health.launched(slug)
@@ -234,14 +267,14 @@ class Lifecycle:
         agent = self.config.agent(slug)
         if agent is not None and agent.ephemeral and agent.task:
             # A fresh launch has no memory of an earlier attempt: the task goes (again) now.
-            self.queue.enqueue(
-                slug,
-                Kind.TASK,
-                agent.task,
-                source={"via": "task"},
-                dedupe_key=f"task:{slug}:{time.time():.3f}",
+            task, key = agent.task, f"task:{slug}:{time.time():.3f}"
+            self.later.put(
+                f"{slug}: queueing its task",
+                lambda: self.queue.enqueue(
+                    slug, Kind.TASK, task, source={"via": "task"}, dedupe_key=key
+                ),
+                lambda _id: log.info("%s: task queued", slug),
             )
-            log.info("%s: task queued", slug)
 
     def adopted(self, slug: str) -> None:
         self.tracker.adopted(slug)
@@ -250,10 +283,7 @@ class Lifecycle:
         self.tracker.liveness(slug, alive=False, crash_loop=crash_loop)
 
     def _task_finished(self, slug: str) -> bool:
-        """An ephemeral agent's task was delivered and its turn has just ended."""
-        agent = self.config.agent(slug)
-        if agent is None or not agent.ephemeral:
-            return False
+        """An ephemeral agent's task was delivered (worker thread: reads the store)."""
         rows = self.store.query(
             "SELECT 1 FROM prompt_queue WHERE slug = ? AND kind = 'task'"
             " AND status IN ('delivered', 'confirmed')",
@@ -261,14 +291,29 @@ class Lifecycle:
         )
         return bool(rows)
 
+    def _finished(self, slug: str, done: bool) -> None:
+        if not done:
+            return
+        self.note(slug, ":checkered_flag: Task finished; stopping this one-shot agent.")
+        log.info("%s: task finished", slug)
+        if self.on_task_done is not None:
+            self.on_task_done(slug)
+
     def _activity_changed(self, slug: str, old: Activity, new: Activity) -> None:
-        if old is Activity.WORKING and new is Activity.IDLE and self._task_finished(slug):
-            self.note(slug, ":checkered_flag: Task finished; stopping this one-shot agent.")
-            log.info("%s: task finished", slug)
-            if self.on_task_done is not None:
-                self.on_task_done(slug)
+        spec = self.config.agent(slug)
+        if old is Activity.WORKING and new is Activity.IDLE and spec and spec.ephemeral:
+            self.later.put(
+                f"{slug}: checking its task",
+                lambda: self._task_finished(slug),
+                lambda done: self._finished(slug, bool(done)),
+            )
         agent = self.tracker.get(slug)
-        self.store.set_activity(slug, str(new), agent.context_tokens, agent.context_window)
+        state, tokens, window = str(new), agent.context_tokens, agent.context_window
+        self.later.put(
+            f"{slug}: recording activity {state}",
+            lambda: self.store.set_activity(slug, state, tokens, window),
+            key=("activity", slug),
+        )
         log.info("%s: %s -> %s", slug, old, new)
         self.deliverer.wake.set()
 
@@ -290,14 +335,14 @@ class Lifecycle:
             parts.append(f"until {when(reset, time.time())}")
         if agent.context_tokens is not None:
             parts.append(f"ctx {agent.context_tokens // 1000}k")
-        queued = self.queue.counts(slug).get("queued", 0)
+        queued = self.deliverer.queued_counts.get(slug, 0)  # as of the last pass: no store call
         if queued:
             parts.append(f"{queued} queued")
         return " · ".join(parts)
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.hooks.start()
-        for item in self.queue.recover():
+        for item in await in_thread_retrying(self.queue.recover, "recovering the queue", stop):
             log.warning(
                 "%s: %s #%d was being pasted when the runner stopped; not re-sent",
                 item.slug,

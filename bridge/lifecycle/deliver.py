@@ -30,6 +30,7 @@ from bridge.fleet.tmux import SUBMIT_PAUSE_S, PasteResult, TmuxError, TmuxServer
 from bridge.lifecycle.activity import Activity, ActivityTracker
 from bridge.lifecycle.steer import EmptyPrompt, lock_file_for, steer
 from bridge.store.queue import WHILE_WORKING, Kind, PromptQueue, QueueItem
+from bridge.store.retry import retrying
 from runtimes import Runtime
 
 log = logging.getLogger("agentbridge.deliver")
@@ -78,6 +79,9 @@ class Deliverer:
         self.on_delivered: list[Outcome] = []
         self.on_failed: list[Outcome] = []
         self.wake = asyncio.Event()
+        self.queued_counts: dict[str, int] = {}
+        """Queued prompts per agent as of the last pass (the status line reads it: no store
+        call on the loop for every hook)."""
         self._screen_checked: dict[str, float] = {}
         #: Outcomes that could not be written yet: item id -> (status, reason).
         self._unsettled: dict[int, tuple[str, str]] = {}
@@ -91,10 +95,11 @@ class Deliverer:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            try:
-                await self.pass_once()
+            try:  # the store away: the pass is retried with backoff until it is back
+                await retrying(self.pass_once, "a delivery pass", stop)
             except Exception:
-                log.exception("delivery pass failed")
+                if not stop.is_set():
+                    log.exception("delivery pass failed")
             await wait_event(self.wake, 0.25)
             self.wake.clear()
 
@@ -105,6 +110,7 @@ class Deliverer:
         by_agent: dict[str, list[QueueItem]] = {}
         for item in await asyncio.to_thread(self.queue.queued):
             by_agent.setdefault(item.slug, []).append(item)
+        self.queued_counts = {slug: len(items) for slug, items in by_agent.items()}
         for slug, items in by_agent.items():
             items.sort(key=lambda item: item.kind is not Kind.CONTINUE)  # after a limit: first
             state = self.tracker.get(slug).state

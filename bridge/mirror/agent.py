@@ -31,7 +31,7 @@ from pathlib import Path
 from bridge.chat.protocol import ChatBackend, Outgoing, Undeliverable
 from bridge.mirror.alerts import alert_skipped
 from bridge.mirror.batch import Batch, Part, at, take_group
-from bridge.mirror.routing import Route, Router
+from bridge.mirror.routing import Router, route_event
 from bridge.mirror.tail import Line, read_new_lines
 from bridge.render.event import render_event
 from bridge.render.split import split_message
@@ -98,7 +98,7 @@ class AgentMirror:
     async def refresh(self) -> None:
         """Find the current transcript; on rotation finish the old file, then switch."""
         async with self._lock:
-            known = self.known_session()
+            known = await asyncio.to_thread(self.known_session)
             if self.current is not None and known and self.current.session_id == known:
                 return  # still the same session: nothing to look up
             found = await asyncio.to_thread(self._locate)
@@ -111,7 +111,9 @@ class AgentMirror:
                 log.info("%s: transcript rotated to %s", self.slug, found.path)
             else:
                 log.info("%s: following %s", self.slug, found.path)
-            self.current = self.ledger.follow(self.slug, str(found.path), found.session_id)
+            self.current = await asyncio.to_thread(
+                self.ledger.follow, self.slug, str(found.path), found.session_id
+            )
         await self.pump()
 
     # -- delivery ---------------------------------------------------------------------------
@@ -129,7 +131,7 @@ class AgentMirror:
     async def _settle(self) -> set[str]:
         """Look every pending intent up; commit the ones that arrived, drop the rest (they are
         posted again). Returns the ids found. Raises if the look-up fails."""
-        pending = self.ledger.pending(self.slug)
+        pending = await asyncio.to_thread(self.ledger.pending, self.slug)
         if not pending:
             return set()
         places = {(p.channel or self.channel, p.thread) for p in pending}
@@ -145,10 +147,10 @@ class AgentMirror:
             if ref is None and found.get(p.first, "").startswith("file:"):
                 ref = found[p.first]  # an upload is found by its message's first id only
             if ref is not None:
-                self.ledger.commit_posts(self.slug, (p.event_id,), ref)
+                await asyncio.to_thread(self.ledger.commit_posts, self.slug, (p.event_id,), ref)
                 arrived.add(p.event_id)
             else:
-                self.ledger.drop_intent(self.slug, p.event_id)
+                await asyncio.to_thread(self.ledger.drop_intent, self.slug, p.event_id)
         log.info(
             "%s: settled %d unfinished posts (%d had arrived)",
             self.slug,
@@ -193,11 +195,14 @@ class AgentMirror:
             batch = Batch(state.path, result.position, source)
             if self.router is not None:
                 start = result.lines[0].offset if result.lines else result.position.offset
-                self.router.resume(self.slug, Place(state.path, result.position.generation, start))
+                place = Place(state.path, result.position.generation, start)
+                await asyncio.to_thread(self.router.resume, self.slug, place)
             await self._collect_all(batch, result.lines)
             total += await self._flush(batch)
-            self.ledger.advance(self.slug, state.path, batch.position, bad=len(batch.bad))
-            self.unknown.flush()
+            await asyncio.to_thread(
+                self.ledger.advance, self.slug, state.path, batch.position, bad=len(batch.bad)
+            )
+            await asyncio.to_thread(self.unknown.flush)
             self.current = TranscriptState(
                 state.path, state.session_id, batch.position, state.bad_lines
             )
@@ -209,12 +214,14 @@ class AgentMirror:
         query for the lot, not one per event)."""
         first = len(batch.parts)
         for n, line in enumerate(lines):
-            self._collect(batch, line)
+            await self._collect(batch, line)
             if n % 64 == 63:
                 await asyncio.sleep(0)  # let other agents' mirrors in during a catch-up
         fresh = batch.parts[first:]
         if fresh:
-            done = self.ledger.done_among(self.slug, [p.event_id for p in fresh])
+            done = await asyncio.to_thread(
+                self.ledger.done_among, self.slug, [p.event_id for p in fresh]
+            )
             if done:
                 batch.parts[first:] = [p for p in fresh if p.event_id not in done]
 
@@ -228,7 +235,7 @@ class AgentMirror:
         await self._collect_all(batch, result.lines)
         batch.position = result.position
 
-    def _collect(self, batch: Batch, line: Line) -> None:
+    async def _collect(self, batch: Batch, line: Line) -> None:
         """Parse one line into parts to post (checked against the ledger by the caller)."""
         if line.oversized:
             batch.bad.append(line.end)
@@ -250,7 +257,7 @@ class AgentMirror:
             if not event.mirrored:
                 continue
             place = Place(batch.path, batch.position.generation, line.offset)
-            route = self.router.route(self.slug, event, place) if self.router else Route()
+            route = await route_event(self.router, self.slug, event, place)
             if route.skip:
                 continue
             rendered = render_event(event, show_thinking=self.show_thinking)
@@ -286,7 +293,10 @@ class AgentMirror:
         transaction committing the ones posted since: a catch-up then costs one transaction per
         :data:`AHEAD` messages, and a crash leaves at most that many intents for the look-up
         (``find_posted``) to settle. Whatever way the loop ends, commits still owed are written."""
-        if batch.parts and self.ledger.pending(self.slug):
+        unsettled = bool(batch.parts) and bool(
+            await asyncio.to_thread(self.ledger.pending, self.slug)
+        )
+        if unsettled:
             arrived = await self._settle()  # a look-up first, or nothing goes out
             batch.parts = [p for p in batch.parts if p.event_id not in arrived]
         i, sent = 0, 0
@@ -309,9 +319,10 @@ class AgentMirror:
                 ids = tuple(p.event_id for p in group)
                 if start >= intended:
                     plan, intended = self._plan(parts, start, coalesce, alone, reserve is None)
-                    self.ledger.commit_and_intend(
-                        self.slug, owed, batch.path, owed_at, plan, self.channel
-                    )
+                    await asyncio.to_thread(
+                        self.ledger.commit_and_intend,
+                        self.slug, owed, batch.path, owed_at, plan, self.channel,
+                    )  # fmt: skip
                     owed, owed_at = [], None
                 msg = Outgoing(
                     self.slug,
@@ -341,13 +352,14 @@ class AgentMirror:
                     owed.append((ids, ref))
                     owed_at = (pos, len(counted) + (owed_at[1] if owed_at else 0))
                 else:
-                    self.ledger.commit_and_intend(
-                        self.slug, owed, batch.path, owed_at, [], self.channel
-                    )
+                    await asyncio.to_thread(
+                        self.ledger.commit_and_intend,
+                        self.slug, owed, batch.path, owed_at, [], self.channel,
+                    )  # fmt: skip
                     owed, owed_at = [], None
-                    self.ledger.skip_posts(
-                        self.slug, ids, refused.reason, path=batch.path, position=pos,
-                        bad=len(counted),
+                    await asyncio.to_thread(
+                        self.ledger.skip_posts, self.slug, ids, refused.reason,
+                        path=batch.path, position=pos, bad=len(counted),
                     )  # fmt: skip
                     await alert_skipped(
                         self.slug, self.channel, self.ledger, self.backend, self._alerted, ids,
@@ -359,9 +371,10 @@ class AgentMirror:
                     yielded = time.monotonic()
         finally:
             if owed:
-                self.ledger.commit_and_intend(
-                    self.slug, owed, batch.path, owed_at, [], self.channel
-                )
+                await asyncio.to_thread(
+                    self.ledger.commit_and_intend,
+                    self.slug, owed, batch.path, owed_at, [], self.channel,
+                )  # fmt: skip
         return sent
 
     @staticmethod

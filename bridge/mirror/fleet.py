@@ -22,6 +22,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import anyio._backends._asyncio  # noqa: F401  (see below)
 import watchfiles
 from tenacity import (
     AsyncRetrying,
@@ -41,6 +42,10 @@ from bridge.store.ledger import Ledger
 from runtimes import LaunchContext, get_runtime
 
 log = logging.getLogger("agentbridge.mirror")
+
+# ``watchfiles.awatch`` loads anyio's asyncio backend on its first call: a module of thousands of
+# lines imported on the event loop (a stall of 100 ms and more on a busy box). The import above
+# pays for it with this module, before the loop runs.
 
 #: First and longest pause between attempts to settle an agent's unfinished posts.
 SETTLE_BACKOFF_S = 1.0

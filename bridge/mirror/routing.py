@@ -17,10 +17,20 @@ as a confirmed queue row no route has claimed. Without a store (unit use) it is 
 
 An agent can also be pinned to a thread (a PR reviewer, under its "Reviewing #42" header):
 then every turn that no Slack message claims goes into that thread, headers and all.
+
+Threads: the mirror calls :meth:`TurnRouter.route` for a prompt, and :meth:`TurnRouter.resume`,
+in a worker thread (they read and write the store), while the loop records origins. The
+in-memory maps are guarded by a lock held only around memory, never around a store call, so
+the loop never waits for the database through it. Origins are learned off the loop too (the
+queue's confirm is a store call): before routing a prompt the mirror awaits
+:meth:`TurnRouter.settled`, so an origin already on its way is in memory when it is needed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -54,6 +64,8 @@ class Router(Protocol):
 
     def route(self, slug: str, event: Event, at: Place | None = None) -> Route: ...
 
+    async def settled(self) -> None: ...
+
 
 class TurnRouter:
     def __init__(self, store: Store | None = None) -> None:
@@ -61,6 +73,9 @@ class TurnRouter:
         self._thread: dict[str, str | None] = {}
         self._book = TurnBook(store) if store is not None else None
         self._pinned: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self.pending: Callable[[], Awaitable[None]] | None = None
+        """Awaits the origins being recorded now (the lifecycle's confirms), if any."""
 
     def bind(self, store: Store) -> None:
         """Make routing durable in ``store`` (the mirrors do this; idempotent)."""
@@ -80,9 +95,14 @@ class TurnRouter:
 
     def origin(self, slug: str, item: QueueItem) -> None:
         """A delivered prompt was confirmed by the runtime: remember where it came from."""
-        pending = self._origins.setdefault(slug, [])
-        pending.append((normalized(item.source.get("pasted", item.text)), item))
-        del pending[:-20]
+        with self._lock:
+            pending = self._origins.setdefault(slug, [])
+            pending.append((normalized(item.source.get("pasted", item.text)), item))
+            del pending[:-20]
+
+    async def settled(self) -> None:
+        if self.pending is not None:
+            await self.pending()
 
     def thread_of(self, slug: str) -> str | None:
         return self._thread.get(slug)
@@ -94,11 +114,12 @@ class TurnRouter:
 
     def _pop(self, slug: str, text: str) -> tuple[int, Kind, dict[str, Any]] | None:
         wanted = normalized(text)
-        pending = self._origins.get(slug, [])
-        for i, (pasted, item) in enumerate(pending):
-            if echoes(pasted, wanted):
-                del pending[i]
-                return item.id, item.kind, item.source
+        with self._lock:
+            pending = self._origins.get(slug, [])
+            for i, (pasted, item) in enumerate(pending):
+                if echoes(pasted, wanted):
+                    del pending[i]
+                    return item.id, item.kind, item.source
         if self._book is not None:
             for found in self._book.unclaimed(slug):
                 if echoes(normalized(found.source.get("pasted", found.text)), wanted):
@@ -137,3 +158,14 @@ class TurnRouter:
         if source.get("via") == "command":
             return pinned, Route(thread=pinned, header=":speech_balloon: *Sent with /agent send*")
         return pinned, Route(thread=pinned, header=HEADERS.get(kind))
+
+
+async def route_event(router: Router | None, slug: str, event: Event, at: Place) -> Route:
+    """``router.route`` from the event loop: a prompt's route is looked up (and saved) in the
+    store, so in a worker thread, once the origins on their way are in."""
+    if router is None:
+        return Route()
+    if event.kind is EventKind.USER_PROMPT:
+        await router.settled()
+        return await asyncio.to_thread(router.route, slug, event, at)
+    return router.route(slug, event, at)

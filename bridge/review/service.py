@@ -34,6 +34,7 @@ from bridge.review.clean import clean_due
 from bridge.review.ledger import Review, Reviews
 from bridge.review.pr import PullRequest
 from bridge.store.db import Store
+from bridge.store.retry import in_thread_retrying, retrying
 
 log = logging.getLogger("agentbridge.review")
 
@@ -300,8 +301,8 @@ class ReviewService:
     # -- the loop ---------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        ledger = await self._ledger()
-        for review in await asyncio.to_thread(ledger.running):
+        ledger = await retrying(self._ledger, "opening the review ledger", stop)
+        for review in await in_thread_retrying(ledger.running, "listing running reviews", stop):
             if review.slug and review.header:
                 self.router.pin(review.slug, review.header)  # threads survive a restart
         while not stop.is_set():

@@ -7,12 +7,14 @@ message, and a single-file transactional store gives that with no server. WAL le
 
 Threads: all methods are synchronous and serialised by one lock, and any thread may call them
 (the connection is opened with ``check_same_thread=False``; the lock, not a thread, owns it).
-The daemon calls them from two places. Worker threads (``asyncio.to_thread``): the reconciler's
-passes, the deliverer's queue updates, ``status``. The event loop, directly: the short indexed
-reads and single-row writes that signals cause (a hook's bookkeeping, the compaction guard,
-activity, the mirror's ledger entries per posted message, a queued prompt). Those block the
-loop for one statement: cheap in WAL mode with ``synchronous=NORMAL`` (no fsync per commit),
-but a loop call waits while a worker thread holds the lock, so nothing long runs under it.
+The daemon calls them only from worker threads, never from the event loop: async code awaits
+``asyncio.to_thread``, and the signals' bookkeeping that arrives in synchronous callbacks (a
+hook, an activity change, a confirmed prompt, the compaction guard) goes through
+:class:`bridge.store.later.Later`. On Postgres one statement can wait seconds for a connection
+(the server restarting), and every agent's hooks and Slack's acks would wait with it; the
+runner's loop-lag warning (:func:`bridge.aio.watch_lag`) says when something blocks the loop.
+The constructors that load a table once (the hook tokens, the limit waits, a mirror's
+transcript position) still read at start-up, before anything is served.
 
 Two engines share this interface (``tx()`` yielding a :class:`Conn`, ``query()`` returning rows
 that index by position and by name): this SQLite one, the default, and

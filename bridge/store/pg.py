@@ -13,6 +13,20 @@ open, runs the normal inbound code, whose ``enqueue`` then commits together with
 use the drain's connection instead of a pooled one. A statement that fails inside a joined
 transaction marks it failed, so the drain rolls back instead of marking the row done.
 
+Nothing outlives the transaction it joined: the join belongs to the task that made it (and to
+the worker threads that task hands its calls to, ``asyncio.to_thread``, which copies its
+context). A task spawned meanwhile (a click's "Interrupt and continue" queues its continue
+prompt seconds later) would inherit the context variable; it does not inherit the join: tasks
+created while a join is open start with none (:func:`_unjoined_task`), and a statement from any
+other task on the loop ignores it. Such work commits on its own connection, whatever becomes of
+the drain's transaction.
+
+The pool checks a connection before handing it out (``check=``): after a Postgres restart
+every pooled connection is dead, and without the check each would be handed out once, to fail.
+Waiting for a connection gives up after :data:`CONNECT_TIMEOUT_S` (a store error the core loops
+retry, :mod:`bridge.store.retry`), and reconnection attempts restart their backoff often enough
+that the pool is whole again within seconds of the server's return.
+
 Migrations: :data:`~bridge.store.db.MIGRATIONS` in order, each in its own transaction, counted
 in a one-row ``schema_version`` table, under ``pg_advisory_lock`` so two runners starting at
 once do not both apply one.
@@ -20,11 +34,13 @@ once do not both apply one.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Coroutine, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -37,6 +53,12 @@ from bridge.store.schema import MIGRATIONS
 
 #: pg_advisory_lock key for migrations ("agentbridge" folded into a bigint).
 MIGRATION_LOCK = 0x61676E7462726467
+
+CONNECT_TIMEOUT_S = 5.0
+"""How long a statement waits for a pooled connection before it fails (Postgres away)."""
+RECONNECT_WINDOW_S = 6.0
+"""The pool's reconnection backoff (1 s, doubling) starts over after this long, so its attempts
+stay a few seconds apart however long the server was away."""
 
 
 class Row:
@@ -125,6 +147,52 @@ class PgConn:
         return PgCursor(cursor, False)
 
 
+@dataclass(frozen=True, slots=True)
+class _Join:
+    conn: PgConn
+    owner: asyncio.Task[Any] | None
+    """The task that joined; None when the join was made outside any event loop."""
+
+
+_ALL_JOINS: list[contextvars.ContextVar[_Join | None]] = []
+"""Every store's join variable, for :func:`_unjoined_task` (one per store; a handful)."""
+
+
+def _unjoined_task(
+    loop: asyncio.AbstractEventLoop,
+    coro: Coroutine[Any, Any, Any] | Generator[Any, None, Any],
+    **kwargs: Any,
+) -> asyncio.Task[Any]:
+    """The loop's task factory while stores are joined: a new task runs in a copy of its
+    creator's context with every join cleared, so it can never write into (and be rolled back
+    with) a transaction it did not open."""
+    context = kwargs.pop("context", None)
+    if context is None:
+        context = contextvars.copy_context()
+    for var in _ALL_JOINS:
+        context.run(var.set, None)
+    return asyncio.Task(coro, loop=loop, context=context, **kwargs)
+
+
+def _install_task_factory() -> None:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return  # no loop in this thread: no task can be spawned from here
+    factory = loop.get_task_factory()
+    if factory is None:
+        loop.set_task_factory(_unjoined_task)
+    elif factory is not _unjoined_task:  # someone else's: ours must not replace it silently
+        raise RuntimeError("PgStore.join: the event loop already has a task factory")
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None  # a worker thread: no loop here
+
+
 class PgStore(Store):
     engine = "postgres"
     shared = True
@@ -134,10 +202,11 @@ class PgStore(Store):
         self.path = None  # type: ignore[assignment]
         self._lock = threading.RLock()
         self.schema = dialect.Schema(MIGRATIONS)
-        self.joined: contextvars.ContextVar[PgConn | None] = contextvars.ContextVar(
+        self.joined: contextvars.ContextVar[_Join | None] = contextvars.ContextVar(
             f"agentbridge_joined_{id(self)}", default=None
         )
         """An open transaction this store's ``tx()``/``query()`` join (see :meth:`join`)."""
+        _ALL_JOINS.append(self.joined)
         self.pool = ConnectionPool(
             url,
             min_size=1,
@@ -145,6 +214,9 @@ class PgStore(Store):
             kwargs={"autocommit": True},
             open=False,
             name="agentbridge",
+            check=ConnectionPool.check_connection,
+            timeout=CONNECT_TIMEOUT_S,
+            reconnect_timeout=RECONNECT_WINDOW_S,
         )
         self.pool.open(wait=True, timeout=30)
         self.readonly = readonly
@@ -156,10 +228,25 @@ class PgStore(Store):
 
     def close(self) -> None:
         self.pool.close()
+        with contextlib.suppress(ValueError):
+            _ALL_JOINS.remove(self.joined)
+
+    def joined_conn(self) -> PgConn | None:
+        """The transaction this call joins: the one its own task opened with :meth:`join`, if
+        any. From a worker thread the join came with the context ``asyncio.to_thread`` copied
+        from the task that holds it (spawned tasks never carry one: see the module doc)."""
+        join = self.joined.get()
+        if join is None:
+            return None
+        if join.owner is not None and _current_task() not in (None, join.owner):
+            return None  # another task on the loop: not its transaction
+        if join.owner is not None and _current_task() is None and _on_loop_thread():
+            return None  # a plain callback on the loop, scheduled from inside the join
+        return join.conn
 
     @contextmanager
     def tx(self) -> Iterator[Conn]:
-        joined = self.joined.get()
+        joined = self.joined_conn()
         if joined is not None:
             try:
                 yield joined
@@ -186,8 +273,10 @@ class PgStore(Store):
 
     @contextmanager
     def join(self, conn: PgConn) -> Iterator[None]:
-        """Within this block (this task's context), this store's statements join ``conn``."""
-        token = self.joined.set(conn)
+        """Within this block, this task's statements on this store (its own, and those it runs
+        in worker threads) join ``conn``; no other task's do."""
+        _install_task_factory()
+        token = self.joined.set(_Join(conn, _current_task()))
         try:
             yield
         finally:
@@ -195,7 +284,7 @@ class PgStore(Store):
                 self.joined.reset(token)
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        joined = self.joined.get()
+        joined = self.joined_conn()
         if joined is not None:
             return joined.execute(sql, params).fetchall()
         with self.pool.connection() as conn:
@@ -235,3 +324,11 @@ class PgStore(Store):
                         conn.execute("UPDATE schema_version SET version = %s", (number,))
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+
+
+def _on_loop_thread() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
