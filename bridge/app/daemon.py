@@ -8,6 +8,7 @@ state dir, enforced with a lock file, because two would double-post every messag
 from __future__ import annotations
 
 import asyncio
+import functools
 import faulthandler
 import io
 import logging
@@ -74,8 +75,9 @@ class Daemon:
         except AlreadyRunning as err:
             print(f"agentbridge: {err}", file=sys.stderr)
             return 3
-        # The runner's Slack credentials must never reach an agent's environment, including
-        # through the tmux server's global environment when this process starts the server.
+        # The runner's Slack credentials and database URL must never reach an agent's
+        # environment, including through the tmux server's global environment when this process
+        # starts the server (libpq's PG* variables are kept from agents by ``agent_env``).
         secrets = {k: os.environ[k] for k in (*PRIVATE_ENV, "SLACK_API_URL") if k in os.environ}
         for key in PRIVATE_ENV:
             os.environ.pop(key, None)
@@ -87,7 +89,9 @@ class Daemon:
     async def _serve(self, config: Config, secrets: dict[str, str]) -> int:
         loop = asyncio.get_running_loop()
         socket = paths.tmux_socket(config.tmux_socket)
-        store = await asyncio.to_thread(open_store, self.state_dir, config.store)
+        store = await asyncio.to_thread(
+            functools.partial(open_store, self.state_dir, config.store, environ=secrets)
+        )
         host = runner_host()
         shared = store.shared
         fleet = config  # every host's agents: channels, routing, notes
