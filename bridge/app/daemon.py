@@ -8,8 +8,8 @@ state dir, enforced with a lock file, because two would double-post every messag
 from __future__ import annotations
 
 import asyncio
-import functools
 import faulthandler
+import functools
 import io
 import logging
 import os
@@ -165,11 +165,15 @@ class Daemon:
         lifecycle.on_task_done = task_done
         chat = ChatBridge(fleet, backend, lifecycle, reconciler, self.state_dir / "inbox")
         chat.commands.verbs["review"] = reviews.command
+        if router is not None:  # a review runs on its template's host
+            router.command_owners["review"] = reviews.owner
         await chat.start()
         await asyncio.to_thread(self._respawned, store, reconciler)
         current = [fleet]
         answers = Answers(config, store, backend, lifecycle.tracker, lifecycle.router.thread_of)
         answers.install()  # after the chat side: it chains to whatever took actions before
+        if router is not None:  # a form's answer reaches the host whose agent asked
+            router.form_owner = answers.form_owner
         lifecycle.hooks.blocking = answers.hook
         lifecycle.on_confirmed.append(answers.confirmed)
         lifecycle.deliverer.on_delivered.append(answers.pasted)

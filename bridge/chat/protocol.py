@@ -85,6 +85,18 @@ class Receipt:
     def settled(self) -> bool:
         return self._done.done()
 
+    @property
+    def kept(self) -> bool:
+        """Settled as kept (not refused, not still open)."""
+        return self._done.done() and self._done.exception() is None
+
+    @property
+    def why(self) -> str:
+        """Why it was refused ("" when kept or still open)."""
+        if not self._done.done() or self._done.exception() is None:
+            return ""
+        return str(self._done.exception())
+
     async def wait(self) -> None:
         """Return once kept; raise :class:`NotKept` (or the cause) when not."""
         await asyncio.shield(self._done)

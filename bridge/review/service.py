@@ -112,6 +112,16 @@ class ReviewService:
         names = ", ".join(f"`{t.slug}`" for t in templates)
         return f"Several reviewer templates ({names}): name one, `/agent review 42 TEMPLATE`."
 
+    def owner(self, channel: str, text: str) -> AgentConfig | None:
+        """The template a ``/agent review`` (``text``: what follows the verb) is for, so that
+        with several hosts the template's own host runs it (its repo, gh login and spawned
+        reviewers are there); None when the request names none (answered where it lands)."""
+        words = text.split()
+        if not words or len(words) > 2:
+            return None
+        found = self.template(words[1] if len(words) > 1 else None, channel)
+        return None if isinstance(found, str) else found
+
     async def command(self, user: str, channel: str, text: str) -> str:
         """``/agent review <PR> [TEMPLATE]``, for people who may steer the template."""
         words = text.split()
