@@ -33,6 +33,7 @@ from bridge.config.model import Config, ConfigError, default_channel
 from bridge.config.placement import runner_host
 from bridge.config.spawned import load_fleet, spawn_ids, spawned_dir
 from bridge.config.watch import config_snapshot, watch_config
+from bridge.devtools import store_faults
 from bridge.fleet.launch import PRIVATE_ENV
 from bridge.fleet.reconcile import Reconciler, runner_mark
 from bridge.fleet.tmux import TmuxServer
@@ -47,6 +48,20 @@ from bridge.store.hosts import HostBook
 from runtimes import Runtime
 
 log = logging.getLogger("agentbridge")
+
+
+def faults_from_env(store: Store) -> store_faults.Faults | None:
+    """The test suite's fault-injecting store (:mod:`bridge.devtools.store_faults`), when
+    ``AGENTBRIDGE_TEST_STORE_FAULTS`` asks for it; disarmed until the runner has started."""
+    spec = os.environ.get(store_faults.ENV)
+    if not spec:
+        return None
+    share, seed = store_faults.parse(spec)
+    log.warning("runner: TEST ONLY: %s of store calls fail (%s)", share, store_faults.ENV)
+    faults = store_faults.install(store, share, seed)
+    faults.enabled = False
+    return faults
+
 
 STOP_GRACE_S = 20.0
 """How long a stop may take before the runner dumps its threads' stacks and exits anyway."""
@@ -92,6 +107,7 @@ class Daemon:
         store = await asyncio.to_thread(
             functools.partial(open_store, self.state_dir, config.store, environ=secrets)
         )
+        faults = faults_from_env(store)
         host = runner_host()
         shared = store.shared
         fleet = config  # every host's agents: channels, routing, notes
@@ -219,6 +235,8 @@ class Daemon:
             host,
             store.describe(),
         )
+        if faults is not None:  # armed once started: a failing start only ends the runner
+            faults.enabled = True
         tasks = [
             asyncio.create_task(lifecycle.run(self.stop), name="lifecycle"),
             asyncio.create_task(reconciler.run(self.stop), name="reconcile"),

@@ -42,6 +42,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from bridge.aio import wait_event
 from bridge.chat.delegate import DelegatingBackend
@@ -67,9 +68,11 @@ from bridge.config.model import AgentConfig, Config
 from bridge.store.hosts import HostBook
 from bridge.store.pg import PgStore
 from bridge.store.recipient import recipient
+from bridge.store.transient import is_transient
 
 log = logging.getLogger("agentbridge.cluster")
 
+TAKE_ATTEMPTS = 4
 _AGENT_VERBS = ("restart", "stop", "compact", "send")
 
 
@@ -86,6 +89,7 @@ class RoutedBackend(DelegatingBackend):
         *,
         poll_s: float = 2.0,
         reply_wait_s: float = 20.0,
+        backoff_s: float = BACKOFF_S,
     ) -> None:
         super().__init__(inner)
         self._store = store
@@ -99,7 +103,8 @@ class RoutedBackend(DelegatingBackend):
         self._stopping = threading.Event()
         self._command: CommandHandler | None = None
         self._action: ActionHandler | None = None
-        self._rows = EventRows(store, host)
+        self._rows = EventRows(store, host, backoff_s=backoff_s)
+        self._backoff_s = backoff_s
         self.command_owners: dict[str, Callable[[str, str], AgentConfig | None]] = {}
         """``/agent`` verbs (besides the agent verbs) whose agent the app resolves: verb ->
         (channel, the rest of the text) -> the agent it acts on, or None (handled here)."""
@@ -150,7 +155,14 @@ class RoutedBackend(DelegatingBackend):
     async def _pump(self) -> None:
         async for msg in self._inner.receive():
             try:
-                await self._take(msg)
+                async for attempt in AsyncRetrying(  # a blip: again at once (see Inbound.handle)
+                    retry=retry_if_exception(is_transient),
+                    stop=stop_after_attempt(TAKE_ATTEMPTS),
+                    wait=wait_exponential(multiplier=0.05, max=0.4),
+                    reraise=True,
+                ):
+                    with attempt:
+                        await self._take(msg)
             except Exception as err:  # a store error: not committed, so not acknowledged
                 log.warning("route: could not keep message %s in %s: %s", msg.ref, msg.channel, err)
                 if msg.receipt is not None:  # Slack delivers it again
@@ -317,7 +329,7 @@ class RoutedBackend(DelegatingBackend):
                     claim = await asyncio.to_thread(self._rows.claim)
                 except Exception as err:  # the store is away: the rows wait for it
                     log.warning("route: could not claim a routed event (%s); retrying", err)
-                    await wait_event(self._wake, BACKOFF_S)
+                    await wait_event(self._wake, self._backoff_s)
                     self._wake.clear()
                     continue
                 if claim is None:

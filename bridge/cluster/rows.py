@@ -86,9 +86,10 @@ class Claim:
 
 
 class EventRows:
-    def __init__(self, store: PgStore, host: str) -> None:
+    def __init__(self, store: PgStore, host: str, *, backoff_s: float = BACKOFF_S) -> None:
         self._store = store
         self._host = host
+        self._backoff_s = backoff_s
         self._backoff: dict[str, float] = {}
         """Rows whose last attempt failed -> when (monotonic) they may be claimed again."""
 
@@ -181,13 +182,14 @@ class EventRows:
                 ).fetchall()
         except Exception as err:  # the store is away: not counted, tried again after a pause
             log.warning("route: attempt on %s not counted (%s)", event_id, err)
-            self._backoff[event_id] = time.monotonic() + BACKOFF_S
+            self._backoff[event_id] = time.monotonic() + self._backoff_s
             return "retry"
         attempts = int(rows[0][0]) if rows else MAX_ATTEMPTS
         if rows and rows[0][1] is not None and attempts >= MAX_ATTEMPTS:
             self._backoff.pop(event_id, None)
             return "gave up"
-        self._backoff[event_id] = time.monotonic() + min(BACKOFF_MAX_S, BACKOFF_S * 2**attempts)
+        delay = min(BACKOFF_MAX_S, self._backoff_s * 2**attempts)
+        self._backoff[event_id] = time.monotonic() + delay
         return "retry"
 
     def abort(self, claim: Claim) -> None:
