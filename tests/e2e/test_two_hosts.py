@@ -195,6 +195,11 @@ def test_a_stopped_hosts_messages_wait_and_arrive_once_when_it_returns(hosts: Ho
         "the back note",
     )
     assert len(down_notes()) == 1  # reported once, by one of the runners
+    # the runner's database URL (password and all) never reaches an agent's process
+    [pid] = a.tmux("list-panes", "-t", "=a1", "-F", "#{pane_pid}").split()
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert environ and not any(hosts.url.encode() in v for v in environ)
+    assert not any(v.startswith((b"AGENTBRIDGE_DATABASE_URL=", b"PG")) for v in environ)
 
 
 def test_with_a_wait_limit_messages_older_than_it_are_reported_not_pasted(hosts: Hosts) -> None:
