@@ -14,13 +14,18 @@ agent on host A may reach host B's runner. :class:`RoutedBackend` wraps the chat
   LOCKED`` and, with that transaction still open, hands the event to the same channel-side
   code. Its ``enqueue`` joins the transaction (:meth:`bridge.store.pg.PgStore.join`), which
   then marks the row done and commits: a crash leaves either the row to drain again or the
-  prompt queued, never both or neither. A failed attempt rolls back; after
-  :data:`MAX_ATTEMPTS` the row is closed as failed (a poison row must not block the others).
-- ``/agent`` commands naming another host's agent, and clicks on another host's agent's
-  messages, travel the same way; the receiving runner waits for the owner's reply (the row's
+  prompt queued, never both or neither. A routed message carries a receipt like one from
+  Slack: the row is done only once the consumer kept it (queued its prompt, or deliberately
+  ignored or refused it); an error in its handling refuses the receipt, and the attempt rolls
+  back like a failed statement does. A failed row is drained again after a backoff; after
+  :data:`~bridge.cluster.rows.MAX_ATTEMPTS` it is closed as failed and its sender is told in
+  the message's thread (a poison row must not block the others, nor vanish silently).
+- ``/agent`` commands naming another host's agent (``/agent review``: its template's host),
+  clicks on another host's agent's messages and modal submissions for another host's agent's
+  question (Slack sends those without a channel; :attr:`RoutedBackend.form_owner` names the
+  agent) travel the same way; the receiving runner waits for the owner's reply (the row's
   ``outcome``) and answers the person. A command for a host that is down is refused at once
-  instead of waiting (a stale ``restart`` hours later would surprise), and a modal submission
-  (no channel) is handled where it lands.
+  instead of waiting (a stale ``restart`` hours later would surprise).
 
 Files shared with a routed message travel as their id, name, size and download address; the
 owner's backend fetches them with its own token (:meth:`ChatBackend.attachment`), so the agent
@@ -40,8 +45,6 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import psycopg
-from psycopg import sql
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from bridge.aio import wait_event
@@ -60,7 +63,7 @@ from bridge.cluster.rows import (
     BACKOFF_S,
     MAX_ATTEMPTS,
     EventRows,
-    notify_channel,
+    listen,
     payload_of,
     rebuild,
 )
@@ -254,68 +257,44 @@ class RoutedBackend(DelegatingBackend):
 
     # -- owning side -------------------------------------------------------------------------
 
-    def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
-        """LISTEN for this host's rows (a thread: psycopg's notifies() blocks)."""
-        channel = notify_channel(self._host)
-        while not self._stopping.is_set():
-            try:
-                with psycopg.connect(self._store.url, autocommit=True) as conn:
-                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
-                    loop.call_soon_threadsafe(self._wake.set)  # rows from while we were away
-                    while not self._stopping.is_set():
-                        for _ in conn.notifies(timeout=1.0, stop_after=1):
-                            loop.call_soon_threadsafe(self._wake.set)
-            except psycopg.Error as err:
-                log.warning("route: LISTEN %s lost (%s); reconnecting", channel, err)
-                self._stopping.wait(1.0)
-
     def _too_old(self, received_at: float) -> bool:
         limit = self._config.routed_max_wait_minutes
         return limit is not None and time.time() - received_at > limit * 60
 
-    async def _expired(self, msg: Incoming) -> str:
-        """Tell the sender a message that waited too long for this host was not pasted."""
-        agent = self.agent_of(msg.channel, msg.thread)
-        limit = self._config.routed_max_wait_minutes
+    async def _not_delivered(self, msg: Incoming, why: str, key: str) -> None:
+        """Tell the sender, in the message's thread, that it did not reach its agent."""
+        agent = await asyncio.to_thread(self.agent_of, msg.channel, msg.thread)
         name = f"`{agent.slug}`" if agent else "its agent"
-        text = (
-            f":warning: Not delivered to {name}: its host `{self._host}` was away for longer "
-            f"than `routed_max_wait_minutes` ({limit:g} min). Send it again if it still applies."
-        )
-        await self._inner.post(
-            Outgoing(
-                "", msg.channel, text, f"expired:{msg.channel}:{msg.ref}", msg.thread or msg.ref
-            )
-        )
+        text = f":warning: Not delivered to {name}: {why}. Send it again if it still applies."
+        event_id = f"{key}:{msg.channel}:{msg.ref}"
+        await self._inner.post(Outgoing("", msg.channel, text, event_id, msg.thread or msg.ref))
+
+    async def _expired(self, msg: Incoming) -> str:
+        limit = self._config.routed_max_wait_minutes or 0
+        why = f"its host `{self._host}` was away for longer than `routed_max_wait_minutes`"
+        await self._not_delivered(msg, f"{why} ({limit:g} min)", "expired")
         log.info("route: message %s in %s waited too long; not delivered", msg.ref, msg.channel)
         return "expired"
 
     async def _gave_up(self, kind: str, payload: dict[str, Any], error: str) -> None:
         """Tell the sender of a message that could not be queued (commands and clicks: the
         receiving runner shows the row's outcome to the person who waits for it)."""
-        if kind != "message":
-            return
-        msg = rebuild(Incoming, payload, self._inner)
-        agent = self.agent_of(msg.channel, msg.thread)
-        name = f"`{agent.slug}`" if agent else "its agent"
-        text = (
-            f":warning: Not delivered to {name}: host `{self._host}` failed {MAX_ATTEMPTS} "
-            f"times to queue it ({error}). Send it again if it still applies."
-        )
-        await self._inner.post(
-            Outgoing(
-                "",
-                msg.channel,
-                text,
-                f"route-failed:{msg.channel}:{msg.ref}",
-                msg.thread or msg.ref,
-            )
-        )
+        if kind == "message":
+            why = f"host `{self._host}` failed {MAX_ATTEMPTS} times to queue it ({error})"
+            await self._not_delivered(rebuild(Incoming, payload, self._inner), why, "route-failed")
 
     async def receive(self) -> AsyncIterator[Incoming]:
         loop = asyncio.get_running_loop()
         threading.Thread(
-            target=self._listen, args=(loop,), name="route-listen", daemon=True
+            target=listen,
+            args=(
+                self._store.url,
+                self._host,
+                self._stopping,
+                lambda: loop.call_soon_threadsafe(self._wake.set),
+            ),
+            name="route-listen",
+            daemon=True,
         ).start()
         pump = asyncio.create_task(self._pump(), name="route-pump")
         try:

@@ -19,7 +19,9 @@ import contextlib
 import dataclasses
 import json
 import logging
+import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
@@ -40,6 +42,23 @@ BACKOFF_MAX_S = 30.0
 
 def notify_channel(host: str) -> str:
     return f"inbound_{host}"[:63]
+
+
+def listen(url: str, host: str, stopping: threading.Event, wake: Callable[[], None]) -> None:
+    """LISTEN for ``host``'s rows until ``stopping``, calling ``wake`` on each notification and
+    on every (re)connection (rows may have come while away). A thread: ``notifies()`` blocks."""
+    channel = notify_channel(host)
+    while not stopping.is_set():
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                wake()
+                while not stopping.is_set():
+                    for _ in conn.notifies(timeout=1.0, stop_after=1):
+                        wake()
+        except psycopg.Error as err:
+            log.warning("route: LISTEN %s lost (%s); reconnecting", channel, err)
+            stopping.wait(1.0)
 
 
 def payload_of(value: Any) -> dict[str, Any]:
