@@ -332,12 +332,28 @@ def test_with_the_store_failing_at_random_on_both_hosts_nothing_is_lost_or_doubl
     rig: Rig,
 ) -> None:
     """A share of all store calls fails on both hosts (receiving: the row's insert; owning:
-    the claim, the joined enqueue, the done mark): every message is queued exactly once."""
+    the claim, the joined enqueue, the done mark): every message is queued exactly once, and
+    an approval denied by a click that travels through the same faults ends denied."""
     total = 40
 
     async def scenario() -> None:
+        a, b = rig.hosts["a"], rig.hosts["b"]
+        answers = Answers(rig.config, a.store, a.routed, ActivityTracker(), lambda s: None)
+        a.routed.on_action = answers.on_action  # the owner's click side
+        ask = Ask(kind="approval", key="tool-rm", event="PermissionRequest", command="rm -r x")
+        row, _ = await asyncio.to_thread(AskBook(a.store).open_or_create, "a1", ask)
+        row, waiter = await answers.posted_waiter(row)
         for faults in rig.faults.values():
             faults.enabled = True
+        deny = Action(
+            rig.alice, rig.channel["#agent-a1"], row.message_ref or "", f"q:{row.id}:deny"
+        )
+        assert b.inner.on_action is not None
+        for _ in range(20):  # a click whose routing failed is clicked again, as a person would
+            if waiter.done():
+                break
+            await b.inner.on_action(deny)
+        assert (await waiter).verdict == "deny"
         sent: dict[str, list[str]] = {"a1": [], "b1": []}
         for i in range(total):
             for slug in sent:
@@ -360,5 +376,10 @@ def test_with_the_store_failing_at_random_on_both_hosts_nothing_is_lost_or_doubl
             got = rig.queued(slug)
             assert sorted(got) == sorted(keys), f"{slug}: lost or duplicated"
         assert all(f.injected > 0 for f in rig.faults.values()), "no fault was injected"
+        stored = rig.sql("SELECT status, answer FROM asks WHERE id = %s", row.id)
+        assert len(stored) == 1 and '"deny"' in stored[0][1], stored
+        audit = rig.sql("SELECT action FROM answer_audit WHERE ask_id = %s", row.id)
+        assert audit == [("answered",)], audit  # one answer, the one chosen
+        await answers.close()
 
     run(rig, scenario, faults=0.1)
