@@ -318,7 +318,15 @@ class RoutedBackend(DelegatingBackend):
                 kind, payload = claim.kind, claim.payload
                 outcome, error = "handled", None
                 try:
-                    with self._store.join(claim.conn):
+                    # A click or form runs outside the row's transaction: an answer it commits
+                    # must be durable before the waiting hook acts on it (as on a single box);
+                    # run again after a failed attempt, it is refused as answered already.
+                    joined = (
+                        contextlib.nullcontext()
+                        if kind == "action"
+                        else self._store.join(claim.conn)
+                    )
+                    with joined:
                         if kind == "message" and self._too_old(claim.received_at):
                             outcome = await self._expired(rebuild(Incoming, payload, self._inner))
                         elif kind == "message":

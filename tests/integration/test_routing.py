@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import textwrap
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from bridge.channel.inbound import Inbound
 from bridge.chat.protocol import Action, ChatBackend, NotKept
 from bridge.chat.slack.backend import SlackBackend
 from bridge.cluster.router import RoutedBackend
-from bridge.cluster.rows import MAX_ATTEMPTS
+from bridge.cluster.rows import MAX_ATTEMPTS, EventRows
 from bridge.config.model import Config, load_config
 from bridge.devtools import store_faults
 from bridge.lifecycle.activity import ActivityTracker
@@ -323,6 +324,44 @@ def test_a_waiting_question_wakes_on_an_answer_committed_by_another_host(rig: Ri
         assert await asyncio.to_thread(AskBook(b.store).answer, row.id, chosen, rig.alice, "blue")
         got = await asyncio.wait_for(asyncio.shield(waiter), 30)
         assert got == chosen
+        await answers.close()
+
+    run(rig, scenario)
+
+
+def test_a_routed_click_answer_is_committed_before_the_waiting_hook_is_woken(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer is durable before anything acts on it, as on a single box: not held in the
+    drain's open transaction (which a later failure would roll back after the hook ran)."""
+    settle = EventRows.finish
+
+    def slow(self: EventRows, claim: Any, outcome: str, error: str | None) -> str:
+        time.sleep(1.0)  # the drain's transaction stays open a while after the handler
+        return settle(self, claim, outcome, error)
+
+    monkeypatch.setattr(EventRows, "finish", slow)
+
+    async def scenario() -> None:
+        a, b = rig.hosts["a"], rig.hosts["b"]
+        answers = Answers(rig.config, a.store, a.routed, ActivityTracker(), lambda s: None)
+        a.routed.on_action = answers.on_action
+        ask = Ask(kind="approval", key="tool-ls", event="PermissionRequest", command="ls")
+        row, _ = await asyncio.to_thread(AskBook(a.store).open_or_create, "a1", ask)
+        row, waiter = await answers.posted_waiter(row)
+        seen: list[str] = []
+        waiter.add_done_callback(
+            lambda _: seen.extend(
+                str(r[0]) for r in rig.sql("SELECT status FROM asks WHERE id = %s", row.id)
+            )
+        )
+        click = Action(
+            rig.alice, rig.channel["#agent-a1"], row.message_ref or "", f"q:{row.id}:deny"
+        )
+        assert b.inner.on_action is not None
+        await b.inner.on_action(click)
+        assert (await asyncio.wait_for(waiter, 30)).verdict == "deny"
+        assert seen == ["answered"]
         await answers.close()
 
     run(rig, scenario)
