@@ -67,7 +67,7 @@ def test_mirror_with_a_flaky_store_loses_and_duplicates_nothing(
         spec["env"]["CLAUDE_CONFIG_DIR"], "projects", project, f"{agent_session_id('fm')}.jsonl"
     )
     transcript.parent.mkdir(parents=True, exist_ok=True)
-    total = 200
+    total = 150
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(transcript), str(total), "0.01"])
     outbox = fleet.state_dir / "console.jsonl"
     try:
@@ -95,7 +95,7 @@ def test_inbound_with_a_flaky_store_queues_each_message_once(
     fleet.start_runner()
     wait_ready(fleet, "fi", "claude")
     wait_until(lambda: slack.hub.open_count() >= 1, 60, "the socket connection")
-    total = 30
+    total = 20
     keys = [
         f"slack:{channel}:{slack.post_as_user(alice, channel, f'flaky note {i}')}"
         for i in range(total)
