@@ -172,6 +172,7 @@ class Daemon:
             backend,
             lifecycle.router,
             lambda slug: row.state if (row := store.agent(slug)) else None,
+            fleet=fleet,
         )
 
         def task_done(slug: str) -> None:
@@ -220,7 +221,7 @@ class Daemon:
             mirrors.sync(local)
             lifecycle.update_config(local)
             chat.update_config(new)
-            reviews.update_config(new)
+            reviews.update_config(local, new)
             loop.run_in_executor(None, self._respawned, store, reconciler)
             answers.update_config(new)
 

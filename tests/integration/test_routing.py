@@ -29,11 +29,13 @@ from bridge.answers.service import Answers
 from bridge.channel.inbound import Inbound
 from bridge.chat.protocol import Action, ChatBackend, NotKept
 from bridge.chat.slack.backend import SlackBackend
+from bridge.cluster.placement import local_fleet
 from bridge.cluster.router import RoutedBackend
 from bridge.cluster.rows import MAX_ATTEMPTS, EventRows
 from bridge.config.model import Config, load_config
 from bridge.devtools import store_faults
 from bridge.lifecycle.activity import ActivityTracker
+from bridge.review.ledger import Reviews
 from bridge.review.service import ReviewService
 from bridge.store.hosts import HostBook
 from bridge.store.pg import PgStore
@@ -259,13 +261,16 @@ def test_a_routed_message_that_keeps_failing_is_closed_and_its_sender_told(rig: 
 
 
 def test_agent_review_runs_on_the_templates_host(rig: Rig, tmp_path: Path) -> None:
-    """``/agent review 42 rev`` reaching host b is routed to a, which owns template ``rev``."""
+    """``/agent review 42 rev`` reaching host b is routed to a, which owns template ``rev``
+    (b runs only its own agents, as its runner does); and a review asked for with
+    ``agentbridge review`` (a row in the shared ledger) is left for a to take."""
 
     async def scenario() -> None:
         b = rig.hosts["b"]
+        local = local_fleet(rig.config, "b", shared=True)
         reviews = ReviewService(
-            rig.config, tmp_path / "agents.yaml", tmp_path / "b", b.store, b.routed, None,  # type: ignore[arg-type]
-            lambda slug: None,
+            local, tmp_path / "agents.yaml", tmp_path / "b", b.store, b.routed, None,  # type: ignore[arg-type]
+            lambda slug: None, fleet=rig.config,
         )  # fmt: skip
         b.routed.command_owners["review"] = reviews.owner
         assert b.inner.command_handler is not None
@@ -276,6 +281,11 @@ def test_agent_review_runs_on_the_templates_host(rig: Rig, tmp_path: Path) -> No
         # named by its channel alone, the same
         reply = await b.inner.command_handler(rig.alice, channel, "review 43")
         assert reply == "ran `review 43` on a"
+        ledger = Reviews(b.store)
+        asked = await asyncio.to_thread(ledger.request, "44", "rev", "cli")
+        await reviews._pass(ledger)  # one pass of b's review loop
+        row = await asyncio.to_thread(ledger.get, asked)
+        assert row is not None and row.status == "requested"  # not refused by b: a's to take
 
     run(rig, scenario)
 
