@@ -45,6 +45,9 @@ from runtimes.asks import APPROVAL_EVENT, Answer, Ask, ask_output
 
 log = logging.getLogger("agentbridge.answers")
 
+POLL_S = 1.0
+"""With a shared store, how often a waiting ask looks for an answer another runner committed."""
+
 
 class Answers:
     def __init__(
@@ -66,6 +69,9 @@ class Answers:
         self.closing = False
         self._waiters: dict[int, asyncio.Future[Answer]] = {}
         self._watchers: dict[int, asyncio.Task[Any]] = {}
+        self._pollers: dict[int, asyncio.Task[Any]] = {}
+        """With a shared store: per waiting ask, the task that wakes it on an answer committed
+        by another runner (:meth:`_poll`)."""
         self._tasks = TaskSet()
         self._threads: dict[str, str | None] = {}
         self._clicks: dict[int, asyncio.Lock] = {}
@@ -111,6 +117,16 @@ class Answers:
             return await previous(action) if previous is not None else None
 
         self.backend.on_action = route
+
+    def form_owner(self, action: Action) -> str | None:
+        """The agent a modal submission of ours answers for (its ask's slug), so a runner
+        that Slack handed it to can route it to that agent's host. Synchronous (a store
+        read): called in a worker thread."""
+        click = parse_action(action.action_id)
+        if click is None:
+            return None
+        row = self.book.get(click.ask_id)
+        return row.slug if row is not None else None
 
     # -- the hook side --------------------------------------------------------------------
 
@@ -190,7 +206,25 @@ class Answers:
         agent = self.config.agent(row.slug)
         if row.id not in self._watchers and agent is not None:
             self._watchers[row.id] = self._tasks.spawn(run_policy(self, row, agent.answers, waiter))
+        if self.book.store.shared and row.id not in self._pollers:
+            self._pollers[row.id] = self._tasks.spawn(self._poll(row.id, waiter))
         return row, waiter
+
+    async def _poll(self, ask_id: int, waiter: asyncio.Future[Answer]) -> None:
+        """With several hosts, an answer may be committed by another runner (one that Slack
+        handed the click or the form to, before routing took it, or after a reload): the
+        answer row is the truth, so the waiting hook is woken by it too, not only by this
+        runner's own clicks."""
+        while not waiter.done():
+            await asyncio.sleep(POLL_S)
+            try:
+                row = await asyncio.to_thread(self.book.get, ask_id)
+            except Exception as err:  # the store is away: look again
+                log.debug("answers: could not look at #%d: %s", ask_id, err)
+                continue
+            if row is not None and row.answer is not None and not waiter.done():
+                log.info("%s: %s #%d answered on another host", row.slug, row.kind, row.id)
+                waiter.set_result(row.answer)
 
     async def delivered(self, row: AskRow, answer: Answer) -> None:
         """The answer reached the agent some other way than a hook (typed into its pane)."""
@@ -213,6 +247,9 @@ class Answers:
         watcher = self._watchers.pop(ask_id, None)
         if watcher is not None and watcher is not asyncio.current_task():
             watcher.cancel()
+        poller = self._pollers.pop(ask_id, None)
+        if poller is not None and poller is not asyncio.current_task():
+            poller.cancel()
 
     async def _abandon(self, row: AskRow) -> None:
         self._forget(row.id)
@@ -383,7 +420,7 @@ class Answers:
 
     async def close(self) -> None:
         self.closing = True
-        for task in list(self._watchers.values()):
+        for task in [*self._watchers.values(), *self._pollers.values()]:
             task.cancel()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import faulthandler
+import functools
 import io
 import logging
 import os
@@ -34,6 +35,7 @@ from bridge.config.model import Config, ConfigError, default_channel
 from bridge.config.placement import runner_host
 from bridge.config.spawned import load_fleet, spawn_ids, spawned_dir
 from bridge.config.watch import config_snapshot, watch_config
+from bridge.devtools import store_faults
 from bridge.fleet.launch import PRIVATE_ENV
 from bridge.fleet.reconcile import Reconciler, runner_mark
 from bridge.fleet.tmux import TmuxServer
@@ -48,6 +50,20 @@ from bridge.store.hosts import HostBook
 from runtimes import Runtime
 
 log = logging.getLogger("agentbridge")
+
+
+def faults_from_env(store: Store) -> store_faults.Faults | None:
+    """The test suite's fault-injecting store (:mod:`bridge.devtools.store_faults`), when
+    ``AGENTBRIDGE_TEST_STORE_FAULTS`` asks for it; disarmed until the runner has started."""
+    spec = os.environ.get(store_faults.ENV)
+    if not spec:
+        return None
+    share, seed = store_faults.parse(spec)
+    log.warning("runner: TEST ONLY: %s of store calls fail (%s)", share, store_faults.ENV)
+    faults = store_faults.install(store, share, seed)
+    faults.enabled = False
+    return faults
+
 
 STOP_GRACE_S = 20.0
 """How long a stop may take before the runner dumps its threads' stacks and exits anyway."""
@@ -81,8 +97,9 @@ class Daemon:
         except AlreadyRunning as err:
             print(f"agentbridge: {err}", file=sys.stderr)
             return 3
-        # The runner's Slack credentials must never reach an agent's environment, including
-        # through the tmux server's global environment when this process starts the server.
+        # The runner's Slack credentials and database URL must never reach an agent's
+        # environment, including through the tmux server's global environment when this process
+        # starts the server (libpq's PG* variables are kept from agents by ``agent_env``).
         secrets = {k: os.environ[k] for k in (*PRIVATE_ENV, "SLACK_API_URL") if k in os.environ}
         for key in PRIVATE_ENV:
             os.environ.pop(key, None)
@@ -97,7 +114,10 @@ class Daemon:
             ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="agentbridge")
         )
         socket = paths.tmux_socket(config.tmux_socket)
-        store = await asyncio.to_thread(open_store, self.state_dir, config.store)
+        store = await asyncio.to_thread(
+            functools.partial(open_store, self.state_dir, config.store, environ=secrets)
+        )
+        faults = faults_from_env(store)
         host = runner_host()
         shared = store.shared
         fleet = config  # every host's agents: channels, routing, notes
@@ -163,6 +183,7 @@ class Daemon:
             backend,
             lifecycle.router,
             lambda slug: row.state if (row := store.agent(slug)) else None,
+            fleet=fleet,
         )
 
         def task_done(slug: str) -> None:
@@ -172,11 +193,15 @@ class Daemon:
         lifecycle.on_task_done = task_done
         chat = ChatBridge(fleet, backend, lifecycle, reconciler, self.state_dir / "inbox")
         chat.commands.verbs["review"] = reviews.command
+        if router is not None:  # a review runs on its template's host
+            router.command_owners["review"] = reviews.owner
         await chat.start()
         await asyncio.to_thread(self._respawned, store, reconciler)
         current = [fleet]
         answers = Answers(config, store, backend, lifecycle.tracker, lifecycle.router.thread_of)
         answers.install()  # after the chat side: it chains to whatever took actions before
+        if router is not None:  # a form's answer reaches the host whose agent asked
+            router.form_owner = answers.form_owner
         lifecycle.hooks.blocking = answers.hook
         lifecycle.on_confirmed.append(answers.confirmed)
         lifecycle.deliverer.on_delivered.append(answers.pasted)
@@ -207,7 +232,7 @@ class Daemon:
             mirrors.sync(local)
             lifecycle.update_config(local)
             chat.update_config(new)
-            reviews.update_config(new)
+            reviews.update_config(local, new)
             loop.run_in_executor(None, self._respawned, store, reconciler)
             answers.update_config(new)
 
@@ -222,6 +247,8 @@ class Daemon:
             host,
             store.describe(),
         )
+        if faults is not None:  # armed once started: a failing start only ends the runner
+            faults.enabled = True
         tasks = [
             asyncio.create_task(lifecycle.run(self.stop), name="lifecycle"),
             asyncio.create_task(reconciler.run(self.stop), name="reconcile"),

@@ -152,7 +152,7 @@ class ChatBridge:
             async for incoming in self.backend.receive():
                 receipt = incoming.receipt
                 try:
-                    if receipt is None:  # routed: its transaction is the drain's (retried there)
+                    if receipt is None or not receipt.held:  # routed: retried by the drain
                         await self.inbound.handle(incoming)
                     else:  # the database away: held, unacked, until it is back
                         await retrying(partial(self.inbound.handle, incoming), "taking a message")

@@ -34,6 +34,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+
 from bridge.channel.files import save_files, with_files
 from bridge.chat.protocol import ChatBackend, Incoming, Outgoing
 from bridge.config import access
@@ -41,6 +43,7 @@ from bridge.config.model import AgentConfig, Config
 from bridge.lifecycle.steer import sanitize
 from bridge.store.queue import Kind, PromptQueue, QueueItem, message_key
 from bridge.store.recipient import Recipient, agents_in, recipient
+from bridge.store.retry import is_store_error
 
 log = logging.getLogger("agentbridge.inbound")
 
@@ -48,6 +51,7 @@ log = logging.getLogger("agentbridge.inbound")
 #: slow, and some CLIs collapse large pastes into a placeholder the model never sees in full).
 PASTE_LIMIT = 4000
 RECEIVED, CONFIRMED, FAILED = "eyes", "white_check_mark", "warning"
+HANDLE_ATTEMPTS = 4
 
 
 def command_refusal(agent: AgentConfig, command: str) -> str:
@@ -123,8 +127,20 @@ class Inbound:
 
     async def handle(self, msg: Incoming) -> QueueItem | None:
         """Queue ``msg`` for its agent, or ignore or refuse it; keep its receipt either way
-        (an exception leaves it unsettled: the caller refuses it and the event comes again)."""
-        item = await self._handle(msg)
+        (an exception leaves it unsettled: the caller refuses it and the event comes again).
+
+        A database error that may pass (:func:`~bridge.store.retry.is_store_error`) is tried
+        again at once, a few times within a second: Slack redelivers an unacknowledged event
+        only three times, so a flaky database would otherwise lose messages. Trying again is
+        safe: the dedupe key makes a prompt that was committed before the error a no-op."""
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(is_store_error),
+            stop=stop_after_attempt(HANDLE_ATTEMPTS),
+            wait=wait_exponential(multiplier=0.05, max=0.4),
+            reraise=True,
+        ):
+            with attempt:
+                item = await self._handle(msg)
         self._keep(msg)
         return item
 

@@ -67,10 +67,16 @@ class Receipt:
     """The consumer's answer to one incoming message: kept (durably queued, or deliberately
     ignored) or not. A backend whose service redelivers unacknowledged events (Slack) waits on
     this before acknowledging, so a crash between receipt and the queue commit loses nothing.
-    Owned by the event loop that created it."""
+    Owned by the event loop that created it.
 
-    def __init__(self) -> None:
+    ``held``: the consumer may hold the message through a store outage, retrying until the
+    database is back (a Slack event: unacked meanwhile, its redeliveries deduplicated). False
+    for an event drained inside a routed row's transaction (:mod:`bridge.cluster.router`),
+    which a lost connection dooms: the drain rolls it back and retries the row instead."""
+
+    def __init__(self, *, held: bool = True) -> None:
         self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.held = held
 
     def keep(self) -> None:
         if not self._done.done():
@@ -84,6 +90,18 @@ class Receipt:
     @property
     def settled(self) -> bool:
         return self._done.done()
+
+    @property
+    def kept(self) -> bool:
+        """Settled as kept (not refused, not still open)."""
+        return self._done.done() and self._done.exception() is None
+
+    @property
+    def why(self) -> str:
+        """Why it was refused ("" when kept or still open)."""
+        if not self._done.done() or self._done.exception() is None:
+            return ""
+        return str(self._done.exception())
 
     async def wait(self) -> None:
         """Return once kept; raise :class:`NotKept` (or the cause) when not."""

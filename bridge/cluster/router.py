@@ -14,13 +14,18 @@ agent on host A may reach host B's runner. :class:`RoutedBackend` wraps the chat
   LOCKED`` and, with that transaction still open, hands the event to the same channel-side
   code. Its ``enqueue`` joins the transaction (:meth:`bridge.store.pg.PgStore.join`), which
   then marks the row done and commits: a crash leaves either the row to drain again or the
-  prompt queued, never both or neither. A failed attempt rolls back; after
-  :data:`MAX_ATTEMPTS` the row is closed as failed (a poison row must not block the others).
-- ``/agent`` commands naming another host's agent, and clicks on another host's agent's
-  messages, travel the same way; the receiving runner waits for the owner's reply (the row's
+  prompt queued, never both or neither. A routed message carries a receipt like one from
+  Slack: the row is done only once the consumer kept it (queued its prompt, or deliberately
+  ignored or refused it); an error in its handling refuses the receipt, and the attempt rolls
+  back like a failed statement does. A failed row is drained again after a backoff; after
+  :data:`~bridge.cluster.rows.MAX_ATTEMPTS` it is closed as failed and its sender is told in
+  the message's thread (a poison row must not block the others, nor vanish silently).
+- ``/agent`` commands naming another host's agent (``/agent review``: its template's host),
+  clicks on another host's agent's messages and modal submissions for another host's agent's
+  question (Slack sends those without a channel; :attr:`RoutedBackend.form_owner` names the
+  agent) travel the same way; the receiving runner waits for the owner's reply (the row's
   ``outcome``) and answers the person. A command for a host that is down is refused at once
-  instead of waiting (a stale ``restart`` hours later would surprise), and a modal submission
-  (no channel) is handled where it lands.
+  instead of waiting (a stale ``restart`` hours later would surprise).
 
 Files shared with a routed message travel as their id, name, size and download address; the
 owner's backend fetches them with its own token (:meth:`ChatBackend.attachment`), so the agent
@@ -32,19 +37,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import ExitStack
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import Any
-
-import psycopg
-from psycopg import sql
 
 from bridge.aio import wait_event
 from bridge.chat.delegate import DelegatingBackend
@@ -54,51 +54,27 @@ from bridge.chat.protocol import (
     ChatBackend,
     CommandHandler,
     Incoming,
+    NotKept,
     Outgoing,
+    Receipt,
+)
+from bridge.cluster.rows import (
+    BACKOFF_S,
+    MAX_ATTEMPTS,
+    EventRows,
+    listen,
+    payload_of,
+    rebuild,
 )
 from bridge.config.model import AgentConfig, Config
 from bridge.store.hosts import HostBook
-from bridge.store.pg import PgConn, PgStore
+from bridge.store.pg import PgStore
 from bridge.store.recipient import recipient
-from bridge.store.retry import in_thread_retrying, is_store_error
+from bridge.store.retry import in_thread_retrying
 
 log = logging.getLogger("agentbridge.cluster")
 
-MAX_ATTEMPTS = 5
 _AGENT_VERBS = ("restart", "stop", "compact", "send")
-
-
-def notify_channel(host: str) -> str:
-    return f"inbound_{host}"[:63]
-
-
-def _payload(value: Any) -> dict[str, Any]:
-    """A dataclass's plain fields (attachments and receipts stay behind: not serialisable)."""
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(value):
-        item = getattr(value, f.name)
-        if isinstance(item, str | int | float | bool | type(None)):
-            out[f.name] = item
-        elif f.name in ("values",):
-            out[f.name] = list(item)
-        elif f.name == "form":
-            out[f.name] = dict(item)
-        elif f.name == "files":  # what the owner's backend needs to fetch them itself
-            out[f.name] = [
-                {"file_id": a.file_id, "name": a.name, "size": a.size, "source": a.source}
-                for a in item
-            ]
-    return out
-
-
-def _rebuild(cls: type[Any], data: dict[str, Any], backend: ChatBackend) -> Any:
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {k: v for k, v in data.items() if k in names}
-    if "values" in kwargs:
-        kwargs["values"] = tuple(kwargs["values"])
-    if "files" in kwargs:
-        kwargs["files"] = tuple(backend.attachment(**f) for f in kwargs["files"])
-    return cls(**kwargs)
 
 
 class RoutedBackend(DelegatingBackend):
@@ -114,6 +90,7 @@ class RoutedBackend(DelegatingBackend):
         *,
         poll_s: float = 2.0,
         reply_wait_s: float = 20.0,
+        backoff_s: float = BACKOFF_S,
     ) -> None:
         super().__init__(inner)
         self._store = store
@@ -127,6 +104,14 @@ class RoutedBackend(DelegatingBackend):
         self._stopping = threading.Event()
         self._command: CommandHandler | None = None
         self._action: ActionHandler | None = None
+        self._rows = EventRows(store, host, backoff_s=backoff_s)
+        self._backoff_s = backoff_s
+        self.command_owners: dict[str, Callable[[str, str], AgentConfig | None]] = {}
+        """``/agent`` verbs (besides the agent verbs) whose agent the app resolves: verb ->
+        (channel, the rest of the text) -> the agent it acts on, or None (handled here)."""
+        self.form_owner: Callable[[Action], str | None] | None = None
+        """The agent (slug) a modal submission is for (Slack sends it without a channel);
+        synchronous (it may read the store), called in a worker thread."""
 
     @property
     def command_handler(self) -> CommandHandler | None:
@@ -167,55 +152,43 @@ class RoutedBackend(DelegatingBackend):
 
     # -- receiving side ----------------------------------------------------------------------
 
-    def _offer(
-        self,
-        kind: str,
-        event_id: str,
-        channel: str,
-        ts: str | None,
-        payload: dict[str, Any],
-        target: str,
-    ) -> bool:
-        """Commit the event for ``target``; False when it was already there (a redelivery)."""
-        with self._store.tx() as db:
-            cur = db.execute(
-                """INSERT OR IGNORE INTO inbound_events (event_id, kind, channel, ts,
-                       target_host, payload, received_by, received_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-                (event_id, kind, channel, ts, target, json.dumps(payload), self._host, time.time()),
-            )
-            fresh = cur.rowcount == 1
-            if fresh:
-                assert isinstance(db, PgConn)
-                db.conn.execute(sql.SQL("NOTIFY {}").format(sql.Identifier(notify_channel(target))))
-        return fresh
-
     async def _pump(self) -> None:
         async for msg in self._inner.receive():
-            # The database away: held (not acked) and retried, so the message is kept even when
-            # the outage outlasts Slack's redeliveries (a redelivered copy is a no-op).
-            agent = await in_thread_retrying(
-                partial(self.agent_of, msg.channel, msg.thread), "routing a message"
-            )
-            target = self._remote_host(agent)
-            if target is None:
-                self._local.append(msg)
-                self._wake.set()
-                continue
-            event_id = msg.event_id or f"msg:{msg.channel}:{msg.ref}"
-            offer = partial(
-                self._offer, "message", event_id, msg.channel, msg.ref, _payload(msg), target
-            )
-            fresh = await in_thread_retrying(offer, "keeping a routed message")
-            if msg.receipt is not None:
-                msg.receipt.keep()  # committed: Slack may have its ack now
-            log.info(
-                "route: message %s in %s for host %s%s",
-                msg.ref,
-                msg.channel,
-                target,
-                "" if fresh else " (again; already kept)",
-            )
+            try:
+                await self._take(msg)
+            except Exception as err:  # not a store error (those are waited out): not kept
+                log.warning("route: could not keep message %s in %s: %s", msg.ref, msg.channel, err)
+                if msg.receipt is not None:  # Slack delivers it again
+                    msg.receipt.refuse(NotKept(f"not kept for routing: {err}"))
+
+    async def _take(self, msg: Incoming) -> None:
+        """Pass ``msg`` on to this runner's channel side, or commit it for its agent's host.
+
+        The database away: held (not acked) and retried until it is back, so the message is
+        kept even when the outage outlasts Slack's redeliveries (a redelivered copy is a
+        no-op)."""
+        agent = await in_thread_retrying(
+            partial(self.agent_of, msg.channel, msg.thread), "routing a message"
+        )
+        target = self._remote_host(agent)
+        if target is None:
+            self._local.append(msg)
+            self._wake.set()
+            return
+        event_id = msg.event_id or f"msg:{msg.channel}:{msg.ref}"
+        offer = partial(
+            self._rows.offer, "message", event_id, msg.channel, msg.ref, payload_of(msg), target
+        )
+        fresh = await in_thread_retrying(offer, "keeping a routed message")
+        if msg.receipt is not None:
+            msg.receipt.keep()  # committed: Slack may have its ack now
+        log.info(
+            "route: message %s in %s for host %s%s",
+            msg.ref,
+            msg.channel,
+            target,
+            "" if fresh else " (again; already kept)",
+        )
 
     async def _ask(
         self, kind: str, channel: str, payload: dict[str, Any], target: str, what: str
@@ -229,16 +202,23 @@ class RoutedBackend(DelegatingBackend):
             seen = "never been seen" if row is None else f"been silent for {row.age():.0f} s"
             return f"{what} runs on host `{target}`, which has {seen}; try again when it is back."
         event_id = f"{kind}:{uuid.uuid4()}"
-        await asyncio.to_thread(self._offer, kind, event_id, channel, None, payload, target)
+        try:
+            await asyncio.to_thread(
+                self._rows.offer, kind, event_id, channel, None, payload, target
+            )
+        except Exception as err:  # not committed: nothing will run; the person may try again
+            log.warning("route: could not pass a %s to host %s: %s", kind, target, err)
+            return f"Could not pass this to host `{target}` (database error); nothing was done."
         deadline = time.monotonic() + self._reply_wait_s
         while time.monotonic() < deadline:
-            rows = await asyncio.to_thread(
-                self._store.query,
-                "SELECT done_at, outcome FROM inbound_events WHERE event_id = ?",
-                (event_id,),
-            )
-            if rows and rows[0][0] is not None:
-                return str(rows[0][1] or "") or None
+            with contextlib.suppress(Exception):  # a failed look is looked again
+                rows = await asyncio.to_thread(
+                    self._store.query,
+                    "SELECT done_at, outcome FROM inbound_events WHERE event_id = ?",
+                    (event_id,),
+                )
+                if rows and rows[0][0] is not None:
+                    return str(rows[0][1] or "") or None
             await asyncio.sleep(0.1)
         return f"Sent to host `{target}`, which has not answered yet; it runs when it does."
 
@@ -248,103 +228,74 @@ class RoutedBackend(DelegatingBackend):
             return "agentbridge is starting; try again in a moment."
         words = text.strip().split(None, 2)
         agent = None
-        if len(words) >= 2 and words[0].lower() in _AGENT_VERBS:
+        verb = words[0].lower() if words else ""
+        if len(words) >= 2 and verb in _AGENT_VERBS:
             agent = self._config.agent(words[1])
+        elif verb in self.command_owners:  # e.g. review: the template's host runs it
+            rest = text.strip()[len(words[0]) :].strip()
+            agent = self.command_owners[verb](channel, rest)
         target = self._remote_host(agent)
-        if target is None:
+        if target is None or agent is None:
             return await handler(user, channel, text)
         payload = {"user": user, "channel": channel, "text": text}
-        reply = await self._ask("command", channel, payload, target, f"`{words[1]}`")
+        reply = await self._ask("command", channel, payload, target, f"`{agent.slug}`")
         return reply or ""
 
     async def _route_action(self, action: Action) -> str | None:
         handler = self._action
         if handler is None:
             return None
-        ref = action.message_ref or None
-        target = self._remote_host(await asyncio.to_thread(self.agent_of, action.channel, ref))
+        if action.channel:
+            ref = action.message_ref or None
+            agent = await asyncio.to_thread(self.agent_of, action.channel, ref)
+        else:  # a modal submission: no channel; the form's feature knows whose it is
+            slug = await asyncio.to_thread(self.form_owner, action) if self.form_owner else None
+            agent = self._config.agent(slug) if slug else None
+        target = self._remote_host(agent)
         if target is None:
             return await handler(action)
-        return await self._ask("action", action.channel, _payload(action), target, "This")
+        return await self._ask("action", action.channel, payload_of(action), target, "This")
 
     # -- owning side -------------------------------------------------------------------------
-
-    def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
-        """LISTEN for this host's rows (a thread: psycopg's notifies() blocks)."""
-        channel = notify_channel(self._host)
-        while not self._stopping.is_set():
-            try:
-                with psycopg.connect(self._store.url, autocommit=True) as conn:
-                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
-                    loop.call_soon_threadsafe(self._wake.set)  # rows from while we were away
-                    while not self._stopping.is_set():
-                        for _ in conn.notifies(timeout=1.0, stop_after=1):
-                            loop.call_soon_threadsafe(self._wake.set)
-            except psycopg.Error as err:
-                log.warning("route: LISTEN %s lost (%s); reconnecting", channel, err)
-                self._stopping.wait(1.0)
 
     def _too_old(self, received_at: float) -> bool:
         limit = self._config.routed_max_wait_minutes
         return limit is not None and time.time() - received_at > limit * 60
 
-    async def _expired(self, msg: Incoming) -> str:
-        """Tell the sender a message that waited too long for this host was not pasted."""
+    async def _not_delivered(self, msg: Incoming, why: str, key: str) -> None:
+        """Tell the sender, in the message's thread, that it did not reach its agent."""
         agent = await asyncio.to_thread(self.agent_of, msg.channel, msg.thread)
-        limit = self._config.routed_max_wait_minutes
         name = f"`{agent.slug}`" if agent else "its agent"
-        text = (
-            f":warning: Not delivered to {name}: its host `{self._host}` was away for longer "
-            f"than `routed_max_wait_minutes` ({limit:g} min). Send it again if it still applies."
-        )
-        await self._inner.post(
-            Outgoing(
-                "", msg.channel, text, f"expired:{msg.channel}:{msg.ref}", msg.thread or msg.ref
-            )
-        )
+        text = f":warning: Not delivered to {name}: {why}. Send it again if it still applies."
+        event_id = f"{key}:{msg.channel}:{msg.ref}"
+        await self._inner.post(Outgoing("", msg.channel, text, event_id, msg.thread or msg.ref))
+
+    async def _expired(self, msg: Incoming) -> str:
+        limit = self._config.routed_max_wait_minutes or 0
+        why = f"its host `{self._host}` was away for longer than `routed_max_wait_minutes`"
+        await self._not_delivered(msg, f"{why} ({limit:g} min)", "expired")
         log.info("route: message %s in %s waited too long; not delivered", msg.ref, msg.channel)
         return "expired"
 
-    def _claim(self) -> tuple[ExitStack, PgConn, Any] | None:
-        stack = ExitStack()
-        conn = stack.enter_context(self._store.claimed())
-        rows = conn.execute(
-            """SELECT event_id, kind, channel, payload, attempts, received_at FROM inbound_events
-               WHERE target_host = ? AND done_at IS NULL ORDER BY received_at
-               LIMIT 1 FOR UPDATE SKIP LOCKED""",
-            (self._host,),
-        ).fetchall()
-        if not rows:
-            stack.close()
-            return None
-        return stack, conn, rows[0]
-
-    def _finish(self, stack: ExitStack, conn: PgConn, event_id: str, outcome: str) -> bool:
-        """Mark the row done (committing whatever the handler queued with it); False when the
-        transaction failed and was rolled back instead."""
-        if not conn.failed:
-            with contextlib.suppress(psycopg.Error):
-                conn.execute(
-                    "UPDATE inbound_events SET done_at = ?, outcome = ? WHERE event_id = ?",
-                    (time.time(), outcome, event_id),
-                )
-        failed = conn.failed
-        stack.close()
-        if failed:
-            with self._store.tx() as db:
-                db.execute(
-                    """UPDATE inbound_events SET attempts = attempts + 1,
-                           done_at = CASE WHEN attempts + 1 >= ? THEN ? ELSE done_at END,
-                           outcome = 'failed'
-                       WHERE event_id = ?""",
-                    (MAX_ATTEMPTS, time.time(), event_id),
-                )
-        return not failed
+    async def _gave_up(self, kind: str, payload: dict[str, Any], error: str) -> None:
+        """Tell the sender of a message that could not be queued (commands and clicks: the
+        receiving runner shows the row's outcome to the person who waits for it)."""
+        if kind == "message":
+            why = f"host `{self._host}` failed {MAX_ATTEMPTS} times to queue it ({error})"
+            await self._not_delivered(rebuild(Incoming, payload, self._inner), why, "route-failed")
 
     async def receive(self) -> AsyncIterator[Incoming]:
         loop = asyncio.get_running_loop()
         threading.Thread(
-            target=self._listen, args=(loop,), name="route-listen", daemon=True
+            target=listen,
+            args=(
+                self._store.url,
+                self._host,
+                self._stopping,
+                lambda: loop.call_soon_threadsafe(self._wake.set),
+            ),
+            name="route-listen",
+            daemon=True,
         ).start()
         pump = asyncio.create_task(self._pump(), name="route-pump")
         try:
@@ -354,43 +305,71 @@ class RoutedBackend(DelegatingBackend):
                     return  # the backend's stream ended
                 while self._local:
                     yield self._local.popleft()
-                claim = await in_thread_retrying(self._claim, "claiming a routed event")
+                try:
+                    claim = await asyncio.to_thread(self._rows.claim)
+                except Exception as err:  # the store is away: the rows wait for it
+                    log.warning("route: could not claim a routed event (%s); retrying", err)
+                    await wait_event(self._wake, self._backoff_s)
+                    self._wake.clear()
+                    continue
                 if claim is None:
                     await wait_event(self._wake, self._poll_s)
                     self._wake.clear()
                     continue
-                stack, conn, row = claim
-                event_id, kind, channel, payload = row[0], row[1], row[2], json.loads(row[3])
-                outcome = "handled"
+                kind, payload = claim.kind, claim.payload
+                outcome, error = "handled", None
                 try:
-                    with self._store.join(conn):
-                        if kind == "message" and self._too_old(float(row[5])):
-                            outcome = await self._expired(_rebuild(Incoming, payload, self._inner))
+                    # A click or form runs outside the row's transaction: an answer it commits
+                    # must be durable before the waiting hook acts on it (as on a single box);
+                    # run again after a failed attempt, it is refused as answered already.
+                    joined = (
+                        contextlib.nullcontext()
+                        if kind == "action"
+                        else self._store.join(claim.conn)
+                    )
+                    with joined:
+                        if kind == "message" and self._too_old(claim.received_at):
+                            outcome = await self._expired(rebuild(Incoming, payload, self._inner))
                         elif kind == "message":
-                            yield _rebuild(Incoming, payload, self._inner)
+                            # Done only once the consumer kept it (its prompt queued in this
+                            # transaction, or deliberately ignored): an error in the consumer's
+                            # handling refuses the receipt, and the row is drained again.
+                            receipt = Receipt(held=False)  # the drain retries it
+                            msg = dataclasses.replace(
+                                rebuild(Incoming, payload, self._inner), receipt=receipt
+                            )
+                            yield msg
+                            if not receipt.kept:
+                                error = receipt.why or "not taken"
                         elif kind == "command" and self._command is not None:
                             outcome = await self._command(
                                 str(payload["user"]), str(payload["channel"]), str(payload["text"])
                             )
                         elif kind == "action" and self._action is not None:
                             outcome = (
-                                await self._action(_rebuild(Action, payload, self._inner)) or ""
+                                await self._action(rebuild(Action, payload, self._inner)) or ""
                             )
-                except Exception:
-                    log.exception("route: %s %s in %s failed", kind, event_id, channel)
-                    conn.failed = True
+                except Exception as err:
+                    log.exception("route: %s %s failed", kind, claim.event_id)
+                    error = str(err) or type(err).__name__
                 except BaseException:
-                    conn.failed = True  # rolled back: drained again later
-                    await asyncio.to_thread(stack.close)
+                    await asyncio.to_thread(self._rows.abort, claim)  # drained again later
                     raise
-                try:
-                    done = await asyncio.to_thread(self._finish, stack, conn, event_id, outcome)
-                except Exception as err:  # not committed (nor what it queued): drained again
-                    if not is_store_error(err):
-                        raise
-                    log.warning("route: %s %s not finished (%s)", kind, event_id, err)
-                    continue
-                log.info("route: %s %s drained%s", kind, event_id, "" if done else " (failed)")
+                if error is not None:
+                    outcome = (
+                        "failed"
+                        if kind == "message"
+                        else f"Host `{self._host}` could not do this ({error}); nothing was done."
+                    )
+                settled = await asyncio.to_thread(self._rows.finish, claim, outcome, error)
+                log.info("route: %s %s drained (%s)", kind, claim.event_id, settled)
+                if settled == "gave up":
+                    try:
+                        await self._gave_up(kind, payload, error or "failed")
+                    except Exception as err:
+                        log.warning(
+                            "route: could not tell the sender of %s: %s", claim.event_id, err
+                        )
         finally:
             self._stopping.set()
             pump.cancel()

@@ -16,8 +16,10 @@ from apscheduler.triggers.cron import CronTrigger
 from bridge.config.errors import describe_value
 
 #: The runner's own credentials. They never reach an agent: not inherited (see
-#: ``bridge.fleet.launch.PRIVATE_ENV``) and not through an agent's ``env`` either.
-RUNNER_SECRETS = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN")
+#: ``bridge.fleet.launch.PRIVATE_ENV``) and not through an agent's ``env`` either. The database
+#: URL (with its password) would let an agent write routed events as anyone (docs/scaling.md).
+RUNNER_SECRETS = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "AGENTBRIDGE_DATABASE_URL", "PGPASSWORD")
+_SLACK_TOKENS = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN")
 #: Shorter "secrets" are test placeholders; matching them inside values would be noise.
 _MIN_SECRET_LEN = 8
 DEFAULT_NUDGE = (  # the compaction nudge (model.py re-exports it)
@@ -56,8 +58,9 @@ def agent_env_value(text: str, environ: Mapping[str, str]) -> str:
     """
     for m in _VAR_RE.finditer(text):
         if not m[1] and m[2] in RUNNER_SECRETS:
+            what = "Slack token" if m[2] in _SLACK_TOKENS else "database credential"
             raise ValueError(
-                f"${{{m[2]}}} is the runner's Slack token and never reaches an agent "
+                f"${{{m[2]}}} is the runner's {what} and never reaches an agent "
                 "(give the agent its own credential under another name)"
             )
     value = expand_vars(text, environ)
@@ -65,7 +68,7 @@ def agent_env_value(text: str, environ: Mapping[str, str]) -> str:
         secret = environ.get(name, "")
         if len(secret) >= _MIN_SECRET_LEN and secret in value:
             raise ValueError(
-                f"holds the runner's {name} (the runner's Slack tokens never reach an agent)"
+                f"holds the runner's {name} (the runner's credentials never reach an agent)"
             )
     return value
 

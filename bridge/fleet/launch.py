@@ -15,14 +15,29 @@ from bridge.config.model import AgentConfig, Config
 from runtimes import LaunchContext, get_runtime
 from runtimes.asks import hook_timeout
 
-#: Variables never passed into an agent's pane: the runner's own Slack credentials, and tmux's
-#: variables from a runner that was itself started inside tmux.
-PRIVATE_ENV = frozenset({"SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "TMUX", "TMUX_PANE"})
+#: Variables never passed into an agent's pane: the runner's own Slack credentials, its
+#: database URL (which carries the password: with it an agent, or a prompt-injected reviewer,
+#: could insert routed events as any user), and tmux's variables from a runner that was itself
+#: started inside tmux. The runner takes them out of its own environment at start.
+PRIVATE_ENV = frozenset(
+    {"SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "AGENTBRIDGE_DATABASE_URL", "TMUX", "TMUX_PANE"}
+)
+#: libpq's own variables (``PGPASSWORD``, ``PGPASSFILE``, ``PGHOST``, ``PGSERVICE``...) say how
+#: to reach and log into the runner's database: not inherited by agents either. They stay in
+#: the runner's environment (libpq reads them at every reconnect); an agent that needs its own
+#: database gets these through its ``env:`` in agents.yaml.
+PRIVATE_PREFIX = "PG"
+
+
+def private(name: str) -> bool:
+    """Whether a runner environment variable stays out of agents' environments."""
+    return name in PRIVATE_ENV or name.startswith(PRIVATE_PREFIX)
 
 
 def agent_env(config: Config, agent: AgentConfig, environ: Mapping[str, str]) -> dict[str, str]:
-    """The whole environment an agent runs with: runner env, runtime defaults, agent env."""
-    env = {k: v for k, v in environ.items() if k not in PRIVATE_ENV}
+    """The whole environment an agent runs with: runner env (less :func:`private` names),
+    runtime defaults, agent env."""
+    env = {k: v for k, v in environ.items() if not private(k)}
     env.update(agent.effective_env(config))
     return env
 

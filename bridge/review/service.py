@@ -66,8 +66,14 @@ class ReviewService:
         backend: ChatBackend,
         router: TurnRouter,
         agent_state: Callable[[str], str | None],
+        fleet: Config | None = None,
     ) -> None:
         self.config = config
+        """This host's agents: the templates this runner polls for and runs reviews of."""
+        self.fleet = fleet or config
+        """Every host's agents (the same as ``config`` on a single box): a request names or
+        means a template among all of them, so every host picks the same one, and the one
+        that owns it runs it (``owner``, for the router)."""
         self.config_path = config_path
         self.state_dir = state_dir
         self.store = store
@@ -82,11 +88,17 @@ class ReviewService:
         self._next_poll: dict[str, float] = {}
         self._resolved: set[str] = set()
 
-    def update_config(self, config: Config) -> None:
+    def update_config(self, config: Config, fleet: Config | None = None) -> None:
         self.config = config
+        self.fleet = fleet or config
 
     def templates(self) -> list[AgentConfig]:
+        """This host's templates."""
         return [a for a in self.config.agents if a.review is not None]
+
+    def _elsewhere(self, template: AgentConfig) -> bool:
+        """A template another host runs (the router sends its requests there)."""
+        return all(t.slug != template.slug for t in self.templates())
 
     async def _ledger(self) -> Reviews:
         if self.ledger is None:
@@ -96,8 +108,8 @@ class ReviewService:
     # -- triggers -------------------------------------------------------------------------
 
     def template(self, name: str | None, channel: str | None = None) -> AgentConfig | str:
-        """The template a request means, or why none can be chosen."""
-        templates = self.templates()
+        """The template a request means (among every host's), or why none can be chosen."""
+        templates = [a for a in self.fleet.agents if a.review is not None]
         if name:
             found = next((t for t in templates if t.slug == name), None)
             known = ", ".join(f"`{t.slug}`" for t in templates) or "none"
@@ -113,6 +125,16 @@ class ReviewService:
         names = ", ".join(f"`{t.slug}`" for t in templates)
         return f"Several reviewer templates ({names}): name one, `/agent review 42 TEMPLATE`."
 
+    def owner(self, channel: str, text: str) -> AgentConfig | None:
+        """The template a ``/agent review`` (``text``: what follows the verb) is for, so that
+        with several hosts the template's own host runs it (its repo, gh login and spawned
+        reviewers are there); None when the request names none (answered where it lands)."""
+        words = text.split()
+        if not words or len(words) > 2:
+            return None
+        found = self.template(words[1] if len(words) > 1 else None, channel)
+        return None if isinstance(found, str) else found
+
     async def command(self, user: str, channel: str, text: str) -> str:
         """``/agent review <PR> [TEMPLATE]``, for people who may steer the template."""
         words = text.split()
@@ -121,6 +143,8 @@ class ReviewService:
         template = self.template(words[1] if len(words) > 1 else None, channel)
         if isinstance(template, str):
             return template
+        if self._elsewhere(template):  # only without routing (it sends these to that host)
+            return f"`{template.slug}` runs on host `{template.host}`; ask there."
         own = channel_for(template)
         where = access.place(channel, (own, self.backend.channels.get(own) or own))
         decision = access.authorize(self.config, template, user, access.Act.REVIEW, where)
@@ -315,6 +339,9 @@ class ReviewService:
 
     async def _pass(self, ledger: Reviews) -> None:
         for request in await asyncio.to_thread(ledger.requested):
+            chosen = self.template(request.template)
+            if not isinstance(chosen, str) and self._elsewhere(chosen):
+                continue  # its template's host takes it (a shared store's ledger is shared)
             if request.id not in self._taking:
                 self._taking.add(request.id)
                 self._tasks.spawn(self._take(request))

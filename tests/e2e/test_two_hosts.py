@@ -207,6 +207,11 @@ def test_a_stopped_hosts_messages_wait_and_arrive_once_when_it_returns(hosts: Ho
         "the back note",
     )
     assert len(down_notes()) == 1  # reported once, by one of the runners
+    # the runner's database URL (password and all) never reaches an agent's process
+    [pid] = a.tmux("list-panes", "-t", "=a1", "-F", "#{pane_pid}").split()
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert environ and not any(hosts.url.encode() in v for v in environ)
+    assert not any(v.startswith((b"AGENTBRIDGE_DATABASE_URL=", b"PG")) for v in environ)
 
 
 def test_with_a_wait_limit_messages_older_than_it_are_reported_not_pasted(hosts: Hosts) -> None:
@@ -326,3 +331,51 @@ def test_a_postgres_restart_mid_run_loses_nothing_and_deafens_no_runner(
         assert "ended unexpectedly" not in log, f"{host}: a core task died"
         stalls = [line for line in log.splitlines() if "event loop stalled" in line]
         assert not stalls, f"{host}: the event loop stalled: {stalls[:3]}"
+
+
+def test_other_answers_reach_the_asking_agent_whichever_runner_slack_handed_the_form_to(
+    hosts: Hosts,
+) -> None:
+    """An "Other…" form is opened by the asking agent's runner (a), but Slack hands its
+    submission, which carries no channel, to either runner: it is routed to `a`, whose
+    waiting hook gets the answer and Claude reads it. Several rounds, so that Slack (at random,
+    as the emulator does) surely handed some submissions to `b`."""
+    from tests.e2e.test_questions import answered_in_thread, ask_message, buttons
+    from tests.integration.test_runner import wait_ready
+
+    a = hosts.fleets["a"]
+    for fleet in hosts.fleets.values():
+        fleet.start_runner()
+    _connected(hosts, 2)
+    wait_ready(a, "a1", "claude")
+    channel = hosts.channels["a1"]
+    alice = hosts.alice  # type: ignore[attr-defined]
+    slack = hosts.slack
+    submitted: set[str] = set()
+
+    def routed_forms() -> list[tuple[Any, ...]]:
+        return hosts.sql(
+            "SELECT received_by FROM inbound_events WHERE kind = 'action'"
+            " AND payload LIKE '%otherform%'"
+        )
+
+    rounds = 0
+    while rounds < 3 or (not routed_forms() and rounds < 10):
+        question = f"Which colour {rounds}?"
+        root = slack.post_as_user(alice, channel, f"pick ASK:{question}|red|blue")
+        msg = wait_until(lambda: ask_message(slack, channel), 90, "the question as buttons")
+        slack.click(alice, channel, msg["ts"], buttons(msg)["Other…"], "other")
+        view = wait_until(
+            lambda: [v for v in slack.views(user=alice) if v["id"] not in submitted],
+            30,
+            "the answer form",
+        )[-1]
+        submitted.add(view["id"])
+        slack.submit_view(alice, view["id"], {"answer": {"text": f"green {rounds}"}})
+        told = f'"{question}"="green {rounds}"'
+        wait_until(
+            lambda r=root, t=told: answered_in_thread(slack, channel, r, t), 90, "the model told"
+        )
+        wait_until(lambda: a.status()["a1"]["activity"] == "idle", 60, "a1 idle")
+        rounds += 1
+    assert routed_forms() and {r[0] for r in routed_forms()} == {"b"}, "no form went through b"

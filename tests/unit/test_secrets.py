@@ -1,4 +1,5 @@
-"""The runner's Slack tokens never reach an agent: not inherited, not through ``env``.
+"""The runner's Slack tokens and database credentials never reach an agent: not inherited, not
+through ``env``.
 
 A reference to ``${SLACK_BOT_TOKEN}`` / ``${SLACK_APP_TOKEN}`` in any agent or runtime ``env``,
 or a value that holds a token's text, is a config error naming the file, the agent and the field,
@@ -27,7 +28,15 @@ from tests.conftest import wait_until
 
 BOT = "xoxb-1111-2222-runner-bot-token"
 APP = "xapp-1-A111-runner-app-token"
+DB_URL = "postgresql://agentbridge:db-secret-7f3a@db.internal/agentbridge"
+PG_PASSWORD = "pg-secret-9c2e1d"
 ENV = {"HOME": "/home/t", "SLACK_BOT_TOKEN": BOT, "SLACK_APP_TOKEN": APP, "COPY": BOT}
+DB_ENV = {
+    "AGENTBRIDGE_DATABASE_URL": DB_URL,
+    "PGPASSWORD": PG_PASSWORD,
+    "PGHOST": "db.internal",
+    "PGUSER": "agentbridge",
+}
 
 
 def _write(tmp_path: Path, env_yaml: str, runtime_env: str = "{}") -> Path:
@@ -61,13 +70,16 @@ def _errors(path: Path, environ: dict[str, str]) -> list[str]:
         ('{SLACK_BOT_TOKEN: "${SLACK_BOT_TOKEN}"}', "env.SLACK_BOT_TOKEN", "runner's Slack"),
         ('{T: "${COPY}"}', "env.T", "holds the runner's SLACK_BOT_TOKEN"),
         (f'{{T: "Bearer {APP}"}}', "env.T", "holds the runner's SLACK_APP_TOKEN"),
+        ('{T: "${AGENTBRIDGE_DATABASE_URL}"}', "env.T", "runner's database credential"),
+        ('{PGPASSWORD: "${PGPASSWORD}"}', "env.PGPASSWORD", "runner's database credential"),
+        (f'{{T: "{DB_URL}"}}', "env.T", "holds the runner's AGENTBRIDGE_DATABASE_URL"),
     ],
 )
 def test_a_runner_token_in_agent_env_is_a_config_error(
     tmp_path: Path, env_yaml: str, field: str, why: str
 ) -> None:
     path = _write(tmp_path, env_yaml)
-    (line,) = _errors(path, ENV)
+    (line,) = _errors(path, {**ENV, **DB_ENV})
     assert line.startswith(f"{path}: agents[0] (slug 'x'): {field}: "), line
     assert why in line
 
@@ -91,6 +103,19 @@ def test_escaped_reference_stays_literal_and_no_token_is_in_the_agent_env(tmp_pa
     assert env["T"] == "${SLACK_BOT_TOKEN}"
     assert "SLACK_BOT_TOKEN" not in env and "SLACK_APP_TOKEN" not in env
     assert not any(BOT in v or APP in v for k, v in env.items() if k != "COPY")
+
+
+def test_the_database_url_and_libpq_variables_are_not_inherited(tmp_path: Path) -> None:
+    """With them an agent (or a prompt-injected reviewer) could write routed events as anyone;
+    an agent that needs a database of its own is given one through its ``env``."""
+    path = _write(tmp_path, '{PGHOST: "agents-db.internal", T: "ok"}')
+    environ = {**ENV, **DB_ENV}
+    config = load_config(path, environ)
+    env = agent_env(config, config.agents[0], environ)
+    assert "AGENTBRIDGE_DATABASE_URL" not in env and "PGPASSWORD" not in env
+    assert "PGUSER" not in env
+    assert env["PGHOST"] == "agents-db.internal" and env["T"] == "ok"  # its own, from env:
+    assert not any(DB_URL in v or PG_PASSWORD in v for v in env.values())
 
 
 def test_reload_refuses_a_token_and_keeps_the_last_good_config(
@@ -129,7 +154,7 @@ def test_a_tmux_server_started_with_the_tokens_does_not_pass_them_on(
 ) -> None:
     """tmux gives every pane its global environment, which is the environment of whoever started
     the server: the runner itself, tokens included. The pane must get exactly the agent's env."""
-    started_by_runner = {**os.environ, **ENV}
+    started_by_runner = {**os.environ, **ENV, **DB_ENV}
     subprocess.run(
         ["tmux", "-L", tmux_socket, "new-session", "-d", "-s", "first"],
         env=started_by_runner,
@@ -140,12 +165,16 @@ def test_a_tmux_server_started_with_the_tokens_does_not_pass_them_on(
     env = agent_env(config, config.agents[0], started_by_runner)
     out = tmp_path / "env.json"
     env["DUMP_TO"] = str(out)
-    dump = "import json, os; json.dump(dict(os.environ), open(os.environ['DUMP_TO'], 'w'))"
+    dump = (  # written whole, then renamed: the test never reads a half-written file
+        "import json, os; t = os.environ['DUMP_TO'] + '.tmp'; "
+        "json.dump(dict(os.environ), open(t, 'w')); os.rename(t, os.environ['DUMP_TO'])"
+    )
     TmuxServer(tmux_socket).launch(
         "agent", tmp_path, [sys.executable, "-c", dump], env, mark="m", spec_hash="h"
     )
     seen = wait_until(lambda: out.exists() and json.loads(out.read_text()), what="env dump")
     assert not any(BOT in v or APP in v for v in seen.values())
+    assert not any(DB_URL in v or PG_PASSWORD in v for v in seen.values())
     assert set(seen) - set(env) <= {
         "TMUX",
         "TMUX_PANE",
