@@ -23,13 +23,16 @@ from dataclasses import replace
 from typing import Any
 
 from bridge.aio import TaskSet
-from bridge.answers.blocks import (
-    Click,
-    esc,
-    modal,
-    parse_action,
-)
+from bridge.answers.blocks import Click, modal, parse_action
 from bridge.answers.book import AskBook, AskRow
+from bridge.answers.choice import (
+    Choice,
+    Chosen,
+    OpenForm,
+    Partial,
+    approval_choice,
+    question_choice,
+)
 from bridge.answers.failclosed import denied
 from bridge.answers.message import AskMessages
 from bridge.answers.policy import run_policy
@@ -294,9 +297,8 @@ class Answers:
         if row.status != "open":
             who = f" by <@{row.answered_by}>" if row.answered_by not in (None, "policy") else ""
             return f"This was answered already{who}."
-        if row.kind == "approval":
-            return await self._approval(row, click, action)
-        return await self._question(row, click, action)
+        meaning = approval_choice if row.kind == "approval" else question_choice
+        return await self._act(row, meaning(row, click, action), action)
 
     def _in_channel(self, row: AskRow, action: Action) -> bool:
         """The click is on the message in the agent's channel, or in the form that a click
@@ -306,68 +308,18 @@ class Answers:
         wanted = row.channel or self.config.channel_of(row.slug)
         return action.channel in (wanted, self.backend.channels.get(wanted))
 
-    async def _approval(self, row: AskRow, click: Click, action: Action) -> str | None:
-        user = action.user
-        if click.op == "allow":
-            answer, said = Answer("allow"), "allowed it once"
-        elif click.op == "session":
-            if row.ask.session_rule is None:  # never offered: no rule allows just this command
-                return (
-                    "This command cannot be allowed for the whole session (no rule would allow "
-                    "exactly it); use Allow once or Deny."
-                )
-            answer, said = Answer("allow_session"), "allowed it for this session"
-        elif click.op == "deny":
-            answer, said = Answer("deny", message=f"Denied from chat by {user}."), "denied it"
-        elif click.op == "denywhy":
-            return await self._open_modal(action, row, "denyform", 0, "Deny", "Why not?")
-        elif click.op == "denyform":
-            reason = action.form.get("answer.text", "").strip()
-            message = f"Denied from chat by {user}" + (f": {reason}" if reason else ".")
-            answer, said = (
-                Answer("deny", message=message),
-                "denied it" + (f": {reason}" if reason else ""),
-            )
-        else:
-            return None
-        return await self.finish(row, answer, user, said, at=action)
-
-    async def _question(self, row: AskRow, click: Click, action: Action) -> str | None:
-        questions = row.ask.questions
-        if not 0 <= click.question < len(questions):
-            return None
-        q = questions[click.question]
-        partial = dict(row.partial)
-        qkey = str(click.question)
-        if click.op == "opt" and 0 <= click.option < len(q.options):
-            partial[qkey] = q.options[click.option].label
-        elif click.op == "chk":
-            partial[f"chk:{qkey}"] = [int(v) for v in action.values if v.isdigit()]
-            await asyncio.to_thread(self.book.set_partial, row.id, partial)
-            return None
-        elif click.op == "submit":
-            ticked = [i for i in partial.get(f"chk:{qkey}", []) if 0 <= i < len(q.options)]
-            if not ticked:
-                return "Tick at least one option first (or use Other… to write an answer)."
-            partial[qkey] = ", ".join(q.options[i].label for i in sorted(ticked))
-        elif click.op == "other":
+    async def _act(self, row: AskRow, choice: Choice, action: Action) -> str | None:
+        """Do what the click means (:mod:`bridge.answers.choice`)."""
+        if isinstance(choice, OpenForm):
             return await self._open_modal(
-                action, row, "otherform", click.question, "Your answer", q.text
+                action, row, choice.form, choice.question, choice.title, choice.label
             )
-        elif click.op == "otherform":
-            text = action.form.get("answer.text", "").strip()
-            if not text:
-                return None
-            partial[qkey] = text
-        else:
+        if isinstance(choice, Partial):
+            await asyncio.to_thread(self.book.set_partial, row.id, choice.partial)
             return None
-        missing = [i for i in range(len(questions)) if str(i) not in partial]
-        if missing:
-            await asyncio.to_thread(self.book.set_partial, row.id, partial)
-            return None
-        answers = {questions[i].text: str(partial[str(i)]) for i in range(len(questions))}
-        said = "; ".join(f"{esc(k)} → *{esc(v)}*" for k, v in answers.items())
-        return await self.finish(row, Answer("answers", answers), action.user, said, at=action)
+        if isinstance(choice, Chosen):
+            return await self.finish(row, choice.answer, action.user, choice.said, at=action)
+        return choice
 
     async def _open_modal(
         self, action: Action, row: AskRow, form: str, question: int, title: str, label: str
