@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from bridge.config.watchdog import WatchdogConfig
@@ -181,8 +182,9 @@ class LimitWatch:
                 continue
             if self.tracker.get(slug).state in (*DEAD, Activity.STARTING):
                 continue  # it comes back limited (held); continue once it is up
-            wait.continued_at = now
-            stored.save(self.store, slug, wait)
+            # Queue first, then record: a crash in between queues again on the next tick (or
+            # runner), which the dedupe key makes a no-op; the other order would leave the wait
+            # marked continued with no continue prompt, the agent never resumed.
             self.queue.enqueue(
                 slug,
                 Kind.CONTINUE,
@@ -190,6 +192,8 @@ class LimitWatch:
                 source={"via": "limit"},
                 dedupe_key=f"continue:{slug}:{wait.since:.3f}:{wait.waits}",
             )
+            stored.save(self.store, slug, replace(wait, continued_at=now))
+            wait.continued_at = now  # only once recorded: a failed save is retried next tick
             self.tracker.unlimited(slug)
             log.info("%s: usage limit reset; continue prompt queued", slug)
             self.wake()
