@@ -28,9 +28,10 @@ from bridge.chat.protocol import ChatBackend, Outgoing
 from bridge.cluster.heartbeat import heartbeat
 from bridge.cluster.placement import local_fleet, warn_unplaced
 from bridge.config import paths
+from bridge.config.lastgood import load_and_remember, load_at_start
 from bridge.config.model import Config, ConfigError, default_channel
 from bridge.config.placement import runner_host
-from bridge.config.spawned import load_fleet, spawn_ids, spawned_dir
+from bridge.config.spawned import spawn_ids, spawned_dir
 from bridge.config.watch import config_snapshot, watch_config
 from bridge.fleet.launch import PRIVATE_ENV
 from bridge.fleet.reconcile import Reconciler, runner_mark
@@ -62,13 +63,19 @@ class Daemon:
         self.snapshot: str | None = None
 
     async def run(self) -> int:
-        self.snapshot = config_snapshot(self.config_path, spawned_dir(self.state_dir))
+        spawned = spawned_dir(self.state_dir)
+        self.snapshot = await asyncio.to_thread(config_snapshot, self.config_path, spawned)
         try:
-            config = load_fleet(self.config_path, self.state_dir)
-        except ConfigError as err:
+            loaded = await asyncio.to_thread(load_at_start, self.config_path, self.state_dir)
+        except ConfigError as err:  # and no last good copy: exit 2, which systemd leaves be
             for line in err.errors:
                 print(line, file=sys.stderr)
             return 2
+        config = loaded.config
+        for line in loaded.problems:  # stderr: the journal, in red
+            log.error("config: %s", line)
+        if loaded.problems:
+            self.snapshot = ""  # not agents.yaml's: the watch loads whatever it becomes
         try:
             lock = acquire_runner_lock(self.state_dir)
         except AlreadyRunning as err:
@@ -226,7 +233,7 @@ class Daemon:
                     self.config_path,
                     reload,
                     self.stop,
-                    load=lambda: load_fleet(self.config_path, self.state_dir),
+                    load=lambda: load_and_remember(self.config_path, self.state_dir),
                     extra_dir=spawned_dir(self.state_dir),
                     initial=self.snapshot,
                 ),

@@ -34,7 +34,8 @@ def runner(store: Store, clock: list[float], alerts: list[Alert]) -> LimitWatch:
 
 
 def continues(store: Store) -> list[Any]:
-    rows = store.query("SELECT id FROM prompt_queue WHERE slug = 'a' AND kind = ?", (Kind.CONTINUE,))
+    sql = "SELECT id FROM prompt_queue WHERE slug = 'a' AND kind = ?"
+    rows = store.query(sql, (Kind.CONTINUE,))
     return list(rows)
 
 
