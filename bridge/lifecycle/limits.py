@@ -7,11 +7,16 @@ so only the first opens a wait and posts; the rest refine the reset time, prefer
 epoch (``reported``) over a time of day read off the screen (``clock``) over a guess.
 
 When nothing names the reset (Claude's ``StopFailure`` and API-error record do not), the reset
-is the latest screen hint (Claude's ``limit reached · retrying in 7s (8:58am)``), else
-``limit_fallback_minutes`` from now, doubled for each further wait in a row, up to
-``limit_fallback_max_minutes``. At the reset plus ``limit_grace_seconds`` the continue prompt is
-queued (delivered before anything held); if the continued turn hits the limit again, the wait
-starts over with one short note. The episode ends when a continued turn ends normally.
+is the latest screen hint (Claude's ``limit reached · retrying in 7s (8:58am)``, read at every
+look at the screen, the first one of a turn included), else ``limit_fallback_minutes`` from now,
+doubled for each further wait in a row, up to ``limit_fallback_max_minutes``. A reset read as a
+time of day runs to the end of that minute. Every source is read every time: a better reset that
+arrives after the wait opened (a status line's ``rate_limits``, a screen line) moves the wait,
+and the channel gets one short note about it per wait. At the reset plus
+``limit_grace_seconds`` the continue prompt is queued (delivered before anything held; queued
+before the wait records it, so a crash in between queues it again, deduplicated); if the
+continued turn hits the limit again, the wait starts over with one short note. The episode ends
+when a continued turn ends normally.
 """
 
 from __future__ import annotations
@@ -54,6 +59,23 @@ def duration(seconds: float) -> str:
     return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
 
 
+#: A reset read as a time of day has minute precision: the wait lasts to the end of that
+#: minute, so the continue prompt never arrives before the reset (and meets the limit again).
+CLOCK_PRECISION_S = 60.0
+
+
+def source_of(event: Event) -> str:
+    """Where ``event``'s reset comes from (:data:`RANK`): ``clock`` or ``reported``."""
+    return "clock" if event.meta.get("reset_source") == "clock" else "reported"
+
+
+def latest(event: Event) -> float | None:
+    """The latest moment ``event`` allows for its reset (the end of a time of day's minute)."""
+    if event.resets_at is None:
+        return None
+    return event.resets_at + (CLOCK_PRECISION_S if source_of(event) == "clock" else 0.0)
+
+
 class LimitWatch:
     def __init__(
         self,
@@ -94,12 +116,15 @@ class LimitWatch:
 
     def _usage(self, slug: str, event: Event) -> None:
         now = self.clock()
-        used, reset = event.used_percent, event.resets_at
+        used, reset = event.used_percent, latest(event)
         if used is None:
             return
         if used >= 100:
             if reset is not None and reset > now:
                 self.hints[slug] = reset
+                wait = self.waits.get(slug)
+                if wait is not None and wait.continued_at is None:  # a later, better source
+                    self._refine(slug, wait, reset, source_of(event))
             return
         cfg = self.settings(slug)
         if cfg is None or cfg.limit_warn_percent is None or used < cfg.limit_warn_percent:
@@ -120,8 +145,9 @@ class LimitWatch:
     def _reset(self, slug: str, event: Event, waits: int) -> tuple[float, str]:
         now = self.clock()
         cfg = self.settings(slug) or WatchdogConfig()
-        if event.resets_at is not None:
-            return event.resets_at, str(event.meta.get("reset_source") or "reported")
+        reset = latest(event)
+        if reset is not None:
+            return reset, source_of(event)
         hint = self.hints.get(slug)
         if hint is not None and hint > now:
             return hint, "clock"
@@ -130,16 +156,13 @@ class LimitWatch:
 
     def _limit(self, slug: str, event: Event) -> None:
         now = self.clock()
-        if event.resets_at is not None and event.resets_at <= now:
+        told = latest(event)
+        if told is not None and told <= now:
             return  # an old report (a re-read line, a stale screen): that reset has passed
         wait = self.waits.get(slug)
         if wait is not None and wait.continued_at is None:
             reset, source = self._reset(slug, event, wait.waits)
-            better = RANK[source] > RANK[wait.source] or source == wait.source == "reported"
-            if better and abs(reset - wait.resets_at) >= 1:
-                wait.resets_at, wait.source = reset, source
-                stored.save(self.store, slug, wait)
-                log.info("%s: limit resets at %s (%s)", slug, when(reset, now), source)
+            self._refine(slug, wait, reset, source)
             self.tracker.limited(slug)
             return
         again = wait is not None
@@ -165,6 +188,24 @@ class LimitWatch:
                 "will continue then."
             )
         self.alert(Alert(slug, "limit_again" if again else "limit", text))
+
+    def _refine(self, slug: str, wait: LimitWait, reset: float, source: str) -> None:
+        """A later signal of the same wait: take its reset when it is more trustworthy (an
+        exact epoch over a time of day over a guess); the channel hears of a change once."""
+        now = self.clock()
+        better = RANK[source] > RANK[wait.source] or source == wait.source == "reported"
+        if not better or abs(reset - wait.resets_at) < 1:
+            return
+        before, was = wait.resets_at, wait.source
+        tell = not wait.updated and abs(reset - before) >= 60  # what the note said is off
+        wait.resets_at, wait.source = reset, source
+        wait.updated = wait.updated or tell
+        stored.save(self.store, slug, wait)
+        log.info("%s: limit resets at %s (%s)", slug, when(reset, now), source)
+        if tell:
+            what = "The reset time is now known" if was == "fallback" else "New reset time"
+            text = f":hourglass_flowing_sand: {what}: {when(reset, now)}; will continue then."
+            self.alert(Alert(slug, "limit_update", text))
 
     # -- time and turns ----------------------------------------------------------------------
 
