@@ -46,7 +46,9 @@ async def watch_config(
     extra = _resolved(extra_dir) if extra_dir else None
     if extra:
         extra.mkdir(parents=True, exist_ok=True)
-    seen = initial if initial is not None else await asyncio.to_thread(config_snapshot, path, extra)
+    if initial is None:
+        initial = await asyncio.to_thread(config_snapshot, path, extra_dir)
+    seen = initial
     running: str | None = seen  # the snapshot of the config in effect
     loader = load or (lambda: load_config(path))
 
