@@ -220,8 +220,9 @@ Whatever is saved in the file's place (bytes that are not UTF-8, a NUL, a trunca
 (over 4 MiB), a directory, a FIFO, a symlink loop) is one such line, and a UTF-8 byte-order mark
 is fine. The runner keeps a copy of each config it loaded in `<state dir>/config-last-good.yaml`.
 A runner that starts while `agents.yaml` cannot be loaded runs on that copy (the same rule as a
-broken edit: nothing changes) and logs every problem at ERROR with a line saying so; saving a
-fixed file loads it as usual. With no copy (a first start) `agentbridge run` prints the problems
+broken edit: nothing changes) and logs every problem at ERROR with a line saying so (`status`,
+`send` and `validate` print the same problems until the file is fixed); saving a fixed file
+loads it as usual. With no copy (a first start) `agentbridge run` prints the problems
 and exits with status 2, which the systemd unit does not restart (`RestartPreventExitStatus=2`).
 
 Values are YAML-typed and strict: `"yes"` is not a bool and `"3"` is not a number. A key left
