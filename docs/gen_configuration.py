@@ -223,6 +223,15 @@ up. Every problem is one line naming the file, the agent (slug or index) and the
 keys are errors, with a "did you mean" hint. A broken edit changes nothing: the runner keeps the
 last good config. Run `agentbridge validate --config agents.yaml` to check a file.
 
+Whatever is saved in the file's place (bytes that are not UTF-8, a NUL, a truncated or huge file
+(over 4 MiB), a directory, a FIFO, a symlink loop) is one such line, and a UTF-8 byte-order mark
+is fine. The runner keeps a copy of each config it loaded in `<state dir>/config-last-good.yaml`.
+A runner that starts while `agents.yaml` cannot be loaded runs on that copy (the same rule as a
+broken edit: nothing changes) and logs every problem at ERROR with a line saying so (`status`,
+`send` and `validate` print the same problems until the file is fixed); saving a fixed file
+loads it as usual. With no copy (a first start) `agentbridge run` prints the problems
+and exits with status 2, which the systemd unit does not restart (`RestartPreventExitStatus=2`).
+
 Values are YAML-typed and strict: `"yes"` is not a bool and `"3"` is not a number. A key left
 empty (`args:` with every item commented out) means an empty list or mapping. Token thresholds
 take a count (`750000`) or a share of the model's context window (`"70%"`).

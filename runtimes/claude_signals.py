@@ -32,7 +32,15 @@ import re
 from typing import Any
 
 from runtimes.events import Event, EventKind
-from runtimes.limits import CLOCK, clock_after, epoch, percent, stop_failure_limit, worst_window
+from runtimes.limits import (
+    CLOCK,
+    LIVE,
+    clock_after,
+    epoch,
+    percent,
+    stop_failure_limit,
+    worst_window,
+)
 from runtimes.parse_util import as_dict
 
 RETRY_LINE = re.compile(r"limit reached\s*·\s*retrying in[^(\n]*\(([^)\n]*)\)", re.I)
@@ -113,6 +121,9 @@ def hook_events(event: str, payload: dict[str, Any]) -> tuple[Event, ...]:
 
 
 def screen_events(screen: str, now: float) -> tuple[Event, ...]:
+    """The retry line is ``live`` (:data:`runtimes.limits.LIVE`): Claude draws it in its spinner
+    slot only while it retries, so it is true whenever it is on screen, also at the first look
+    at a turn that hit the limit at its first request (it shows from the first second)."""
     match = RETRY_LINE.search(screen)
     if match is None:
         return ()
@@ -123,6 +134,6 @@ def screen_events(screen: str, now: float) -> tuple[Event, ...]:
             f"pane:{match.group(1)}",
             resets_at=reset,
             used_percent=100.0,
-            meta=CLOCK,
+            meta={**CLOCK, **LIVE},
         ),
     )

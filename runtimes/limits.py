@@ -16,6 +16,11 @@ from runtimes.events import Event, EventKind
 
 #: ``Event.meta`` of a reset read from a time of day (minute precision, local time).
 CLOCK = {"reset_source": "clock"}
+#: ``Event.meta`` of a screen event that describes the screen's present state (a status line
+#: the CLI redraws while the condition lasts), not a line of history that stays in scrollback:
+#: the runner reads it at every look, the first one included. Other screen events count only
+#: when they were not on the previous capture (an old turn's limit line is not news).
+LIVE = {"live": True}
 
 _CLOCK = re.compile(r"(\d{1,2}):(\d{2})\s*([AaPp])\.?[Mm]\.?")
 

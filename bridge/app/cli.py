@@ -96,7 +96,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bridge.app.logs import setup_logging
 
     config = Path(args.config or os.environ.get("AGENTBRIDGE_CONFIG") or DEFAULT_CONFIG)
-    _require_file(config)
+    if not os.path.lexists(config):  # anything else in its place: the last good copy runs
+        _require_file(config)
     setup_logging(args.verbose)
     daemon = Daemon(config, _state_dir(args), stop_agents=args.stop_agents)
     return run_daemon(daemon)

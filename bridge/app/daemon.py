@@ -31,9 +31,10 @@ from bridge.chat.protocol import ChatBackend, Outgoing
 from bridge.cluster.heartbeat import heartbeat
 from bridge.cluster.placement import local_fleet, warn_unplaced
 from bridge.config import access, paths
+from bridge.config.lastgood import load_and_remember, load_at_start
 from bridge.config.model import Config, ConfigError, default_channel
 from bridge.config.placement import runner_host
-from bridge.config.spawned import load_fleet, spawn_ids, spawned_dir
+from bridge.config.spawned import spawn_ids, spawned_dir
 from bridge.config.watch import config_snapshot, watch_config
 from bridge.devtools import store_faults
 from bridge.fleet.launch import PRIVATE_ENV
@@ -50,19 +51,6 @@ from bridge.store.hosts import HostBook
 from runtimes import Runtime
 
 log = logging.getLogger("agentbridge")
-
-
-def faults_from_env(store: Store) -> store_faults.Faults | None:
-    """The test suite's fault-injecting store (:mod:`bridge.devtools.store_faults`), when
-    ``AGENTBRIDGE_TEST_STORE_FAULTS`` asks for it; disarmed until the runner has started."""
-    spec = os.environ.get(store_faults.ENV)
-    if not spec:
-        return None
-    share, seed = store_faults.parse(spec)
-    log.warning("runner: TEST ONLY: %s of store calls fail (%s)", share, store_faults.ENV)
-    faults = store_faults.install(store, share, seed)
-    faults.enabled = False
-    return faults
 
 
 STOP_GRACE_S = 20.0
@@ -85,13 +73,19 @@ class Daemon:
         self.snapshot: str | None = None
 
     async def run(self) -> int:
-        self.snapshot = config_snapshot(self.config_path, spawned_dir(self.state_dir))
+        spawned = spawned_dir(self.state_dir)
+        self.snapshot = await asyncio.to_thread(config_snapshot, self.config_path, spawned)
         try:
-            config = load_fleet(self.config_path, self.state_dir)
-        except ConfigError as err:
+            loaded = await asyncio.to_thread(load_at_start, self.config_path, self.state_dir)
+        except ConfigError as err:  # and no last good copy: exit 2, which systemd leaves be
             for line in err.errors:
                 print(line, file=sys.stderr)
             return 2
+        config = loaded.config
+        for line in loaded.problems:  # stderr: the journal, in red
+            log.error("config: %s", line)
+        if loaded.problems:
+            self.snapshot = ""  # not agents.yaml's: the watch loads whatever it becomes
         try:
             lock = acquire_runner_lock(self.state_dir)
         except AlreadyRunning as err:
@@ -117,7 +111,7 @@ class Daemon:
         store = await asyncio.to_thread(
             functools.partial(open_store, self.state_dir, config.store, environ=secrets)
         )
-        faults = faults_from_env(store)
+        faults = store_faults.from_env(store, os.environ)
         host = runner_host()
         shared = store.shared
         fleet = config  # every host's agents: channels, routing, notes
@@ -265,7 +259,7 @@ class Daemon:
                     self.config_path,
                     reload,
                     self.stop,
-                    load=lambda: load_fleet(self.config_path, self.state_dir),
+                    load=lambda: load_and_remember(self.config_path, self.state_dir),
                     extra_dir=spawned_dir(self.state_dir),
                     initial=self.snapshot,
                 ),

@@ -76,8 +76,17 @@ def load_yaml(text: str, path: Path, display: str) -> Any:
         if exc.context and mark is not None and mark.line != getattr(exc.problem_mark, "line", -1):
             what += f" ({exc.context} at line {mark.line + 1}, column {mark.column + 1})"
         raise ConfigError(path, [f"{display}: {where}{what}"]) from exc
+    except yaml.reader.ReaderError as exc:  # a control character: PyYAML's text spans lines
+        before = text[: exc.position]
+        where = f"line {before.count(chr(10)) + 1}, column {exc.position - before.rfind(chr(10))}"
+        what = f"character {exc.character!r} is not allowed in YAML"
+        if isinstance(exc.character, int):
+            what = f"character #x{exc.character:04x} is not allowed in YAML"
+        raise ConfigError(path, [f"{display}: {where}: invalid YAML: {what}"]) from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(path, [f"{display}: invalid YAML: {exc}"]) from exc
+        raise ConfigError(path, [f"{display}: invalid YAML: {' '.join(str(exc).split())}"]) from exc
+    except RecursionError as exc:  # ``[[[[...`` thousands deep: no config nests like that
+        raise ConfigError(path, [f"{display}: invalid YAML: nested too deeply"]) from exc
 
 
 def describe_value(value: Any) -> str:
@@ -247,6 +256,20 @@ def validate_document(
     validation context as ``environ`` and ``base_dir``.
     """
     raw = load_yaml(text, file, shown)
+    try:
+        return _validate_raw(raw, file, shown, root, agent_model, environ)
+    except RecursionError as exc:  # a YAML alias web or nesting too deep to walk
+        raise ConfigError(file, [f"{shown}: top level: nested too deeply"]) from exc
+
+
+def _validate_raw(
+    raw: Any,
+    file: Path,
+    shown: str,
+    root: type[M],
+    agent_model: type[BaseModel],
+    environ: Mapping[str, str],
+) -> M:
     if raw is None:
         raise ConfigError(file, [f"{shown}: top level: file is empty (expected an 'agents' list)"])
     if not isinstance(raw, dict):

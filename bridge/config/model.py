@@ -35,6 +35,7 @@ from bridge.config.asks import AskSettings
 from bridge.config.errors import ConfigError, describe_value, validate_document
 from bridge.config.pace import SlackPace
 from bridge.config.placement import AgentPlacement, FleetPlacement, placed_elsewhere
+from bridge.config.reading import read_config_text
 from bridge.config.review import ReviewConfig
 from bridge.config.values import (
     DEFAULT_NUDGE,
@@ -364,14 +365,7 @@ class Config(_Model, FleetAccess, FleetPlacement):
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
     """Read and validate a config file; raise ConfigError listing every problem, one a line."""
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(file, [f"{path}: cannot read: {exc.strerror or exc}"]) from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(file, [f"{path}: not UTF-8 text (byte {exc.start})"]) from exc
-    return parse_config(text, path, environ)
+    return parse_config(read_config_text(Path(path)), path, environ)
 
 
 def parse_config(text: str, path: str | Path, environ: Mapping[str, str] | None = None) -> Config:

@@ -27,6 +27,7 @@ import yaml
 
 from bridge.config.errors import validate_document
 from bridge.config.model import AgentConfig, Config, ConfigError, load_config, parse_config
+from bridge.config.reading import read_config_text
 from runtimes.jsonfile import atomic_write_text
 
 log = logging.getLogger("agentbridge.config")
@@ -42,9 +43,11 @@ def spawned_dir(state_dir: Path) -> Path:
 def _read(path: Path) -> dict[str, Any] | str:
     """The spawned file's mapping, or a one-line problem naming it."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        return f"{path}: cannot read: {exc}"
+        data = yaml.safe_load(read_config_text(path))
+    except ConfigError as err:
+        return "; ".join(err.errors)
+    except RecursionError:
+        return f"{path}: invalid YAML: nested too deeply"
     except yaml.YAMLError as exc:
         return f"{path}: invalid YAML: {' '.join(str(exc).split())}"
     if not isinstance(data, dict):
@@ -67,10 +70,10 @@ def spawn_ids(state_dir: Path) -> dict[str, str]:
     return out
 
 
-def _document(config_path: Path) -> dict[str, Any]:
+def _document(config_path: Path, text: str | None = None) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        data = yaml.safe_load(read_config_text(config_path) if text is None else text)
+    except (ConfigError, yaml.YAMLError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -99,20 +102,23 @@ def load_fleet(
     state_dir: Path,
     environ: Mapping[str, str] | None = None,
     problems: list[str] | None = None,
+    text: str | None = None,
 ) -> Config:
     """agents.yaml plus the spawned agents that are valid.
 
     A broken agents.yaml raises exactly as ``load_config`` does. A broken spawned agent is left
     out; its problems (one line each, naming its file, ending in "skipped") go to ``problems``
-    when given, else to the log.
+    when given, else to the log. ``text`` stands for agents.yaml's content when given (the
+    last good copy the runner kept, :mod:`bridge.config.lastgood`).
     """
     env = os.environ if environ is None else environ
-    config = load_config(config_path, env)  # errors name agents.yaml's own lines
+    # errors name agents.yaml's own lines
+    config = load_config(config_path, env) if text is None else parse_config(text, config_path, env)
     found: list[str] = []
     files = _files(state_dir)
     if not files:
         return config
-    document = _document(config_path)
+    document = _document(config_path, text)
     known = {a.slug for a in config.agents}
     good: list[dict[str, Any]] = []
     for path in files:

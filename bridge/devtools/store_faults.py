@@ -21,14 +21,18 @@ process call :func:`install` directly.
 
 from __future__ import annotations
 
+import logging
 import random
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 ENV = "AGENTBRIDGE_TEST_STORE_FAULTS"
+
+
+log = logging.getLogger("agentbridge")
 
 
 class Faults:
@@ -102,4 +106,17 @@ def install(store: Any, share: float, seed: int) -> Faults:
                 yield conn
 
         store.claimed = claimed
+    return faults
+
+
+def from_env(store: Any, environ: Mapping[str, str]) -> Faults | None:
+    """The faults :data:`ENV` asks for, installed on ``store`` and disarmed (the runner arms
+    them once it has started); None without it (every real run)."""
+    spec = environ.get(ENV)
+    if not spec:
+        return None
+    share, seed = parse(spec)
+    log.warning("runner: TEST ONLY: %s of store calls fail (%s)", share, ENV)
+    faults = install(store, share, seed)
+    faults.enabled = False
     return faults

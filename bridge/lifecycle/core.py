@@ -97,6 +97,7 @@ class Lifecycle:
             self._watchdog,
             self._alert,
             wake=self.deliverer.wake.set,
+            later=self.later,
         )
         self.stuck = StuckWatch(
             self.tracker,

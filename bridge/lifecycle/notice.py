@@ -14,8 +14,8 @@ from dataclasses import dataclass
 class Alert:
     slug: str
     kind: str
-    """``limit``, ``limit_again``, ``limit_warning``, ``stuck``, ``max_turn``, ``crash_loop``,
-    ``crash_loop_over``, ``no_signal``, ``no_signal_over``."""
+    """``limit``, ``limit_again``, ``limit_update``, ``limit_warning``, ``stuck``, ``max_turn``,
+    ``crash_loop``, ``crash_loop_over``, ``no_signal``, ``no_signal_over``."""
     text: str
     pane: str = ""
     """The agent's last pane lines, raw (the channel side redacts them)."""

@@ -14,8 +14,11 @@ person's answer counts, since the turn is open, but it is only cut while ``worki
 interrupted with the runtime's interrupt key and reported, once per turn.
 
 The same pane captures (every :data:`POLL_S` seconds, only for agents that are working) feed
-the runtime's screen signals (a usage-limit line) to the limit watch; only lines that were not
-on the previous capture count, so a limit line still on screen from an old turn is not news.
+the runtime's screen signals (a usage-limit line) to the limit watch. A ``live`` signal (the
+CLI's present state, such as Claude's retry line at a limit) is passed on at every look, the
+first look at a turn included: a limit hit at the turn's first request is on screen before the
+watcher first looks. Any other line counts only when it was not on the previous capture, so a
+limit line still on screen from an old turn is not news.
 """
 
 from __future__ import annotations
@@ -164,12 +167,13 @@ class StuckWatch:
             turn.progress = self.clock()  # not re-armed: a retry notice is not a recovery
         turn.fingerprint = fingerprint
         events = runtime.screen_events(screen, self.clock())
-        ids = {event.id for event in events}
-        if turn.screen_ids is not None:
-            for event in events:
-                if event.id not in turn.screen_ids:
-                    self.screen_event(slug, event)
-        turn.screen_ids = ids
+        seen = turn.screen_ids
+        for event in events:
+            # A live line (the CLI's present state) counts at every look, the first one too; a
+            # line of history only once it appears: at the first look it may be an old turn's.
+            if event.meta.get("live") or (seen is not None and event.id not in seen):
+                self.screen_event(slug, event)
+        turn.screen_ids = {event.id for event in events}
 
     def _judge(self, slug: str) -> None:
         cfg = self.settings(slug)

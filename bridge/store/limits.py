@@ -29,6 +29,8 @@ class LimitWait:
     """Further waits after a continue that hit the limit again."""
     continued_at: float | None = None
     """When the continue prompt was queued; None while waiting."""
+    updated: bool = False
+    """The channel was told of a better reset time than its first note said (once a wait)."""
 
 
 def load(store: Store, slug: str) -> LimitWait | None:
