@@ -11,7 +11,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from bridge.chat.protocol import Attachment, ChatBackend, Incoming, Outgoing, Posted
+from bridge.chat.protocol import (
+    Action,
+    ActionHandler,
+    Attachment,
+    ChatBackend,
+    CommandHandler,
+    Incoming,
+    Outgoing,
+    Posted,
+)
 
 
 class DelegatingBackend:
@@ -22,6 +31,41 @@ class DelegatingBackend:
         self.name = inner.name
         self.coalesce = inner.coalesce
         self.live_status = inner.live_status
+        self._command: CommandHandler | None = None
+        self._action: ActionHandler | None = None
+
+    # The runner's handlers for ``/agent`` and clicks are kept here, and the inner backend is
+    # handed this wrapper's :meth:`_handle_command` / :meth:`_handle_action` instead: a
+    # subclass overrides those to change what a command or click goes through (redaction of
+    # the reply, routing to another host) and calls ``self._command`` / ``self._action``.
+
+    @property
+    def command_handler(self) -> CommandHandler | None:
+        return self._command
+
+    @command_handler.setter
+    def command_handler(self, handler: CommandHandler | None) -> None:
+        self._command = handler
+        self._inner.command_handler = self._handle_command if handler else None
+
+    @property
+    def on_action(self) -> ActionHandler | None:
+        return self._action
+
+    @on_action.setter
+    def on_action(self, handler: ActionHandler | None) -> None:
+        self._action = handler
+        self._inner.on_action = self._handle_action if handler else None
+
+    async def _handle_command(self, user: str, channel: str, text: str) -> str:
+        handler = self._command
+        if handler is None:
+            return "agentbridge is starting; try again in a moment."
+        return await handler(user, channel, text)
+
+    async def _handle_action(self, action: Action) -> str | None:
+        handler = self._action
+        return await handler(action) if handler is not None else None
 
     @property
     def channels(self) -> Mapping[str, str]:

@@ -41,9 +41,6 @@ from typing import Any
 from bridge.chat.delegate import DelegatingBackend
 from bridge.chat.protocol import (
     Action,
-    ActionHandler,
-    ChatBackend,
-    CommandHandler,
     Outgoing,
     Posted,
 )
@@ -99,38 +96,12 @@ def redact_outgoing(msg: Outgoing) -> Outgoing:
 class RedactingBackend(DelegatingBackend):
     """The backend everything in the runner talks to (see the module doc); owned by the loop."""
 
-    def __init__(self, inner: ChatBackend) -> None:
-        super().__init__(inner)
-        self._command: CommandHandler | None = None
-        self._action: ActionHandler | None = None
+    async def _handle_command(self, user: str, channel: str, text: str) -> str:
+        reply = await super()._handle_command(user, channel, text)
+        return str(await _off_loop_if_big(reply))
 
-    @property
-    def command_handler(self) -> CommandHandler | None:
-        return self._command
-
-    @command_handler.setter
-    def command_handler(self, handler: CommandHandler | None) -> None:
-        self._command = handler
-        self._inner.command_handler = self._redacted_command if handler else None
-
-    @property
-    def on_action(self) -> ActionHandler | None:
-        return self._action
-
-    @on_action.setter
-    def on_action(self, handler: ActionHandler | None) -> None:
-        self._action = handler
-        self._inner.on_action = self._redacted_action if handler else None
-
-    async def _redacted_command(self, user: str, channel: str, text: str) -> str:
-        handler = self._command
-        if handler is None:
-            return "agentbridge is starting; try again in a moment."
-        return str(await _off_loop_if_big(await handler(user, channel, text)))
-
-    async def _redacted_action(self, action: Action) -> str | None:
-        handler = self._action
-        note = await handler(action) if handler is not None else None
+    async def _handle_action(self, action: Action) -> str | None:
+        note = await super()._handle_action(action)
         return None if note is None else str(await _off_loop_if_big(note))
 
     async def post(self, msg: Outgoing) -> Posted:

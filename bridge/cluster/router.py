@@ -50,9 +50,7 @@ from bridge.aio import wait_event
 from bridge.chat.delegate import DelegatingBackend
 from bridge.chat.protocol import (
     Action,
-    ActionHandler,
     ChatBackend,
-    CommandHandler,
     Incoming,
     NotKept,
     Outgoing,
@@ -102,8 +100,6 @@ class RoutedBackend(DelegatingBackend):
         self._local: deque[Incoming] = deque()
         self._wake = asyncio.Event()
         self._stopping = threading.Event()
-        self._command: CommandHandler | None = None
-        self._action: ActionHandler | None = None
         self._rows = EventRows(store, host, backoff_s=backoff_s)
         self._backoff_s = backoff_s
         self.command_owners: dict[str, Callable[[str, str], AgentConfig | None]] = {}
@@ -112,24 +108,6 @@ class RoutedBackend(DelegatingBackend):
         self.form_owner: Callable[[Action], str | None] | None = None
         """The agent (slug) a modal submission is for (Slack sends it without a channel);
         synchronous (it may read the store), called in a worker thread."""
-
-    @property
-    def command_handler(self) -> CommandHandler | None:
-        return self._command
-
-    @command_handler.setter
-    def command_handler(self, handler: CommandHandler | None) -> None:
-        self._command = handler
-        self._inner.command_handler = self._route_command if handler else None
-
-    @property
-    def on_action(self) -> ActionHandler | None:
-        return self._action
-
-    @on_action.setter
-    def on_action(self, handler: ActionHandler | None) -> None:
-        self._action = handler
-        self._inner.on_action = self._route_action if handler else None
 
     def update_config(self, config: Config) -> None:
         self._config = config
@@ -222,10 +200,10 @@ class RoutedBackend(DelegatingBackend):
             await asyncio.sleep(0.1)
         return f"Sent to host `{target}`, which has not answered yet; it runs when it does."
 
-    async def _route_command(self, user: str, channel: str, text: str) -> str:
-        handler = self._command
-        if handler is None:
-            return "agentbridge is starting; try again in a moment."
+    async def _handle_command(self, user: str, channel: str, text: str) -> str:
+        """An ``/agent`` verb: run here, or on the host of the agent it acts on."""
+        if self._command is None:
+            return await super()._handle_command(user, channel, text)
         words = text.strip().split(None, 2)
         agent = None
         verb = words[0].lower() if words else ""
@@ -236,14 +214,14 @@ class RoutedBackend(DelegatingBackend):
             agent = self.command_owners[verb](channel, rest)
         target = self._remote_host(agent)
         if target is None or agent is None:
-            return await handler(user, channel, text)
+            return await super()._handle_command(user, channel, text)
         payload = {"user": user, "channel": channel, "text": text}
         reply = await self._ask("command", channel, payload, target, f"`{agent.slug}`")
         return reply or ""
 
-    async def _route_action(self, action: Action) -> str | None:
-        handler = self._action
-        if handler is None:
+    async def _handle_action(self, action: Action) -> str | None:
+        """A click or form: handled here, or on the host of the agent it is for."""
+        if self._action is None:
             return None
         if action.channel:
             ref = action.message_ref or None
@@ -253,7 +231,7 @@ class RoutedBackend(DelegatingBackend):
             agent = self._config.agent(slug) if slug else None
         target = self._remote_host(agent)
         if target is None:
-            return await handler(action)
+            return await super()._handle_action(action)
         return await self._ask("action", action.channel, payload_of(action), target, "This")
 
     # -- owning side -------------------------------------------------------------------------

@@ -5,25 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 
 import pytest
 
 from bridge.devtools.slack_emulator import SlackEmulator
 from bridge.doctor.check import Check
 from bridge.doctor.slack import check_scopes, check_slack
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-
-
-@pytest.fixture
-def emu() -> Iterator[SlackEmulator]:
-    with SlackEmulator(rate_limit=None) as emulator:
-        yield emulator
 
 
 def scope_check(emu: SlackEmulator, bot_token: str) -> Check:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,12 +19,6 @@ from slack_sdk.errors import SlackApiError
 
 from bridge.devtools.slack_emulator import SlackEmulator
 from tests.unit.test_slack_emulator import Collector, close_quickly
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -45,12 +38,6 @@ def get(url: str, token: str | None = None, follow: bool = True) -> tuple[int, s
             return resp.status, resp.url, resp.read(), resp.headers
     except urllib.error.HTTPError as err:
         return err.code, url, err.read(), err.headers
-
-
-@pytest.fixture
-def emu() -> Iterator[SlackEmulator]:
-    with SlackEmulator(rate_limit=None) as emulator:
-        yield emulator
 
 
 @pytest.fixture

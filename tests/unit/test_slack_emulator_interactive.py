@@ -21,12 +21,6 @@ from bridge.devtools.slack_emulator import SlackEmulator
 from tests.unit.test_slack_emulator import Collector, close_quickly
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-
-
 class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0

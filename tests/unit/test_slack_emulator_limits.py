@@ -18,12 +18,6 @@ from slack_sdk.errors import SlackApiError
 from bridge.devtools.slack_emulator import POSTING_LIMIT, RateLimit, SlackEmulator
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-
-
 class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0

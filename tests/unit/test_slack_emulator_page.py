@@ -22,12 +22,6 @@ pytestmark = pytest.mark.e2e
 __all__ = ["browser"]  # the fixture, imported for this module
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-
-
 def plain(s: str) -> dict[str, str]:
     return {"type": "plain_text", "text": s}
 

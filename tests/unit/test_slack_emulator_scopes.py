@@ -8,8 +8,6 @@ page (HTTP 200, HTML) instead of the file.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import yaml
 from slack_sdk import WebClient
@@ -18,18 +16,6 @@ from slack_sdk.errors import SlackApiError
 from bridge.devtools.slack_emulator import SlackEmulator
 from bridge.devtools.slack_emulator_scopes import MANIFEST, manifest_scopes
 from tests.unit.test_slack_emulator_files import get
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-
-
-@pytest.fixture
-def emu() -> Iterator[SlackEmulator]:
-    with SlackEmulator(rate_limit=None) as emulator:
-        yield emulator
 
 
 def test_the_bot_token_holds_the_manifests_scopes(emu: SlackEmulator) -> None:

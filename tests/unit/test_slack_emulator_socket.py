@@ -21,12 +21,6 @@ from slack_sdk import WebClient
 from bridge.devtools.slack_emulator import SlackEmulator
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-
-
 class Raw:
     """One Socket Mode connection: records every envelope, acks unless told not to."""
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,18 +19,6 @@ from bridge.channel.files import save_files
 from bridge.chat.protocol import Attachment, FileNotServed
 from bridge.chat.slack.files import download
 from bridge.devtools.slack_emulator import SlackEmulator
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-
-
-@pytest.fixture
-def emu() -> Iterator[SlackEmulator]:
-    with SlackEmulator(rate_limit=None) as emulator:
-        yield emulator
 
 
 def shared(emu: SlackEmulator, name: str, body: bytes) -> dict[str, object]:

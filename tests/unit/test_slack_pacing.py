@@ -14,13 +14,6 @@ from bridge.chat.slack.backend import SlackBackend
 from bridge.chat.slack.pacing import Pace, Pacer
 from bridge.devtools.slack_emulator import RateLimit, SlackEmulator
 
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-
-
 JITTER_TOKEN = 1
 """The emulator's buckets hold one message more than the backend is told: the backend paces
 when it sends, the emulator counts when a post arrives, and on a loaded box a post can arrive
