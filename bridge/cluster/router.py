@@ -101,7 +101,6 @@ class RoutedBackend(DelegatingBackend):
         self._wake = asyncio.Event()
         self._stopping = threading.Event()
         self._rows = EventRows(store, host, backoff_s=backoff_s)
-        self._backoff_s = backoff_s
         self.command_owners: dict[str, Callable[[str, str], AgentConfig | None]] = {}
         """``/agent`` verbs (besides the agent verbs) whose agent the app resolves: verb ->
         (channel, the rest of the text) -> the agent it acts on, or None (handled here)."""
@@ -283,13 +282,8 @@ class RoutedBackend(DelegatingBackend):
                     return  # the backend's stream ended
                 while self._local:
                     yield self._local.popleft()
-                try:
-                    claim = await asyncio.to_thread(self._rows.claim)
-                except Exception as err:  # the store is away: the rows wait for it
-                    log.warning("route: could not claim a routed event (%s); retrying", err)
-                    await wait_event(self._wake, self._backoff_s)
-                    self._wake.clear()
-                    continue
+                # the store away: the rows wait for it (retried with backoff until it is back)
+                claim = await in_thread_retrying(self._rows.claim, "claiming a routed event")
                 if claim is None:
                     await wait_event(self._wake, self._poll_s)
                     self._wake.clear()

@@ -76,13 +76,16 @@ def test_the_routed_drain_waits_out_a_postgres_restart_and_drains_on(
 
     def offer(ts: str) -> None:
         payload = {"channel": "#a1", "user": "U0123456789", "text": f"routed {ts}", "ref": ts}
-        router._offer("message", f"ev-{ts}", "#a1", ts, payload, "a")
+        router._rows.offer("message", f"ev-{ts}", "#a1", ts, payload, "a")
 
     async def scenario() -> list[str]:
         got: list[str] = []
         stream = router.receive()
         await asyncio.to_thread(offer, "1.1")
-        got.append((await asyncio.wait_for(anext(stream), 30)).text)
+        first = await asyncio.wait_for(anext(stream), 30)
+        got.append(first.text)
+        assert first.receipt is not None
+        first.receipt.keep()  # taken: the row is done once the drain settles it
         nxt = asyncio.ensure_future(anext(stream))  # the first is done; waiting for more
         while not await asyncio.to_thread(
             store.query, "SELECT 1 FROM inbound_events WHERE done_at IS NOT NULL"
@@ -94,7 +97,10 @@ def test_the_routed_drain_waits_out_a_postgres_restart_and_drains_on(
             await asyncio.sleep(0.05)
         await asyncio.to_thread(restartable.resume)
         await asyncio.to_thread(offer, "1.2")  # written by another host while we waited
-        got.append((await asyncio.wait_for(nxt, 60)).text)
+        second = await asyncio.wait_for(nxt, 60)
+        got.append(second.text)
+        assert second.receipt is not None
+        second.receipt.keep()
         await stream.aclose()
         return got
 
