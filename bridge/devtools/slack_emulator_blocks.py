@@ -8,8 +8,10 @@ single selects `selected_option`, checkboxes and multi selects `selected_options
 
 The limits checked are Slack's documented ones for the blocks and elements an app is likely to
 send (section, header, context, divider, actions, input; buttons, checkboxes, radio buttons,
-selects, overflow, text inputs). Keys Slack does not know are let through, although Slack would
-refuse some: the emulator should never fail a post that real Slack accepts.
+selects, overflow, text inputs; confirmation dialogs, option descriptions, input hints, button
+urls, the 12,000 characters all `markdown` blocks share), each citing its page on
+https://docs.slack.dev/reference/block-kit. Keys Slack does not know are let through, although
+Slack would refuse some: the emulator should never fail a post that real Slack accepts.
 """
 
 from __future__ import annotations
