@@ -205,6 +205,12 @@ def fallback_text(slug: str, ask: Ask) -> str:
     return f"{_cut(slug, 100)} asks: {text}"
 
 
+def closed_text(slug: str, ask: Ask, outcome: str) -> str:
+    """The answered message's notification text: what was asked, then ``outcome`` (which can
+    hold a typed answer of any length), within Slack's 4,000."""
+    return f"{fallback_text(slug, ask)} {_cut(outcome, 1000)}"
+
+
 def closed_blocks(slug: str, ask: Ask, outcome: str) -> list[Block]:
     """The message after the fact: what was asked, then ``outcome``; no buttons."""
     if ask.kind == "approval":

@@ -16,13 +16,14 @@ import pytest
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
-from bridge.answers.blocks import ask_blocks, closed_blocks, fallback_text, modal
+from bridge.answers.blocks import ask_blocks, closed_blocks, closed_text, fallback_text, modal
 from bridge.channel.alerts import alert_text, stuck_blocks
 from bridge.devtools.slack_emulator_apibase import check_text
 from bridge.devtools.slack_emulator_blocks import validate_blocks
 from bridge.devtools.slack_emulator_model import ApiError
 from bridge.devtools.slack_emulator_views import check_view
 from bridge.lifecycle.notice import Alert
+from bridge.render.fit import cut, cut_tail
 from runtimes.asks import Ask, Option, Question
 
 SIZES = (0, 1, 2, 24, 25, 74, 75, 76, 150, 151, 300, 2000, 2001, 2500, 3000, 3001, 12001)
@@ -87,8 +88,10 @@ def test_asks_at_any_size(seed: int) -> None:
     ask = gen_ask(rnd)
     slug = gen_text(rnd) if rnd.random() < 0.2 else "web"
     assert_valid(ask_blocks(slug, seed, ask))
-    assert_valid(closed_blocks(slug, ask, gen_text(rnd)))
+    outcome = gen_text(rnd)
+    assert_valid(closed_blocks(slug, ask, outcome))
     assert_text(fallback_text(slug, ask))
+    assert_text(closed_text(slug, ask, outcome))
 
 
 @pytest.mark.parametrize("seed", range(CASES))
@@ -108,8 +111,13 @@ def test_stuck_alerts_at_any_size(seed: int) -> None:
     assert_valid(stuck_blocks(text, alert.slug, "a1", alert.turn))
 
 
-def _all_text(blocks: Any) -> str:
-    return repr(blocks)
+@pytest.mark.parametrize("seed", range(CASES))
+def test_cut_keeps_within_any_limit(seed: int) -> None:
+    rnd = random.Random(seed)
+    text, limit = gen_text(rnd), rnd.randint(1, 5000)
+    assert len(cut(text, limit)) <= limit and len(cut_tail(text, limit + 60)) <= limit + 60
+    if len(text) <= limit:
+        assert cut(text, limit) == text
 
 
 def test_a_huge_command_says_how_much_was_cut() -> None:
