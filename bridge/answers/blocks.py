@@ -11,6 +11,11 @@ chose what.
 
 Every element's ``action_id`` starts with ``q:<ask id>:`` (see :func:`parse_action`), so the
 channel side can route clicks by prefix and a click always names the row it answers.
+
+The blocks are built with ``slack_sdk.models``, whose validators encode Slack's limits (a build
+past one raises ``SlackObjectFormationError`` instead of posting what Slack would refuse), and
+every text from the model is cut to fit first, saying what was cut
+(:mod:`bridge.render.fit`): a message stays valid at any size of question, option or command.
 """
 
 from __future__ import annotations
@@ -19,11 +24,31 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.render.redact import redact
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
+    CheckboxesElement,
+    ContextBlock,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextInputElement,
+    PlainTextObject,
+    SectionBlock,
+)
+from slack_sdk.models.views import View
+
+from bridge.render.fit import cut
 from runtimes.asks import Ask, Question
 
 PREFIX = "q:"
 Block = dict[str, Any]
+MAX_BLOCKS = 50
+"""A message's blocks (https://docs.slack.dev/reference/block-kit/blocks)."""
+MAX_QUESTIONS = 16
+"""Questions one message shows: each needs at least three blocks (title, an option, Other…)."""
+CHECKBOXES = 10
+"""https://docs.slack.dev/reference/block-kit/block-elements/checkboxes-element: ≤ 10 options."""
 
 
 def esc(text: str) -> str:
@@ -32,33 +57,32 @@ def esc(text: str) -> str:
 
 
 def _cut(text: str, limit: int) -> str:
-    """``text`` within ``limit`` characters. A long text is redacted before it is cut: a cut
-    through a token leaves a prefix no pattern knows, which the outbound chokepoint
-    (:mod:`bridge.chat.redacting`) could no longer recognise."""
-    if len(text) <= limit:
-        return text
-    text = redact(text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """``text`` within ``limit`` characters, saying how much was cut (redacted first)."""
+    return cut(text, limit)
 
 
-def _plain(text: str, limit: int = 75) -> dict[str, Any]:
-    return {"type": "plain_text", "text": _cut(text, limit) or " ", "emoji": True}
+def _code(text: str, limit: int) -> str:
+    """``text`` as a mrkdwn code block within ``limit`` characters: escaped, then cut, so the
+    closing fence survives (an escaped ``<`` is four characters; a fence inside would end it)."""
+    return "```" + cut(esc(text.replace("```", "'''")), limit - 6) + "```"
 
 
-def _md(text: str, limit: int = 3000) -> dict[str, Any]:
-    return {"type": "mrkdwn", "text": _cut(text, limit) or " "}
+def _plain(text: str, limit: int = 75) -> PlainTextObject:
+    return PlainTextObject(text=_cut(text, limit) or " ", emoji=True)
 
 
-def _button(text: str, action_id: str, value: str, style: str | None = None) -> Block:
-    button: Block = {
-        "type": "button",
-        "text": _plain(text),
-        "action_id": action_id,
-        "value": _cut(value, 2000),
-    }
-    if style:
-        button["style"] = style
-    return button
+def _md(text: str, limit: int = 3000) -> MarkdownTextObject:
+    return MarkdownTextObject(text=_cut(text, limit) or " ")
+
+
+def _button(text: str, action_id: str, value: str, style: str | None = None) -> ButtonElement:
+    return ButtonElement(
+        text=_plain(text), action_id=action_id, value=_cut(value, 2000), style=style
+    )
+
+
+def _section(text: str, accessory: ButtonElement | None = None) -> Block:
+    return SectionBlock(text=_md(text), accessory=accessory).to_dict()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,47 +112,70 @@ def _question_title(q: Question, index: int, total: int) -> str:
     return f"{head}\n{esc(q.text)}" if head else f"*{esc(q.text)}*"
 
 
-def question_blocks(slug: str, ask_id: int, ask: Ask) -> list[Block]:
-    blocks: list[Block] = [
-        {"type": "section", "text": _md(f":question: *{esc(slug)}* asks:")},
-    ]
-    total = len(ask.questions)
-    for qi, q in enumerate(ask.questions):
-        blocks.append({"type": "section", "text": _md(_question_title(q, qi, total))})
-        other = _button("Other…", f"{PREFIX}{ask_id}:other:{qi}", "other")
+def _option_budget(questions: Sequence[Question]) -> list[int]:
+    """How many options each question shows so the message keeps within :data:`MAX_BLOCKS`:
+    a checkbox group is one block of at most ten; single-choice options take a block each,
+    shared fairly among the questions that have them."""
+    left = MAX_BLOCKS - 1 - 2 * len(questions)  # the intro; a title and an actions block each
+    singles = sum(1 for q in questions if not q.multi)
+    shown = []
+    for q in questions:
         if q.multi:
-            boxes: Block = {
-                "type": "checkboxes",
-                "action_id": f"{PREFIX}{ask_id}:chk:{qi}",
-                "options": [
-                    {
-                        "text": _plain(o.label),
-                        **({"description": _plain(o.description)} if o.description else {}),
-                        "value": str(oi),
-                    }
-                    for oi, o in enumerate(q.options[:10])
-                ],
-            }
-            submit = _button("Submit", f"{PREFIX}{ask_id}:submit:{qi}", "submit", "primary")
-            blocks.append({"type": "actions", "elements": [boxes, submit, other]})
+            shown.append(min(len(q.options), CHECKBOXES))
             continue
-        for oi, o in enumerate(q.options):
-            text = f"*{esc(o.label)}*" + (f"\n{esc(o.description)}" if o.description else "")
-            blocks.append(
-                {
-                    "type": "section",
-                    "text": _md(text),
-                    "accessory": _button("Choose", f"{PREFIX}{ask_id}:opt:{qi}:{oi}", o.label),
-                }
+        n = min(len(q.options), max(left // max(singles, 1), 0))
+        shown.append(n)
+        left -= n
+        singles -= 1
+    return shown
+
+
+def _intro(text: str, questions: int, shown: int) -> str:
+    more = f"\n_({questions - shown} more questions not shown)_" if questions > shown else ""
+    return text + more
+
+
+def question_blocks(slug: str, ask_id: int, ask: Ask) -> list[Block]:
+    """The question message. Past Slack's limits, options and questions are left out and the
+    message says so; *Other…* still takes any answer."""
+    questions = ask.questions[:MAX_QUESTIONS]
+    intro = _intro(f":question: *{esc(_cut(slug, 100))}* asks:", len(ask.questions), len(questions))
+    blocks: list[Block] = [_section(intro)]
+    total = len(questions)
+    for qi, (q, n) in enumerate(zip(questions, _option_budget(questions), strict=True)):
+        cut_options = len(q.options) - n
+        more = f"\n_+{cut_options} more options: answer with Other…_" if cut_options else ""
+        blocks.append(_section(_cut(_question_title(q, qi, total), 3000 - len(more)) + more))
+        other = _button("Other…", f"{PREFIX}{ask_id}:other:{qi}", "other")
+        if q.multi and n:
+            boxes = CheckboxesElement(
+                action_id=f"{PREFIX}{ask_id}:chk:{qi}",
+                options=[
+                    Option(
+                        text=_plain(o.label),
+                        value=str(oi),
+                        description=_plain(o.description) if o.description else None,
+                    )
+                    for oi, o in enumerate(q.options[:n])
+                ],
             )
-        blocks.append({"type": "actions", "elements": [other]})
+            submit = _button("Submit", f"{PREFIX}{ask_id}:submit:{qi}", "submit", "primary")
+            blocks.append(ActionsBlock(elements=[boxes, submit, other]).to_dict())
+            continue
+        for oi, o in enumerate([] if q.multi else q.options[:n]):
+            text = f"*{_cut(esc(o.label), 500)}*" + (
+                f"\n{esc(o.description)}" if o.description else ""
+            )
+            choose = _button("Choose", f"{PREFIX}{ask_id}:opt:{qi}:{oi}", o.label)
+            blocks.append(_section(text, choose))
+        blocks.append(ActionsBlock(elements=[other]).to_dict())
     return blocks
 
 
 def approval_blocks(slug: str, ask_id: int, ask: Ask) -> list[Block]:
-    what = f":lock: *{esc(slug)}* wants to run:\n```{esc(_cut(ask.command, 2500))}```"
+    what = f":lock: *{esc(_cut(slug, 100))}* wants to run:\n{_code(ask.command, 2500)}"
     if ask.reason and ask.reason != ask.command:
-        what += f"\n_{esc(_cut(ask.reason, 300))}_"
+        what += f"\n_{_cut(esc(ask.reason), 300)}_"
     elements = [_button("Allow once", f"{PREFIX}{ask_id}:allow", "allow", "primary")]
     if ask.session_rule is not None:  # only a rule that allows exactly this command
         elements.append(
@@ -138,7 +185,7 @@ def approval_blocks(slug: str, ask_id: int, ask: Ask) -> list[Block]:
         _button("Deny", f"{PREFIX}{ask_id}:deny", "deny", "danger"),
         _button("Deny with a reason…", f"{PREFIX}{ask_id}:denywhy", "denywhy"),
     ]
-    return [{"type": "section", "text": _md(what)}, {"type": "actions", "elements": elements}]
+    return [_section(what), ActionsBlock(elements=elements).to_dict()]
 
 
 def ask_blocks(slug: str, ask_id: int, ask: Ask) -> list[Block]:
@@ -148,49 +195,54 @@ def ask_blocks(slug: str, ask_id: int, ask: Ask) -> list[Block]:
 
 
 def fallback_text(slug: str, ask: Ask) -> str:
-    """The notification text (and what a backend without blocks shows)."""
+    """The notification text (and what a backend without blocks shows); Slack asks for a
+    `text` under 4,000 characters (https://docs.slack.dev/reference/methods/chat.postMessage)."""
     if ask.kind == "approval":
-        return f"{slug} wants to run `{_cut(ask.command, 300)}`: allow or deny?"
+        return f"{_cut(slug, 100)} wants to run `{_cut(ask.command, 300)}`: allow or deny?"
     first = ask.questions[0] if ask.questions else None
     options = " / ".join(o.label for o in first.options) if first else ""
-    return f"{slug} asks: {first.text if first else ''} ({options})"
+    text = f"{_cut(first.text, 1000) if first else ''} ({_cut(options, 1000)})"
+    return f"{_cut(slug, 100)} asks: {text}"
+
+
+def closed_text(slug: str, ask: Ask, outcome: str) -> str:
+    """The answered message's notification text: what was asked, then ``outcome`` (which can
+    hold a typed answer of any length), within Slack's 4,000."""
+    return f"{fallback_text(slug, ask)} {_cut(outcome, 1000)}"
 
 
 def closed_blocks(slug: str, ask: Ask, outcome: str) -> list[Block]:
     """The message after the fact: what was asked, then ``outcome``; no buttons."""
     if ask.kind == "approval":
-        head = f":lock: *{esc(slug)}* wanted to run:\n```{esc(_cut(ask.command, 2500))}```"
-        blocks: list[Block] = [{"type": "section", "text": _md(head)}]
+        head = f":lock: *{esc(_cut(slug, 100))}* wanted to run:\n{_code(ask.command, 2500)}"
+        blocks: list[Block] = [_section(head)]
     else:
-        blocks = [{"type": "section", "text": _md(f":question: *{esc(slug)}* asked:")}]
-        total = len(ask.questions)
-        blocks += [
-            {"type": "section", "text": _md(_question_title(q, i, total))}
-            for i, q in enumerate(ask.questions)
-        ]
-    blocks.append({"type": "context", "elements": [_md(outcome, 2000)]})
+        shown = ask.questions[: MAX_BLOCKS - 2]
+        intro = f":question: *{esc(_cut(slug, 100))}* asked:"
+        blocks = [_section(_intro(intro, len(ask.questions), len(shown)))]
+        blocks += [_section(_question_title(q, i, len(shown))) for i, q in enumerate(shown)]
+    blocks.append(ContextBlock(elements=[_md(outcome, 2000)]).to_dict())
     return blocks
 
 
 def modal(callback_id: str, title: str, label: str, metadata: str, optional: bool) -> Block:
-    """A one-field modal (a free-text answer, a deny reason)."""
-    return {
-        "type": "modal",
-        "callback_id": callback_id,
-        "private_metadata": metadata,
-        "title": _plain(title, 24),
-        "submit": _plain("Send", 24),
-        "close": _plain("Cancel", 24),
-        "blocks": [
-            {
-                "type": "input",
-                "block_id": "answer",
-                "optional": optional,
-                "label": _plain(label, 2000),
-                "element": {"type": "plain_text_input", "action_id": "text", "multiline": True},
-            }
+    """A one-field modal (a free-text answer, a deny reason). ``metadata`` is the product's
+    own short key, never cut: one over Slack's 3,000 characters fails here, not at Slack."""
+    field = PlainTextInputElement(action_id="text", multiline=True)
+    view = View(
+        type="modal",
+        callback_id=callback_id,
+        private_metadata=metadata,
+        title=_plain(title, 24),
+        submit=_plain("Send", 24),
+        close=_plain("Cancel", 24),
+        blocks=[
+            InputBlock(
+                block_id="answer", optional=optional, label=_plain(label, 2000), element=field
+            )
         ],
-    }
+    )
+    return view.to_dict()
 
 
 def describe_choice(ask: Ask, answers: Sequence[tuple[str, str]]) -> str:

@@ -18,7 +18,7 @@ import logging
 import uuid
 from collections.abc import Callable
 
-from bridge.answers.blocks import ask_blocks, closed_blocks, fallback_text
+from bridge.answers.blocks import ask_blocks, closed_blocks, closed_text, fallback_text
 from bridge.answers.book import AskBook, AskRow
 from bridge.chat.protocol import ChatBackend, Outgoing
 
@@ -104,7 +104,7 @@ class AskMessages:
             await self.backend.update(
                 channel,
                 ref,
-                f"{fallback_text(row.slug, row.ask)} {outcome}",
+                closed_text(row.slug, row.ask, outcome),
                 blocks=closed_blocks(row.slug, row.ask, outcome),
             )
         except Exception as err:  # the answer is in; a stale message is not worth a crash

@@ -25,6 +25,14 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
 from bridge.aio import TaskSet
 from bridge.channel.inbound import Inbound
 from bridge.chat.protocol import Action, ChatBackend, Outgoing
@@ -32,6 +40,7 @@ from bridge.config import access
 from bridge.fleet.reconcile import Reconciler
 from bridge.lifecycle.core import Lifecycle
 from bridge.lifecycle.notice import Alert
+from bridge.render.fit import cut, cut_tail
 from bridge.render.redact import redact
 
 log = logging.getLogger("agentbridge.alerts")
@@ -51,11 +60,22 @@ DONE = {
 }
 
 
+TEXT_LIMIT = 1000
+"""The alert's own words in the message (the lifecycle writes them: short, but unbounded)."""
+PANE_LIMIT = 1800
+"""The pane lines shown: the end of the pane, which is where a stuck agent is waiting. With the
+text, the fences and the notes of what was cut this keeps within a section's 3,000 characters
+(https://docs.slack.dev/reference/block-kit/blocks/section-block)."""
+
+
 def alert_text(alert: Alert) -> str:
+    """The alert's text, then the last pane lines in a code block; each cut to fit, saying
+    what was left out."""
+    text = cut(alert.text, TEXT_LIMIT)
     if not alert.pane:
-        return alert.text
-    pane = redact(alert.pane).replace("```", "'''")
-    return f"{alert.text}\n```\n{pane}\n```"
+        return text
+    pane = cut_tail(redact(alert.pane).replace("```", "'''"), PANE_LIMIT)
+    return f"{text}\n```\n{pane}\n```"
 
 
 KEYS = ("slug", "alert", "turn")
@@ -81,21 +101,18 @@ def parse_value(value: str | None) -> tuple[str, str, str] | None:
 def stuck_blocks(
     text: str, slug: str, alert_id: str = "", turn: str | None = None
 ) -> tuple[dict[str, Any], ...]:
-    elements = []
-    for verb, label, style in BUTTONS:
-        button: dict[str, Any] = {
-            "type": "button",
-            "action_id": f"{PREFIX}{verb}",
-            "text": {"type": "plain_text", "text": label},
-            "value": button_value(slug, alert_id, turn),
-        }
-        if style:
-            button["style"] = style
-        elements.append(button)
-    return (
-        {"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}},
-        {"type": "actions", "block_id": f"stuck-{slug}", "elements": elements},
-    )
+    """The alert's section and its buttons, built with ``slack_sdk.models`` (whose validators
+    refuse what Slack would); ``text`` is cut to a section's 3,000 characters if need be."""
+    value = button_value(slug, alert_id, turn)
+    elements = [
+        ButtonElement(
+            text=PlainTextObject(text=label), action_id=f"{PREFIX}{verb}", value=value, style=style
+        )
+        for verb, label, style in BUTTONS
+    ]
+    section = SectionBlock(text=MarkdownTextObject(text=cut(text, 3000) or " "))
+    actions = ActionsBlock(block_id=f"stuck-{slug}"[:255], elements=elements)
+    return section.to_dict(), actions.to_dict()
 
 
 class Alerts:

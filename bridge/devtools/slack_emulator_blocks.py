@@ -8,8 +8,10 @@ single selects `selected_option`, checkboxes and multi selects `selected_options
 
 The limits checked are Slack's documented ones for the blocks and elements an app is likely to
 send (section, header, context, divider, actions, input; buttons, checkboxes, radio buttons,
-selects, overflow, text inputs). Keys Slack does not know are let through, although Slack would
-refuse some: the emulator should never fail a post that real Slack accepts.
+selects, overflow, text inputs; confirmation dialogs, option descriptions, input hints, button
+urls, the 12,000 characters all `markdown` blocks share), each citing its page on
+https://docs.slack.dev/reference/block-kit. Keys Slack does not know are let through, although
+Slack would refuse some: the emulator should never fail a post that real Slack accepts.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ PICKERS = {
 ELEMENTS = SINGLE | MULTI | TEXT | set(PICKERS) | {"button", "workflow_button"}
 OPTION_LIMITS = {"checkboxes": 10, "radio_buttons": 10, "overflow": 5}
 """Most options an element may have; selects allow 100."""
+MARKDOWN_TOTAL = 12000
+"""All `markdown` blocks of one payload together (the "cumulative limit" of
+https://docs.slack.dev/reference/block-kit/blocks/markdown-block)."""
 
 
 class _Check:
@@ -102,6 +107,12 @@ def validate_blocks(value: Any, limit: int = MESSAGE_BLOCKS) -> list[Json]:
         elif bid is not None:
             block_ids.add(bid)
         _check_block(check, block, where)
+    markdown = [b for b in blocks if isinstance(b, dict) and b.get("type") == "markdown"]
+    if sum(len(str(b.get("text", ""))) for b in markdown) > MARKDOWN_TOTAL:
+        # https://docs.slack.dev/reference/block-kit/blocks/markdown-block
+        check.fail(
+            "/blocks", f"markdown blocks must total less than {MARKDOWN_TOTAL + 1} characters"
+        )
     if check.errors:
         messages = [f"[ERROR] {e}" for e in check.errors]
         meta = {"messages": messages}
@@ -134,8 +145,17 @@ def _check_block(check: _Check, block: Json, where: str) -> None:
         check.text(block.get("text"), f"{where}/text", 150, plain_only=True)
     elif kind == "context":
         elements = block.get("elements")
+        # https://docs.slack.dev/reference/block-kit/blocks/context-block: 1-10 images/texts
         if not isinstance(elements, list) or not 1 <= len(elements) <= 10:
             check.fail(f"{where}/elements", "must be an array of 1 to 10 elements")
+            return
+        for j, element in enumerate(elements):
+            if not (isinstance(element, dict) and element.get("type") == "image"):
+                check.text(element, f"{where}/elements/{j}", 3000)
+    elif kind == "markdown":
+        # https://docs.slack.dev/reference/block-kit/blocks/markdown-block
+        if not isinstance(block.get("text"), str) or not block["text"]:
+            check.fail(f"{where}/text", "must be a non-empty string")
     elif kind == "actions":
         elements = block.get("elements")
         if not isinstance(elements, list) or not 1 <= len(elements) <= 25:
@@ -149,7 +169,10 @@ def _check_block(check: _Check, block: Json, where: str) -> None:
                 check.fail(f"{where}/elements/{j}/action_id", f"duplicate action_id {aid!r}")
             seen.add(str(aid))
     elif kind == "input":
+        # https://docs.slack.dev/reference/block-kit/blocks/input-block: label, hint ≤ 2000
         check.text(block.get("label"), f"{where}/label", 2000, plain_only=True)
+        if "hint" in block:
+            check.text(block["hint"], f"{where}/hint", 2000, plain_only=True)
         if "element" not in block:
             check.fail(f"{where}/element", "an input block needs an element")
         else:
@@ -171,8 +194,25 @@ def _check_element(check: _Check, element: Any, where: str) -> None:
             check.fail(f"{where}/value", "must be less than 2001 characters")
         if element.get("style") not in (None, "primary", "danger"):
             check.fail(f"{where}/style", "must be primary or danger")
+        # https://docs.slack.dev/reference/block-kit/block-elements/button-element: url ≤ 3000
+        if len(str(element.get("url", ""))) > 3000:
+            check.fail(f"{where}/url", "must be less than 3001 characters")
+    if "confirm" in element:
+        _check_confirm(check, element["confirm"], f"{where}/confirm")
     if kind in SINGLE | MULTI and not kind.endswith("external_select"):
         _check_options(check, element, where)
+
+
+def _check_confirm(check: _Check, confirm: Any, where: str) -> None:
+    """https://docs.slack.dev/reference/block-kit/composition-objects/confirmation-dialog-object:
+    title ≤ 100, text ≤ 300, confirm and deny ≤ 30."""
+    if not isinstance(confirm, dict):
+        check.fail(where, "must be a confirmation dialog object")
+        return
+    check.text(confirm.get("title"), f"{where}/title", 100, plain_only=True)
+    check.text(confirm.get("text"), f"{where}/text", 300)
+    check.text(confirm.get("confirm"), f"{where}/confirm", 30, plain_only=True)
+    check.text(confirm.get("deny"), f"{where}/deny", 30, plain_only=True)
 
 
 def _check_options(check: _Check, element: Json, where: str) -> None:
@@ -188,7 +228,11 @@ def _check_options(check: _Check, element: Json, where: str) -> None:
             check.fail(f"{where}/options/{j}", "must be an option object")
             continue
         plain = kind.endswith("select") or kind == "overflow"
+        # https://docs.slack.dev/reference/block-kit/composition-objects/option-object:
+        # text ≤ 75, value ≤ 150, description ≤ 75
         check.text(option.get("text"), text_where, 75, plain_only=plain)
+        if "description" in option:
+            check.text(option["description"], f"{where}/options/{j}/description", 75, True)
         value = option.get("value")
         if not isinstance(value, str) or not value or len(value) > 150:
             check.fail(f"{where}/options/{j}/value", "must be a string of 1 to 150 characters")

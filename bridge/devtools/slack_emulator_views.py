@@ -61,9 +61,14 @@ def check_view(value: Any) -> Json:
         problems.append("title must be plain_text of 1 to 24 characters [json-pointer:/view/title]")
     for key in ("submit", "close"):
         if key in spec and not _plain(spec[key], 24):
-            problems.append(f"{key} must be plain_text of 1 to 24 characters")
+            problems.append(
+                f"{key} must be plain_text of 1 to 24 characters [json-pointer:/view/{key}]"
+            )
     if len(str(spec.get("private_metadata", ""))) > 3000:
-        problems.append("private_metadata must be at most 3000 characters")
+        # https://docs.slack.dev/reference/views/modal-views (title/submit/close 24, metadata 3000)
+        problems.append(
+            "private_metadata must be at most 3000 characters [json-pointer:/view/private_metadata]"
+        )
     blocks: list[Json] = []
     try:
         blocks = validate_blocks(spec.get("blocks", []), VIEW_BLOCKS)
