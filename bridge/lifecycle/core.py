@@ -355,6 +355,7 @@ class Lifecycle:
                 f":warning: A {item.kind} prompt was being pasted when the "
                 "runner stopped; it was not re-sent to avoid a duplicate.",
             )
+        await self.scheduler.prepare()
         self.scheduler.start(self.config)
         watchers = [
             asyncio.create_task(self.stuck.run(stop), name="stuck"),

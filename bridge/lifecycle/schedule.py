@@ -14,6 +14,7 @@ which the executor runs as a task on the loop itself, so the sink is only ever c
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Callable
@@ -51,8 +52,9 @@ class Scheduler:
     def __init__(self, db_path: Path, sink: Sink) -> None:
         global _sink
         _sink = sink
+        self._jobs = SQLAlchemyJobStore(url=f"sqlite:///{db_path}")
         self.scheduler = AsyncIOScheduler(
-            jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{db_path}")},
+            jobstores={"default": self._jobs},
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone="UTC",
         )
@@ -60,6 +62,12 @@ class Scheduler:
     @property
     def running(self) -> bool:
         return bool(self.scheduler.running)
+
+    async def prepare(self) -> None:
+        """Open the job store's database (its first connection and table check take about a
+        tenth of a second) in a worker thread, before :meth:`start` runs on the loop: the
+        scheduler itself then only makes small reads of a warm local SQLite file there."""
+        await asyncio.to_thread(self._jobs.jobs_t.create, self._jobs.engine, True)
 
     def start(self, config: Config) -> None:
         """Start with the stored jobs paused until they match ``config``: a job removed from the
