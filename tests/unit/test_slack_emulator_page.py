@@ -113,8 +113,13 @@ def test_blocks_render_and_clicks_reach_the_app(browser: Any, tmp_path: Path) ->
         dialog.locator('textarea[data-action="text"]').fill("skip e2e, ship it")
         dialog.locator("#modal-submit").click()
         emu.wait_for(lambda: emu.views()[0]["state"] == "submitting", 10, "submitted")
+        # the view's state changes before its delivery is recorded: wait for the delivery
+        emu.wait_for(
+            lambda: emu.deliveries("interactive")[-1]["payload"]["type"] == "view_submission",
+            10,
+            "the submission delivered",
+        )
         sent = emu.deliveries("interactive")[-1]["payload"]
-        assert sent["type"] == "view_submission"
         assert sent["view"]["state"]["values"]["answer"]["text"]["value"] == "skip e2e, ship it"
         page.screenshot(path=str(tmp_path / "blocks.png"), full_page=True)
     assert (tmp_path / "blocks.png").stat().st_size > 0
