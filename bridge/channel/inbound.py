@@ -130,9 +130,11 @@ class Inbound:
         (an exception leaves it unsettled: the caller refuses it and the event comes again).
 
         A database error that may pass (:func:`~bridge.store.retry.is_store_error`) is tried
-        again at once, a few times within a second: Slack redelivers an unacknowledged event
-        only three times, so a flaky database would otherwise lose messages. Trying again is
-        safe: the dedupe key makes a prompt that was committed before the error a no-op."""
+        again at once, a few times within a second. A Slack message is also held and retried
+        for as long as the database is away by the consumer (``ChatBridge.run``); this short
+        retry is what a routed event gets inside its row's attempt (not held: a failure costs
+        one of the row's attempts). Trying again is safe: the dedupe key makes a prompt that
+        was committed before the error a no-op."""
         async for attempt in AsyncRetrying(
             retry=retry_if_exception(is_store_error),
             stop=stop_after_attempt(HANDLE_ATTEMPTS),
