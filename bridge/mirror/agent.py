@@ -141,23 +141,22 @@ class AgentMirror:
             here = [p for p in pending if (p.channel or self.channel, p.thread) == place]
             ids = sorted({i for p in here for i in (p.event_id, p.first)})
             found.update(await self.backend.find_posted(channel, ids, thread))
-        arrived: set[str] = set()
+        arrived: dict[str, str] = {}
         for p in pending:
             ref = found.get(p.event_id)
             if ref is None and found.get(p.first, "").startswith("file:"):
                 ref = found[p.first]  # an upload is found by its message's first id only
             if ref is not None:
-                await asyncio.to_thread(self.ledger.commit_posts, self.slug, (p.event_id,), ref)
-                arrived.add(p.event_id)
-            else:
-                await asyncio.to_thread(self.ledger.drop_intent, self.slug, p.event_id)
+                arrived[p.event_id] = ref
+        lost = [p.event_id for p in pending if p.event_id not in arrived]
+        await asyncio.to_thread(self.ledger.settle, self.slug, arrived, lost)
         log.info(
             "%s: settled %d unfinished posts (%d had arrived)",
             self.slug,
             len(pending),
             len(arrived),
         )
-        return arrived
+        return set(arrived)
 
     async def pump(self) -> int:
         """Deliver every complete new line of the current transcript."""
@@ -165,10 +164,11 @@ class AgentMirror:
             wait = self._retry_at - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)  # back off after failures: never a tight loop
+            before = self.current
             try:
                 sent = await self._drain()
-            except Exception:
-                self._failures += 1
+            except Exception:  # a pass that moved on before failing starts the backoff over
+                self._failures = 1 if self.current is not before else self._failures + 1
                 delay = min(2.0**self._failures, MAX_BACKOFF)
                 self._retry_at = time.monotonic() + delay
                 raise
@@ -397,4 +397,4 @@ AHEAD = 64
 YIELD_EVERY = 0.002
 """A catch-up whose posts never suspend (an unpaced backend) yields to the loop this often."""
 MAX_BACKOFF = 300.0
-"""Longest wait between two attempts of a mirror whose posts keep failing."""
+"""Longest wait between two attempts of a mirror whose posts keep failing with no progress."""

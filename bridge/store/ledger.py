@@ -182,11 +182,17 @@ class Ledger:
         )
         return int(rows[0][0])
 
-    def drop_intent(self, slug: str, event_id: str) -> None:
+    def settle(self, slug: str, arrived: dict[str, str], lost: list[str]) -> None:
+        """After a look-up: mark the intents found posted (``event_id -> ref``) and drop the
+        ones not found (they are posted again), all in one transaction. One per intent would
+        make a crash's 64 intents 64 commits, any of which a flaky database can fail."""
+        now = time.time()
         with self.store.tx() as db:
-            db.execute(
+            for event_id, ref in arrived.items():
+                _mark_posted(db, slug, (event_id,), ref, now)
+            db.executemany(
                 "DELETE FROM ledger WHERE slug = ? AND event_id = ? AND status = 'pending'",
-                (slug, event_id),
+                [(slug, e) for e in lost],
             )
 
     def posted_count(self, slug: str) -> int:
