@@ -7,7 +7,9 @@ server. Waits are condition polls with generous timeouts, never fixed sleeps.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -189,7 +191,10 @@ class Fleet:
         self.runner.terminate()
         try:
             code = self.runner.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired:  # hung: its threads' stacks to the log, then kill
+            self.runner.send_signal(signal.SIGUSR1)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.runner.wait(timeout=2)
             self.runner.kill()
             code = self.runner.wait()
         self.runner = None

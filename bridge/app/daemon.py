@@ -332,6 +332,8 @@ def run_daemon(daemon: Daemon) -> int:
     reported with its stack by :meth:`Daemon.run`) gets one more cancel and two seconds, then
     is left behind instead of waited for forever: SIGTERM must end the runner. The stop's
     faulthandler deadline stays armed until the loop is closed."""
+    # ``kill -USR1 <pid>``: every thread's stack to the log, for a runner that looks hung.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     loop = asyncio.new_event_loop()
     try:
         code = loop.run_until_complete(daemon.run())

@@ -37,6 +37,7 @@ from bridge.render.event import render_event
 from bridge.render.split import split_message
 from bridge.store.ledger import Ledger, TranscriptState
 from bridge.store.position import Position
+from bridge.store.retry import BACKOFF_MAX_S, is_store_error
 from bridge.store.routes import Place
 from bridge.store.unknown_records import UnknownTally
 from runtimes import LaunchContext, Runtime, TranscriptRef
@@ -150,12 +151,8 @@ class AgentMirror:
                 arrived[p.event_id] = ref
         lost = [p.event_id for p in pending if p.event_id not in arrived]
         await asyncio.to_thread(self.ledger.settle, self.slug, arrived, lost)
-        log.info(
-            "%s: settled %d unfinished posts (%d had arrived)",
-            self.slug,
-            len(pending),
-            len(arrived),
-        )
+        done = len(arrived)
+        log.info("%s: settled %d unfinished posts (%d had arrived)", self.slug, len(pending), done)
         return set(arrived)
 
     async def pump(self) -> int:
@@ -167,10 +164,10 @@ class AgentMirror:
             before = self.current
             try:
                 sent = await self._drain()
-            except Exception:  # a pass that moved on before failing starts the backoff over
+            except Exception as exc:  # a pass that moved on before failing starts over
                 self._failures = 1 if self.current is not before else self._failures + 1
-                delay = min(2.0**self._failures, MAX_BACKOFF)
-                self._retry_at = time.monotonic() + delay
+                longest = BACKOFF_MAX_S if is_store_error(exc) else MAX_BACKOFF
+                self._retry_at = time.monotonic() + min(2.0**self._failures, longest)
                 raise
             self._failures, self._retry_at = 0, 0.0
             return sent
@@ -397,4 +394,6 @@ AHEAD = 64
 YIELD_EVERY = 0.002
 """A catch-up whose posts never suspend (an unpaced backend) yields to the loop this often."""
 MAX_BACKOFF = 300.0
-"""Longest wait between two attempts of a mirror whose posts keep failing with no progress."""
+"""Longest wait between two attempts of a mirror whose posts keep failing with no progress (a
+store error waits at most :data:`~bridge.store.retry.BACKOFF_MAX_S`: the database is cheap to
+ask again, and a mirror must be back within seconds of it)."""
