@@ -55,15 +55,20 @@ class TaskSet:
 
 
 async def watch_lag(
-    stop: asyncio.Event, *, threshold: float = STALL_WARN_S, every: float = 0.05
+    stop: asyncio.Event,
+    *,
+    threshold: float = STALL_WARN_S,
+    every: float = 0.05,
+    stuck: float | None = None,
 ) -> None:
     """Until ``stop``: wake every ``every`` seconds and log "event loop stalled N ms" when a
     wake-up came more than ``threshold`` late because something ran on the loop that long without
     yielding. Time the loop's thread spent waiting for a CPU (a busy machine, read from the
     kernel's ``/proc/thread-self/schedstat``, an in-memory read) is not a stall of ours and is
     not counted, so the warning means a blocking call, not a loaded box. A sampling thread
-    notes where the loop was while it was stuck, and the warning says so (the culprit)."""
-    sampler = _Sampler(threading.get_ident(), threshold)
+    notes where the loop was while it was stuck, and the warning says so (the culprit); a loop
+    still stuck after ``stuck`` seconds (:data:`STUCK_S`) is reported by that thread at once."""
+    sampler = _Sampler(threading.get_ident(), threshold, STUCK_S if stuck is None else stuck)
     sampler.start()
     try:
         while not stop.is_set():
@@ -78,20 +83,33 @@ async def watch_lag(
         sampler.done.set()
 
 
+STUCK_S = 10.0
+"""A loop late by this much is reported from the sampling thread, with its whole stack, while
+it is still stuck: a loop blocked for good (a deadlock) never comes back to log its stall."""
+
+
 class _Sampler(threading.Thread):
     """Looks at the loop thread's stack while the loop is late (see :func:`watch_lag`)."""
 
-    def __init__(self, loop_thread: int, threshold: float) -> None:
+    def __init__(self, loop_thread: int, threshold: float, stuck: float) -> None:
         super().__init__(name="loop-lag", daemon=True)
         self.loop_thread = loop_thread
         self.threshold = threshold
+        self.stuck = stuck
         self.tick = time.monotonic()
         self.seen = ""
         self.done = threading.Event()
 
     def run(self) -> None:
+        told = 0.0  # the tick of the stall already reported as stuck
         while not self.done.wait(self.threshold / 2):
-            if time.monotonic() - self.tick > self.threshold / 2 and not self.seen:
+            tick = self.tick
+            if time.monotonic() - tick > self.stuck and told != tick:
+                told = tick  # stuck, not slow: the stall will not end to report itself
+                frame = sys._current_frames().get(self.loop_thread)
+                at = "".join(traceback.format_stack(frame)) if frame is not None else "?"
+                log.error("event loop stuck for %.1f s; it is at:\n%s", self.stuck, at)
+            if time.monotonic() - tick > self.threshold / 2 and not self.seen:
                 frame = sys._current_frames().get(self.loop_thread)
                 if frame is not None:
                     stack = traceback.extract_stack(frame)

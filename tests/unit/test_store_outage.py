@@ -241,3 +241,36 @@ def test_the_loop_lag_monitor_reports_a_blocking_call(caplog: pytest.LogCaptureF
         asyncio.run(scenario())
     stalls = [r.message for r in caplog.records if "event loop stalled" in r.message]
     assert len(stalls) == 1 and int(stalls[0].split()[3]) >= 300
+
+
+def test_a_loop_stuck_for_good_is_reported_while_it_is_stuck() -> None:
+    """A deadlocked loop never comes back to log its stall: the sampling thread says where it
+    is (its whole stack) while it is still stuck. The loop here is released only by that report."""
+    released = threading.Event()
+    reports: list[str] = []
+
+    class Release(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "event loop stuck" in record.getMessage():
+                reports.append(record.getMessage())
+                released.set()
+
+    def blocked_for_good() -> None:
+        assert released.wait(60), "the stuck loop was never reported"
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        lag = asyncio.create_task(watch_lag(stop, stuck=0.5))
+        await asyncio.sleep(0)  # the monitor starts measuring
+        blocked_for_good()  # on the loop, on purpose
+        stop.set()
+        await lag
+
+    handler = Release()
+    logger = logging.getLogger("agentbridge.loop")
+    logger.addHandler(handler)
+    try:
+        asyncio.run(scenario())
+    finally:
+        logger.removeHandler(handler)
+    assert len(reports) == 1 and "blocked_for_good" in reports[0], reports
