@@ -36,6 +36,7 @@ from pydantic_core import PydanticUndefined
 
 from bridge.config import access as access_module
 from bridge.config import model as config_module
+from bridge.config import ops as ops_module
 from bridge.config import pace as pace_module
 from bridge.config import review as review_module
 from bridge.config import watchdog as watchdog_module
@@ -48,6 +49,7 @@ from bridge.config.model import (
     RuntimeDefaults,
     ScheduleConfig,
 )
+from bridge.config.ops import Metrics
 from bridge.config.pace import SlackPace
 from bridge.config.review import ReviewConfig
 from bridge.config.values import token_limit
@@ -69,6 +71,7 @@ SECTIONS: tuple[Section, ...] = (
     Section(RuntimeDefaults, "`runtimes.claude`, `runtimes.codex`", "runtimes"),
     Section(RestartPolicy, "`restart`", "restart"),
     Section(SlackPace, "`slack_pace`", "slack-pace"),
+    Section(Metrics, "`metrics`", "metrics"),
     Section(ScheduleConfig, "`agents[].schedules[]`", "schedules"),
     Section(CompactionConfig, "`agents[].compaction`", "compaction"),
     Section(ReviewConfig, "`agents[].review`: a PR-reviewer template", "review"),
@@ -269,7 +272,7 @@ def attribute_docstrings(source: str) -> dict[tuple[str, str], str]:
 
 def _config_docstrings() -> dict[tuple[str, str], str]:
     found: dict[tuple[str, str], str] = {}
-    for module in (config_module, review_module, watchdog_module, pace_module):
+    for module in (config_module, review_module, watchdog_module, pace_module, ops_module):
         found.update(
             attribute_docstrings(Path(inspect.getfile(module)).read_text(encoding="utf-8"))
         )

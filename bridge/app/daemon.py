@@ -24,6 +24,7 @@ from pathlib import Path
 from bridge.aio import TaskSet, watch_lag
 from bridge.answers.pane import PaneFallback
 from bridge.answers.service import Answers
+from bridge.app.operations import Operations
 from bridge.app.runner_files import AlreadyRunning, acquire_runner_lock, write_runner_info
 from bridge.channel.chatbridge import ChatBridge
 from bridge.chat.factory import make_backend
@@ -211,6 +212,8 @@ class Daemon:
                 tracker.get(slug).waiting_link,
             )
 
+        ops = Operations(config, store, tmux, lifecycle.tracker, mirrors, backend)
+
         def reload(new: Config) -> None:
             channels.update(new.channels())  # a removed agent's last notes still find it
             current[0] = new
@@ -223,6 +226,7 @@ class Daemon:
             if router is not None:
                 router.update_config(new)
             reconciler.update_config(local)
+            ops.config = local
             mirrors.sync(local)
             lifecycle.update_config(local)
             chat.update_config(new)
@@ -266,8 +270,10 @@ class Daemon:
                 name="watch",
             ),
         ]
+        tasks.append(asyncio.create_task(ops.run(self.stop, list(tasks)), name="ops"))
         for task in tasks:
             task.add_done_callback(self._task_ended)
+        ops.ready()
         await self.stop.wait()
         log.info("runner: stopping%s", " and stopping agents" if self.stop_agents else "")
         # A stop must end the process: should any step hang, every thread's stack goes to
@@ -333,7 +339,8 @@ def run_daemon(daemon: Daemon) -> int:
     is left behind instead of waited for forever: SIGTERM must end the runner. The stop's
     faulthandler deadline stays armed until the loop is closed."""
     # ``kill -USR1 <pid>``: every thread's stack to the log, for a runner that looks hung.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    with contextlib.suppress(AttributeError, ValueError, io.UnsupportedOperation):
+        faulthandler.register(signal.SIGUSR1, all_threads=True)  # needs a real stderr
     loop = asyncio.new_event_loop()
     try:
         code = loop.run_until_complete(daemon.run())

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from bridge.chat.protocol import (
     ActionHandler,
     Attachment,
+    ChatFigures,
     CommandHandler,
     Incoming,
     Outgoing,
@@ -50,6 +51,9 @@ class ConsoleBackend:
 
     async def close(self) -> None:
         return None
+
+    async def figures(self) -> ChatFigures:
+        return ChatFigures()  # never rate-limited, no connection
 
     async def resolve_channels(self, wanted: Sequence[str]) -> list[str]:
         """Console channels are just names: nothing to resolve or join."""

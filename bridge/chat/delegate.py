@@ -16,6 +16,7 @@ from bridge.chat.protocol import (
     ActionHandler,
     Attachment,
     ChatBackend,
+    ChatFigures,
     CommandHandler,
     Incoming,
     Outgoing,
@@ -76,6 +77,9 @@ class DelegatingBackend:
 
     async def close(self) -> None:
         await self._inner.close()
+
+    async def figures(self) -> ChatFigures:
+        return await self._inner.figures()
 
     async def resolve_channels(self, wanted: Sequence[str]) -> list[str]:
         return await self._inner.resolve_channels(wanted)

@@ -195,6 +195,16 @@ so a runner that dies while handling it leaves the click unacknowledged (the per
 error and can click again) rather than silently lost."""
 
 
+@dataclass(frozen=True, slots=True)
+class ChatFigures:
+    """What an operator watches of a backend (the metrics endpoint, bridge/ops/metrics.py)."""
+
+    rate_limited: Mapping[str, int] = field(default_factory=dict)
+    """429 answers so far, by method."""
+    connected: bool | None = None
+    """Whether its event connection is up; None for a backend without one (the console)."""
+
+
 class ChatBackend(Protocol):
     name: str
     coalesce: bool
@@ -220,6 +230,10 @@ class ChatBackend(Protocol):
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
+
+    async def figures(self) -> ChatFigures:
+        """Its operator figures now (cheap: read once a second)."""
+        ...
 
     async def post(self, msg: Outgoing) -> Posted:
         """Post a message (or upload it as a file when ``msg.as_file``)."""

@@ -33,6 +33,7 @@ from pydantic import (
 from bridge.config.access import AgentAccess, FleetAccess
 from bridge.config.asks import AskSettings
 from bridge.config.errors import ConfigError, describe_value, validate_document
+from bridge.config.ops import Metrics
 from bridge.config.pace import SlackPace
 from bridge.config.placement import AgentPlacement, FleetPlacement, placed_elsewhere
 from bridge.config.reading import read_config_text
@@ -337,6 +338,8 @@ class Config(_Model, FleetAccess, FleetPlacement):
     """An agent silent this long after a launch or a prompt is flagged ``no_signal``."""
     slack_pace: Annotated[SlackPace, BeforeValidator(_dict_if_none)] = SlackPace()
     """Posting pace of the Slack backend (per channel and workspace-wide; bridge/config/pace.py)."""
+    metrics: Annotated[Metrics, BeforeValidator(_dict_if_none)] = Metrics()
+    """The Prometheus endpoint, off by default (bridge/config/ops.py)."""
     path: Path = Path("agents.yaml")
     """The file this came from (absolute when loaded from a file)."""
 

@@ -40,7 +40,7 @@ class Activity(StrEnum):
 
 
 #: States of an open turn (what an interrupt ends).
-_IN_TURN = frozenset({Activity.WORKING, Activity.WAITING_INPUT, Activity.COMPACTING})
+IN_TURN = frozenset({Activity.WORKING, Activity.WAITING_INPUT, Activity.COMPACTING})
 #: What an interrupt says when the CLI does not say who or why.
 _UNKNOWN_INTERRUPT: dict[str, str | None] = {"source": None, "reason": None, "via": None}
 
@@ -103,7 +103,7 @@ class ActivityTracker:
         old = agent.state
         if old == new:
             return
-        if new is Activity.WORKING and old not in _IN_TURN:
+        if new is Activity.WORKING and old not in IN_TURN:
             agent.interruption = None  # a new turn
         agent.state = new
         agent.since = self.clock()
@@ -274,7 +274,7 @@ class ActivityTracker:
         picker it waited on is gone too). Arriving after the transcript's abort marker already
         ended it, it only adds who stopped the turn."""
         meta = {k: event.meta.get(k) for k in _UNKNOWN_INTERRUPT}
-        if agent.state in _IN_TURN:
+        if agent.state in IN_TURN:
             agent.waiting_for = agent.waiting_link = None
             agent.turn_ended_at = None
             agent.interruption = meta

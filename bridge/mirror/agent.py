@@ -81,7 +81,8 @@ class AgentMirror:
         self._lock = asyncio.Lock()
         self.delivered = 0
         self.unknown = UnknownTally(ledger.store, slug)  # record types the parser did not know
-        self._failures = 0
+        self.failures = 0
+        """Passes in a row that failed without delivering (the backoff; a metric)."""
         self._retry_at = 0.0
         self._alerted: set[str] = set()
 
@@ -165,11 +166,11 @@ class AgentMirror:
             try:
                 sent = await self._drain()
             except Exception as exc:  # a pass that moved on before failing starts over
-                self._failures = 1 if self.current is not before else self._failures + 1
+                self.failures = 1 if self.current is not before else self.failures + 1
                 longest = BACKOFF_MAX_S if is_store_error(exc) else MAX_BACKOFF
-                self._retry_at = time.monotonic() + min(2.0**self._failures, longest)
+                self._retry_at = time.monotonic() + min(2.0**self.failures, longest)
                 raise
-            self._failures, self._retry_at = 0, 0.0
+            self.failures, self._retry_at = 0, 0.0
             return sent
 
     async def _drain(self) -> int:

@@ -44,6 +44,7 @@ NO_TEXT = frozenset(
         "channels",
         "start",
         "close",
+        "figures",
         "resolve_channels",
         "reserve",
         "delete",

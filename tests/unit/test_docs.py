@@ -268,6 +268,10 @@ def test_runner_unit() -> None:
     # Only the runner is signalled on stop: the agents' tmux server must survive it.
     assert unit.get("Service", "KillMode") == "process"
     assert unit.get("Install", "WantedBy") == "default.target"
+    # READY=1 and the watchdog pings come from the runner's loop (bridge/ops/systemd.py).
+    assert unit.get("Service", "Type") == "notify"
+    assert unit.get("Service", "NotifyAccess") == "main"
+    assert int(unit.get("Service", "WatchdogSec")) > 0
 
 
 def test_doctor_units() -> None:

@@ -38,9 +38,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "answers": frozenset({"config", "store", "chat", "hooks", "lifecycle", "channel", "render"}),
     "review": frozenset({"config", "store", "chat", "channel", "mirror"}),
     "cluster": frozenset({"config", "store", "chat"}),
+    "ops": frozenset({"config"}),
     "app": frozenset(
         {"config", "store", "render", "chat", "fleet", "hooks", "mirror", "lifecycle"}
-        | {"channel", "doctor", "devtools", "review", "cluster", "answers"}
+        | {"channel", "doctor", "devtools", "review", "cluster", "answers", "ops"}
     ),
     # Entry points: ``python -m bridge`` and the pre-split ``python -m bridge.cli``.
     "__main__": frozenset({"app"}),

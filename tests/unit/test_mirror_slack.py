@@ -214,11 +214,11 @@ def test_an_unknown_error_backs_off_instead_of_skipping(tmp_path: Path, emu: Sla
         for failures in (1, 2):
             with pytest.raises(Exception, match="something_new"):
                 await pump_again(h)
-            assert h.mirror._failures == failures  # the next try waits 2 ** failures s
+            assert h.mirror.failures == failures  # the next try waits 2 ** failures s
             assert h.mirror._retry_at > retry_at
             retry_at = h.mirror._retry_at
         await pump_again(h)
-        assert h.mirror._failures == 0
+        assert h.mirror.failures == 0
 
     run(h, scenario)
     assert [m["text"] for m in bot_messages(emu, channel)] == ["kept"]

@@ -42,7 +42,7 @@ def test_store_errors_back_off_for_seconds_however_many_in_a_row(tmp_path: Path)
             h.mirror._retry_at = 0.0
             with pytest.raises(sqlite3.OperationalError):
                 await h.mirror.pump()
-            assert h.mirror._failures == failures
+            assert h.mirror.failures == failures
             assert h.mirror._retry_at - time.monotonic() <= BACKOFF_MAX_S
         h.mirror._retry_at = 0.0
         assert await h.mirror.pump() == 1
@@ -71,12 +71,12 @@ def test_a_pass_that_delivered_before_it_failed_starts_the_backoff_over(tmp_path
 
     h.mirror.unknown.flush = flush  # type: ignore[method-assign]
     h.mirror.ledger.done_among = done_among  # type: ignore[method-assign]
-    h.mirror._failures = 6  # six passes in a row had failed before
+    h.mirror.failures = 6  # six passes in a row had failed before
 
     async def scenario() -> None:
         with pytest.raises(RuntimeError):
             await h.mirror.pump()
-        assert h.mirror._failures == 1, "the pass delivered 'first': not a seventh failure"
+        assert h.mirror.failures == 1, "the pass delivered 'first': not a seventh failure"
         h.mirror._retry_at = 0.0
         assert await h.mirror.pump() == 1
 

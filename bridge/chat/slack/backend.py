@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.chat.protocol import (
     ActionHandler,
     Attachment,
+    ChatFigures,
     CommandHandler,
     Incoming,
     NotKept,
@@ -105,6 +106,10 @@ class SlackBackend(SlackPosting):
         if self._transport is not None:
             await self._transport.close()
             self._transport = None
+
+    async def figures(self) -> ChatFigures:
+        connected = await self._transport.connected() if self._transport is not None else False
+        return ChatFigures({"chat.postMessage": self.rate_limited}, connected)
 
     async def resolve_channels(self, wanted: Sequence[str]) -> list[str]:
         """Map every ``#name`` to an id (joining public channels when needed); problems out."""

@@ -58,6 +58,10 @@ class SocketModeTransport:
         await self.handler.connect_async()  # type: ignore[no-untyped-call]
         log.info("slack: connected (Socket Mode)")
 
+    async def connected(self) -> bool:
+        """The websocket is open and its pings are answered (slack_sdk's own view)."""
+        return bool(await self.handler.client.is_connected())
+
     async def close(self) -> None:
         """Disconnect, for at most :data:`CLOSE_S`: slack_sdk's aiohttp client can wedge in
         ``close()`` when a (re)connect is in flight (python-slack-sdk #1913), and a runner
