@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Fleet, wait_until
-from tests.integration.test_runner import send_and_expect, wait_ready
+from tests.integration.test_runner import wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -82,14 +82,27 @@ def test_the_runner_tells_systemd_and_serves_metrics_that_move(
     wait_until(lambda: heard.count("WATCHDOG=1") >= 3, 60, "the watchdog fed")
     wait_ready(fleet, "om", "claude")
 
-    def idle_with_no_posts() -> bool:
+    def idle() -> bool:
         text = scrape(port)
         return figure(text, "agentbridge_agent_activity", agent="om", activity="idle") == 1.0
 
-    wait_until(idle_with_no_posts, 90, "om idle in /metrics")
+    wait_until(idle, 90, "om idle in /metrics")
     before = figure(scrape(port), "agentbridge_agent_posts_total", agent="om") or 0.0
     assert "agentbridge_store_up 1.0" in scrape(port)
-    send_and_expect(fleet, "om", "hello metrics", "ack: hello metrics")
+    out = fleet.cli(
+        "send", "om", "RUN: sleep 8; echo metrics-$((6*7))", "--config", str(fleet.config_path)
+    )
+    assert "sent" in out.stdout
+
+    def working() -> bool:  # the tool call runs for seconds: the turn shows, and ages
+        text = scrape(port)
+        return (
+            figure(text, "agentbridge_agent_activity", agent="om", activity="working") == 1.0
+            and (figure(text, "agentbridge_agent_turn_age_seconds", agent="om") or 0) > 0
+        )
+
+    wait_until(working, 60, "om working in /metrics")
+    wait_until(idle, 90, "om idle again in /metrics")
     wait_until(
         lambda: (figure(scrape(port), "agentbridge_agent_posts_total", agent="om") or 0) > before,
         90,
