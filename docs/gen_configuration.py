@@ -49,7 +49,7 @@ from bridge.config.model import (
     RuntimeDefaults,
     ScheduleConfig,
 )
-from bridge.config.ops import Metrics
+from bridge.config.ops import Metrics, Retention
 from bridge.config.pace import SlackPace
 from bridge.config.review import ReviewConfig
 from bridge.config.values import token_limit
@@ -72,6 +72,7 @@ SECTIONS: tuple[Section, ...] = (
     Section(RestartPolicy, "`restart`", "restart"),
     Section(SlackPace, "`slack_pace`", "slack-pace"),
     Section(Metrics, "`metrics`", "metrics"),
+    Section(Retention, "`retention`", "retention"),
     Section(ScheduleConfig, "`agents[].schedules[]`", "schedules"),
     Section(CompactionConfig, "`agents[].compaction`", "compaction"),
     Section(ReviewConfig, "`agents[].review`: a PR-reviewer template", "review"),

@@ -1,6 +1,6 @@
 """The runner's operator side, wired: systemd's readiness and watchdog pings, and the metrics
 endpoint (both in :mod:`bridge.ops`), fed from the lifecycle, the mirrors, the chat backend and
-the store.
+the store; and the store's retention (:mod:`bridge.store.retention`).
 
 One loop task copies what the loop owns into an immutable :class:`~bridge.ops.metrics.LoopFigures`
 every :data:`COPY_S` (and measures the loop's lateness while at it); the scrape thread reads
@@ -24,6 +24,7 @@ from bridge.mirror.fleet import Mirrors
 from bridge.ops.metrics import AgentNow, FleetCollector, LoopFigures, MetricsServer, StoredAgent
 from bridge.ops.systemd import Notifier, watchdog
 from bridge.store.db import Store
+from bridge.store.retention import keep_bounded
 
 log = logging.getLogger("agentbridge")
 
@@ -59,8 +60,8 @@ class Operations:
         self.notifier.send("READY=1")
 
     async def run(self, stop: asyncio.Event, core: Sequence[asyncio.Task[None]]) -> None:
-        """Until ``stop``: the watchdog pings (while every task of ``core`` lives) and, when
-        configured, the metrics endpoint."""
+        """Until ``stop``: the watchdog pings (while every task of ``core`` lives), retention,
+        and, when configured, the metrics endpoint."""
         address = self.config.metrics.address()
         if address is not None:
             try:
@@ -70,7 +71,10 @@ class Operations:
         healthy = lambda: not any(task.done() for task in core)  # noqa: E731
         try:
             await asyncio.gather(
-                watchdog(self.notifier, healthy, stop), self._copy(stop), stop.wait()
+                watchdog(self.notifier, healthy, stop),
+                self._copy(stop),
+                keep_bounded(self.store, lambda: self.config.retention.model_dump(), stop),
+                stop.wait(),
             )
         finally:
             self.notifier.send("STOPPING=1")

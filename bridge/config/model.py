@@ -33,7 +33,7 @@ from pydantic import (
 from bridge.config.access import AgentAccess, FleetAccess
 from bridge.config.asks import AskSettings
 from bridge.config.errors import ConfigError, describe_value, validate_document
-from bridge.config.ops import Metrics
+from bridge.config.ops import Metrics, Retention
 from bridge.config.pace import SlackPace
 from bridge.config.placement import AgentPlacement, FleetPlacement, placed_elsewhere
 from bridge.config.reading import read_config_text
@@ -340,6 +340,8 @@ class Config(_Model, FleetAccess, FleetPlacement):
     """Posting pace of the Slack backend (per channel and workspace-wide; bridge/config/pace.py)."""
     metrics: Annotated[Metrics, BeforeValidator(_dict_if_none)] = Metrics()
     """The Prometheus endpoint, off by default (bridge/config/ops.py)."""
+    retention: Annotated[Retention, BeforeValidator(_dict_if_none)] = Retention()
+    """How long old records are kept (bridge/config/ops.py)."""
     path: Path = Path("agents.yaml")
     """The file this came from (absolute when loaded from a file)."""
 

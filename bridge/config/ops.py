@@ -1,8 +1,10 @@
-"""The ``metrics`` config keys (model.py is at its size limit)."""
+"""The ``metrics`` and ``retention`` config keys (model.py is at its size limit)."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Metrics(BaseModel):
@@ -33,3 +35,25 @@ class Metrics(BaseModel):
             return None
         host, _, port = self.listen.rpartition(":")
         return (host.strip("[]") or "127.0.0.1"), int(port)
+
+
+Days = Annotated[float | None, Field(gt=0)]
+
+
+class Retention(BaseModel):
+    """How long old records are kept, in days (null: for ever); pruned hourly in small batches
+    (bridge/store/retention.py says what each removes and why that is safe)."""
+
+    ledger_days: Days = 90.0
+    """Posted and skipped mirror records, and turn routes. A reply in a thread older than this
+    finds its agent by the channel instead of the thread."""
+    queue_days: Days = 30.0
+    """Prompt-queue rows that ended (an ephemeral agent's task rows are kept)."""
+    routed_days: Days = 7.0
+    """Handled routed events (several hosts on one store)."""
+    audit_days: Days = 365.0
+    """Closed questions and approvals, and who answered what."""
+    launches_days: Days = 90.0
+    """Ended launches of the agents' CLIs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)  # as every config model

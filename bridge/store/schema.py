@@ -213,4 +213,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX ledger_chat_ref ON ledger(chat_ref) WHERE chat_ref IS NOT NULL;
     CREATE INDEX turn_routes_thread ON turn_routes(thread) WHERE thread IS NOT NULL;
     """,
+    # 10: retention (bridge/store/retention.py) finds old rows by time, not by a full scan
+    """
+    CREATE INDEX ledger_posted_at ON ledger(posted_at) WHERE posted_at IS NOT NULL;
+    CREATE INDEX turn_routes_created ON turn_routes(created_at);
+    CREATE INDEX prompt_queue_created ON prompt_queue(created_at);
+    CREATE INDEX inbound_done ON inbound_events(done_at) WHERE done_at IS NOT NULL;
+    CREATE INDEX answer_audit_at ON answer_audit(at);
+    CREATE INDEX asks_created ON asks(created_at);
+    CREATE INDEX launches_started ON launches(started_at);
+    """,
 )
