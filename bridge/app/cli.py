@@ -326,6 +326,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_state(args: argparse.Namespace) -> int:
+    from bridge.app.state_cmd import cmd_state as run
+
+    def configured() -> str | None:  # the config's ``store:``, when there is a config
+        return _load(args).store if _config_path(args).is_file() else None
+
+    return run(args, _state_dir(args), configured)
+
+
 def cmd_hook(args: argparse.Namespace) -> int:
     """Reached only through argparse (``main`` takes the fast path for real hooks)."""
     from bridge.hooks.client import main as hook_main
@@ -344,6 +353,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "review": cmd_review,
     "doctor": cmd_doctor,
     "demo": cmd_demo,
+    "state": cmd_state,
     "hook": cmd_hook,
 }
 

@@ -131,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, help="the emulated Slack page's port (default 8765 if free; 0: any)"
     )
 
+    p = add("state", "export the state database to a file, or import one (runner stopped)")
+    p.add_argument("action", choices=("export", "import"), help="which way")
+    p.add_argument("file", help="the JSON-lines file ('-': stdout or stdin)")
+
     p = add("hook", "relay one CLI hook to the runner (agents run this, not people)", False)
     p.add_argument("event", help="the hook event (SessionStart, Stop, statusline, ...)")
     return parser

@@ -135,6 +135,10 @@ class Store:
         with self._lock:
             self._db.close()
 
+    def after_import(self, db: Conn, identity_tables: list[str]) -> None:
+        """Bookkeeping after rows arrived with their own ids (``state import``): none here,
+        SQLite's AUTOINCREMENT counter follows explicit ids by itself."""
+
     @contextmanager
     def tx(self) -> Iterator[Conn]:
         """A write transaction; everything inside commits together or not at all."""

@@ -231,6 +231,14 @@ class PgStore(Store):
         with contextlib.suppress(ValueError):
             _ALL_JOINS.remove(self.joined)
 
+    def after_import(self, db: Conn, identity_tables: list[str]) -> None:
+        """Rows arrived with their own ids: each identity's next value goes past them."""
+        for table in identity_tables:
+            db.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                f" COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+            )
+
     def joined_conn(self) -> PgConn | None:
         """The transaction this call joins: the one its own task opened with :meth:`join`, if
         any. From a worker thread the join came with the context ``asyncio.to_thread`` copied
