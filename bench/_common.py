@@ -352,3 +352,37 @@ async def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> 
             raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}")
         await asyncio.sleep(0.05)
     return time.monotonic() - start
+
+
+def seed_history(store: Store, slugs: Sequence[str], rows: int, chunk: int = 50_000) -> None:
+    """``rows`` posted ledger rows spread over ``slugs``, as months of mirroring leave them
+    (recent enough that retention would keep them): the history whose size the figures must
+    not depend on."""
+    now = time.time()
+    done = 0
+    while done < rows:
+        n = min(chunk, rows - done)
+        batch = [
+            (
+                slugs[(done + i) % len(slugs)],
+                f"hist-{done + i:09d}",
+                "posted",
+                f"{1_700_000_000 + done + i}.000100",
+                '{"channel": "C0BENCH"}',
+                now - 3600,
+                now - 3600,
+            )
+            for i in range(n)
+        ]
+        with store.tx() as db:
+            db.executemany(
+                "INSERT INTO ledger (slug, event_id, status, chat_ref, payload, created_at,"
+                " posted_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                batch,
+            )
+        done += n
+
+
+def store_mb(fleet_root: Path) -> float:
+    """A bench fleet's SQLite state on disk (database and WAL), in MB."""
+    return sum(p.stat().st_size for p in (fleet_root / "state").glob("state.db*")) / 2**20

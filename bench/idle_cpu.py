@@ -18,7 +18,8 @@ a transcript no agent follows under the first agent's home (the operator's own i
 Claude session, or a subagent's side file), to see what activity the fleet does not mirror
 costs it.
 
-Last line: ``cpu_pct= seconds= agents=`` (``cpu_pct``: percent of one core).
+``--history N`` seeds N posted ledger rows first. Last line: ``cpu_pct= seconds= agents= rss_mb=
+history=`` (``cpu_pct``: percent of one core; ``rss_mb``: the child's memory).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from _common import (
     load_claude,
     note,
     open_claude_fleet,
+    seed_history,
     wait_for,
 )
 
@@ -86,6 +88,9 @@ def main() -> None:
         default=0.0,
         help="lines/s appended to a transcript no agent follows (default: %(default)s)",
     )
+    parser.add_argument(
+        "--history", type=int, default=0, help="posted ledger rows seeded first (%(default)s)"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     add_fixtures_arg(parser)
@@ -102,6 +107,8 @@ def main() -> None:
         fleet = build_claude_fleet(
             root, args.agents, seed.read_bytes(), shared_home=args.shared_home
         )
+        if args.history:
+            seed_history(fleet.store, [a.slug for a in fleet.agents], args.history)
         fleet.store.close()
         foreign = (
             fleet.agents[0].config_dir
@@ -140,6 +147,7 @@ def main() -> None:
             time.sleep(max(0.0, wall0 + args.seconds - time.monotonic()))
             cpu1, wall1 = ps.cpu_times(), time.monotonic()
             threads = ps.num_threads()
+            rss = ps.memory_info().rss / 2**20
             proc.stdin.write("stop\n")
             proc.stdin.flush()
             tail = proc.stdout.read()
@@ -155,7 +163,13 @@ def main() -> None:
         f"{threads} threads; child: {tail.strip()}"
     )
     emit(
-        {"cpu_pct": 100 * (user + system) / wall, "seconds": round(wall, 1), "agents": args.agents}
+        {
+            "cpu_pct": 100 * (user + system) / wall,
+            "seconds": round(wall, 1),
+            "agents": args.agents,
+            "rss_mb": rss,
+            "history": args.history,
+        }
     )
 
 

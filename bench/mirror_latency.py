@@ -10,7 +10,12 @@ real-shaped assistant text lines to random agents' transcripts at a steady ``--r
 ``post()`` is called. Latency = post time - append time, so it includes the whole wake-up
 path (inotify -> watchfiles debounce -> dispatch -> worker -> read -> parse -> ledger -> post).
 
-Last line: ``p50_ms= p99_ms= max_ms= agents= lines= lost= dup=`` (``lost`` must be 0).
+With ``--history N`` the ledger first gets N posted rows (months of mirroring), to see that
+the figures do not grow with it; ``settle_s`` is the start-up catch-up, ``rss_mb`` the
+process's memory, ``db_mb`` the database on disk.
+
+Last line: ``p50_ms= p99_ms= max_ms= agents= lines= lost= dup= settle_s= rss_mb= db_mb=
+history=`` (``lost`` must be 0).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import Any
 
+import psutil
 from _common import (
     CLAUDE_FIXTURE,
     RecordingBackend,
@@ -39,6 +45,8 @@ from _common import (
     median,
     note,
     percentile,
+    seed_history,
+    store_mb,
     wait_for,
 )
 from catchup import build_transcript
@@ -96,6 +104,10 @@ async def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     claude = load_claude(args.fixtures)
     seed = args.fixtures / CLAUDE_FIXTURE
     fleet = build_claude_fleet(root, args.agents, seed.read_bytes())
+    if args.history:
+        started = time.monotonic()
+        seed_history(fleet.store, [a.slug for a in fleet.agents], args.history)
+        note(f"seeded {args.history} ledger rows in {time.monotonic() - started:.1f}s")
     backlog: Path | None = None
     if args.backlog_mb > 0:
         backlog = root / "backlog.jsonl"
@@ -125,7 +137,7 @@ async def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     stop = asyncio.Event()
     runner = asyncio.create_task(mirrors.run(stop), name="mirrors")
     try:
-        took = await wait_for(lambda: caught_up(fleet, mirrors), 120, "the initial catch-up")
+        took = await wait_for(lambda: caught_up(fleet, mirrors), 600, "the initial catch-up")
         note(f"caught up {args.agents} seeded transcripts in {took:.1f}s ({backend.count} posts)")
         ready = await asyncio.to_thread(result_queue.get, True, 60)
         assert ready == "ready"
@@ -194,6 +206,10 @@ async def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "lines": len(appended_at),
         "lost": lost,
         "dup": dup,
+        "settle_s": took,
+        "rss_mb": psutil.Process().memory_info().rss / 2**20,
+        "db_mb": store_mb(root),
+        "history": args.history,
     }
 
 
@@ -205,6 +221,9 @@ def main() -> None:
         "--rate", type=float, default=20.0, help="appended lines per second, total (%(default)s)"
     )
     parser.add_argument("--seed", type=int, default=1, help="random seed (%(default)s)")
+    parser.add_argument(
+        "--history", type=int, default=0, help="posted ledger rows seeded first (%(default)s)"
+    )
     parser.add_argument(
         "--settle", type=float, default=1.0, help="idle seconds before appending (%(default)s)"
     )

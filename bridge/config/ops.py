@@ -41,8 +41,8 @@ Days = Annotated[float | None, Field(gt=0)]
 
 
 class Retention(BaseModel):
-    """How long old records are kept, in days (null: for ever); pruned hourly in small batches
-    (bridge/store/retention.py says what each removes and why that is safe)."""
+    """How long old records are kept, in days (null: for ever); pruned every ``every_minutes``
+    in small batches (bridge/store/retention.py says what each removes and why that is safe)."""
 
     ledger_days: Days = 90.0
     """Posted and skipped mirror records, and turn routes. A reply in a thread older than this
@@ -55,5 +55,7 @@ class Retention(BaseModel):
     """Closed questions and approvals, and who answered what."""
     launches_days: Days = 90.0
     """Ended launches of the agents' CLIs."""
+    every_minutes: float = Field(default=60.0, gt=0)
+    """Minutes between two pruning passes (the first runs a minute after start)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)  # as every config model

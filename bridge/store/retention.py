@@ -128,12 +128,17 @@ async def keep_bounded(
     every: float = EVERY_S,
     pause: float = PAUSE_S,
 ) -> None:
-    """Until ``stop``: a retention pass every ``every`` seconds (the horizons read anew each
-    time, so an edited agents.yaml applies at the next pass). A store error ends the pass
-    early; the next one goes on where it stopped."""
+    """Until ``stop``: a retention pass every ``every`` seconds, or the horizons'
+    ``every_minutes`` (read anew each time, as the horizons, so an edited agents.yaml applies
+    at the next pass). A store error ends the pass early; the next one goes on where it
+    stopped."""
     await wait_event(stop, first)
     while not stop.is_set():
-        for kind, cutoff in cutoffs(horizons()).items():
+        now = horizons()
+        minutes = now.get("every_minutes")
+        if minutes:
+            every = minutes * 60
+        for kind, cutoff in cutoffs(now).items():
             total = 0
             while not stop.is_set():
                 try:
