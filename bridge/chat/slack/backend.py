@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.chat.protocol import (
     ActionHandler,
@@ -26,9 +25,11 @@ from bridge.chat.protocol import (
     Receipt,
 )
 from bridge.chat.slack import scopes
+from bridge.chat.slack.budget import BudgetedClient, MethodBudget
 from bridge.chat.slack.files import download
 from bridge.chat.slack.pacing import Pace, Pacer
 from bridge.chat.slack.posting import SlackPosting
+from bridge.chat.slack.reactions import Reactions
 
 log = logging.getLogger("agentbridge.slack")
 
@@ -52,13 +53,18 @@ class SlackBackend(SlackPosting):
         lookup_attempts: int = 5,
     ) -> None:
         base = api_url or DEFAULT_API
-        self.client = AsyncWebClient(
-            token=bot_token, base_url=base if base.endswith("/") else base + "/", retry_handlers=[]
-        )
-        self.app_token = app_token
         if pace is None:  # min_interval=0 (tests): no pacing at all; else Slack's limits
             pace = Pace(per_second=0, workspace_per_second=0) if min_interval == 0 else Pace()
         self.pacer = Pacer(pace)
+        self.budget = MethodBudget(enabled=self.pacer.enabled)  # every method's tier
+        self.client = BudgetedClient(
+            token=bot_token,
+            base_url=base if base.endswith("/") else base + "/",
+            retry_handlers=[],
+            budget=self.budget,
+        )
+        self.reactions = Reactions(self._react_now, self.budget)
+        self.app_token = app_token
         self.attempts = attempts
         self.lookup_attempts = lookup_attempts
         self.channels: dict[str, str] = {}
@@ -102,9 +108,16 @@ class SlackBackend(SlackPosting):
             item = self.incoming.get_nowait()
             if item.receipt is not None:
                 item.receipt.refuse(NotKept("the runner is stopping"))
+        await self.reactions.close()
         if self._transport is not None:
             await self._transport.close()
             self._transport = None
+
+    def share_among(self, hosts: int) -> None:
+        """``hosts`` live runners share this workspace: budget ``1/hosts`` of every method
+        and of the workspace's posting cap (``docs/adr/0012-shared-slack-budget.md``)."""
+        if self.budget.share(hosts) | self.pacer.share(hosts):
+            log.info("slack: %d hosts share the workspace; budgeting 1/%d of it", hosts, hosts)
 
     async def resolve_channels(self, wanted: Sequence[str]) -> list[str]:
         """Map every ``#name`` to an id (joining public channels when needed); problems out."""
@@ -154,10 +167,14 @@ class SlackBackend(SlackPosting):
         await self._call(self.client.views_open, trigger_id=trigger_id, view=dict(view))
 
     async def react(self, channel: str, ref: str, emoji: str) -> None:
+        """At once when ``reactions.add`` has budget, else coalesced (:mod:`.reactions`)."""
+        await self.reactions.add(self.channel_id(channel), ref, emoji)
+
+    async def _react_now(self, channel: str, ref: str, emoji: str) -> None:
         try:
             await self._call(
                 self.client.reactions_add,
-                channel=self.channel_id(channel),
+                channel=channel,
                 timestamp=ref,
                 name=emoji,
             )

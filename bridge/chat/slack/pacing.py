@@ -52,16 +52,29 @@ class Pacer:
 
     def __init__(self, pace: Pace) -> None:
         self.pace = pace
+        self.hosts = 1
         self._channels: dict[str, AsyncLimiter] = {}
-        self._workspace = (
-            _bucket(pace.workspace_per_second, pace.workspace_burst)
-            if pace.workspace_per_second > 0
-            else None
-        )
+        self._workspace = self._workspace_bucket()
         self._held: dict[str, int] = {}
         self._hold_until: dict[str, float] = {}
         self.rate_limited = 0
         """429 answers seen (every one is a sign the pace is wrong for this workspace)."""
+
+    def _workspace_bucket(self) -> AsyncLimiter | None:
+        if self.pace.workspace_per_second <= 0:
+            return None
+        burst = max(1, self.pace.workspace_burst // self.hosts)
+        return _bucket(self.pace.workspace_per_second / self.hosts, burst)
+
+    def share(self, hosts: int) -> bool:
+        """``hosts`` runners post to this workspace: take ``1/hosts`` of its posting cap (the
+        per-channel buckets stay: a channel's agent runs on one host). True when it changed."""
+        hosts = max(1, hosts)
+        if hosts == self.hosts:
+            return False
+        self.hosts = hosts
+        self._workspace = self._workspace_bucket()
+        return True
 
     @property
     def enabled(self) -> bool:
