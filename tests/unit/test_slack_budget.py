@@ -17,8 +17,8 @@ from bridge.chat.slack.backend import SlackBackend
 from bridge.chat.slack.budget import BURST_SHARE, MethodBudget
 from bridge.devtools.slack_emulator import SlackEmulator
 from bridge.devtools.slack_emulator_limits import DEFAULT_METHOD_LIMITS
-from bridge.store.hosts import HostBook
 from bridge.store.db import Store
+from bridge.store.hosts import HostBook
 
 
 @pytest.fixture

@@ -76,6 +76,7 @@ class SlackBackend(SlackPosting):
         self.accepting = True
         self.receipts: set[Receipt] = set()
         self._names: dict[str, str] = {}
+        self._name_locks: dict[str, asyncio.Lock] = {}
         self._members: dict[str, tuple[float, int]] = {}
         self._transport: Any = None
 
@@ -97,6 +98,7 @@ class SlackBackend(SlackPosting):
             )
         self._transport = SocketModeTransport(self.client, self.app_token)
         register(self._transport, self)
+        _prime_authorization(getattr(self._transport, "app", None), auth)
         await self._transport.connect()
 
     async def close(self) -> None:
@@ -133,6 +135,8 @@ class SlackBackend(SlackPosting):
             )
             for ch in page.get("channels") or []:
                 found[str(ch["name"])] = ch
+                if "num_members" in ch:  # spares a Tier 3 conversations.info per channel
+                    self._members[str(ch["id"])] = (time.monotonic(), int(ch["num_members"]) - 1)
             cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
             if not cursor:
                 break
@@ -203,18 +207,21 @@ class SlackBackend(SlackPosting):
         return attachment(self, file_id, name, size, source)
 
     async def user_name(self, user: str) -> str:
-        if user not in self._names:
-            try:
-                info = await self._call(self.client.users_info, user=user)
-                profile = (info.get("user") or {}).get("profile") or {}
-                self._names[user] = str(
-                    profile.get("display_name")
-                    or profile.get("real_name")
-                    or (info.get("user") or {}).get("name")
-                    or user
-                )
-            except SlackApiError:
-                self._names[user] = user
+        # one look-up per person however many of their messages arrive at once (a backlog at
+        # start would otherwise be a burst of users.info calls past its tier)
+        async with self._name_locks.setdefault(user, asyncio.Lock()):
+            if user not in self._names:
+                try:
+                    info = await self._call(self.client.users_info, user=user)
+                    profile = (info.get("user") or {}).get("profile") or {}
+                    self._names[user] = str(
+                        profile.get("display_name")
+                        or profile.get("real_name")
+                        or (info.get("user") or {}).get("name")
+                        or user
+                    )
+                except SlackApiError:
+                    self._names[user] = user
         return self._names[user]
 
     async def humans_in(self, channel: str) -> int:
@@ -230,3 +237,17 @@ class SlackBackend(SlackPosting):
             count = 1
         self._members[channel] = (time.monotonic(), count)
         return count
+
+
+def _prime_authorization(app: Any, auth: Any) -> None:
+    """Hand slack_bolt the ``auth.test`` answer the start already has. Its single-team
+    authorization calls ``auth.test`` for every event that arrives before its own first call
+    has answered, on a per-request client outside the budget: a backlog of events at start
+    (a busy fleet's redeliveries) was a burst of ``auth.test`` calls past the method's tier."""
+    from slack_bolt.middleware.authorization.async_single_team_authorization import (
+        AsyncSingleTeamAuthorization,
+    )
+
+    for middleware in getattr(app, "_async_middleware_list", None) or []:
+        if isinstance(middleware, AsyncSingleTeamAuthorization):
+            middleware.auth_test_result = middleware.auth_test_result or auth
