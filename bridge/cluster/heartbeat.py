@@ -14,7 +14,7 @@ the database is back.
 Each beat also counts the live hosts (those heard from within ``host_down_after_seconds``, this
 one included) and hands the count to ``share``: the Slack backend budgets ``1/N`` of the
 workspace's rate limits, so N runners together stay within them
-(``docs/adr/0012-shared-slack-budget.md``).
+(``docs/adr/0006-shared-slack-budget.md``).
 """
 
 from __future__ import annotations

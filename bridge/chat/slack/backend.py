@@ -117,7 +117,7 @@ class SlackBackend(SlackPosting):
 
     def share_among(self, hosts: int) -> None:
         """``hosts`` live runners share this workspace: budget ``1/hosts`` of every method
-        and of the workspace's posting cap (``docs/adr/0012-shared-slack-budget.md``)."""
+        and of the workspace's posting cap (``docs/adr/0006-shared-slack-budget.md``)."""
         if self.budget.share(hosts) | self.pacer.share(hosts):
             log.info("slack: %d hosts share the workspace; budgeting 1/%d of it", hosts, hosts)
 

@@ -10,7 +10,7 @@ slack_bolt's listeners, the Socket Mode client's ``apps.connections.open``, the 
 - headroom: a bucket drains :data:`MARGIN` slower than the tier and holds :data:`BURST_SHARE`
   of its burst, so clock and network jitter between taking a slot here and the call reaching
   Slack never turn the last call of a burst into a 429;
-- several hosts (``docs/adr/0012-shared-slack-budget.md``): with ``N`` live hosts each runner
+- several hosts (``docs/adr/0006-shared-slack-budget.md``): with ``N`` live hosts each runner
   budgets ``1/N`` of every method (:meth:`MethodBudget.share`, called on each heartbeat). A
   bucket this runner had used is rebuilt for the new share with its burst spent -- what it
   spent a moment ago is not known to the new bucket, so it assumes the worst -- and refills at
