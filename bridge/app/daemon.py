@@ -134,6 +134,7 @@ class Daemon:
             router = RoutedBackend(backend, store, host, fleet)
             backend = router
         channels = fleet.channels()
+        share = getattr(backend, "share_among", None)  # Slack: 1/N of its rate limits
 
         def note(slug: str, text: str) -> None:
             """A short status note in the agent's channel (at most once; not ledgered)."""
@@ -254,7 +255,7 @@ class Daemon:
             asyncio.create_task(chat.run(self.stop), name="chat"),
             asyncio.create_task(reviews.run(self.stop), name="reviews"),
             asyncio.create_task(
-                heartbeat(store, host, _version(), lambda: current[0], note, self.stop),
+                heartbeat(store, host, _version(), lambda: current[0], note, self.stop, share),
                 name="heartbeat",
             ),
             asyncio.create_task(watch_lag(self.stop), name="loop-lag"),

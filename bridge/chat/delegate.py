@@ -58,6 +58,13 @@ class DelegatingBackend:
         self._action = handler
         self._inner.on_action = self._handle_action if handler else None
 
+    def share_among(self, hosts: int) -> None:
+        """``hosts`` runners share the chat workspace: forwarded to a backend that budgets it
+        (Slack's rate limits); an optional capability, so not part of the protocol."""
+        share = getattr(self._inner, "share_among", None)
+        if share is not None:
+            share(hosts)
+
     async def _handle_command(self, user: str, channel: str, text: str) -> str:
         handler = self._command
         if handler is None:

@@ -10,6 +10,11 @@ runner says so in its agents' channels on its first heartbeat.
 A database outage does not end the heartbeat (nor, with it, the runner): a beat that fails is
 logged and the next one comes at the usual interval, so the host's row is fresh again as soon as
 the database is back.
+
+Each beat also counts the live hosts (those heard from within ``host_down_after_seconds``, this
+one included) and hands the count to ``share``: the Slack backend budgets ``1/N`` of the
+workspace's rate limits, so N runners together stay within them
+(``docs/adr/0006-shared-slack-budget.md``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ log = logging.getLogger("agentbridge.cluster")
 
 Note = Callable[[str, str], None]
 """(slug, text): a short note in the agent's channel."""
+Share = Callable[[int], None]
+"""(live hosts): how many runners share the chat workspace now."""
 
 
 def interval_for(timeout: float) -> float:
@@ -43,6 +50,7 @@ async def heartbeat(
     config: Callable[[], Config],
     note: Note,
     stop: asyncio.Event,
+    share: Share | None = None,
 ) -> None:
     book = HostBook(store)
     first = True
@@ -51,6 +59,10 @@ async def heartbeat(
         timeout = fleet.host_down_after_seconds
         try:
             await _beat(book, host, version, first, fleet, note)
+            if share is not None and store.shared:
+                share(
+                    await asyncio.to_thread(live_hosts, book, host, fleet.host_down_after_seconds)
+                )
         except Exception as err:
             if not is_store_error(err):
                 raise
@@ -89,3 +101,8 @@ async def _beat(
                         f"`{agent.slug}` is not supervised. Messages written here are kept "
                         "and delivered when the host is back.",
                     )
+
+
+def live_hosts(book: HostBook, me: str, timeout: float) -> int:
+    """Hosts heard from within ``timeout`` seconds, this one always counted."""
+    return len({me} | {row.host for row in book.hosts() if row.age() < timeout})

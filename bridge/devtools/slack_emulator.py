@@ -6,8 +6,8 @@ websocket URL from `apps.connections.open`) and act as humans through the helper
 (`slack_emulator_people`), then look at the result (`slack_emulator_inspect`). It runs either on
 its own thread and loop (`with SlackEmulator() as emu:` in sync tests) or on the caller's loop
 (`await emu.astart()`). It behaves like Slack where the bridge's correctness depends on it:
-posting is rate-limited per channel (429 + `Retry-After`), Socket Mode envelopes go to one
-connection at random and unacked events are retried, blocks are checked, and faults Slack
+every method is rate-limited as Slack's tiers say (429 + `Retry-After`), Socket Mode envelopes
+go to one connection at random and unacked events are retried, blocks are checked, and faults Slack
 really produces (429s, 5xx, resets, refused or dropped sockets, redelivered events, channels
 that answer `not_in_channel` / `channel_not_found`) can be injected so recovery paths get run.
 The bot token holds the scopes of `deploy/slack-app-manifest.yaml` and a call without its scope
@@ -27,7 +27,13 @@ from aiohttp import web
 
 from bridge.devtools.slack_emulator_api import WebApi
 from bridge.devtools.slack_emulator_inspect import Inspection
-from bridge.devtools.slack_emulator_limits import POSTING_LIMIT, Limiter, RateLimit
+from bridge.devtools.slack_emulator_limits import (
+    NO_TIERS,
+    POSTING_LIMIT,
+    WORKSPACE_POSTING_LIMIT,
+    Limiter,
+    RateLimit,
+)
 from bridge.devtools.slack_emulator_model import Fault
 from bridge.devtools.slack_emulator_people import People
 from bridge.devtools.slack_emulator_scopes import manifest_scopes
@@ -36,7 +42,7 @@ from bridge.devtools.slack_emulator_state import WorkspaceState
 from bridge.devtools.slack_emulator_views import on_view_ack
 from bridge.devtools.slack_web import add_web_routes
 
-__all__ = ["CHANNEL_METHODS", "POSTING_LIMIT", "RateLimit", "SlackEmulator"]
+__all__ = ["CHANNEL_METHODS", "NO_TIERS", "POSTING_LIMIT", "RateLimit", "SlackEmulator"]
 
 CHANNEL_METHODS = (
     "chat.postMessage", "chat.update", "chat.delete", "chat.postEphemeral",
@@ -55,9 +61,11 @@ class SlackEmulator(People, Inspection):
     - `rate_limit`: the per-channel posting bucket (`chat.postMessage`, file shares). Default
       `RateLimit(per_second=1.0, burst=4)`, from Slack's "1 message per second per channel,
       short bursts allowed" (the burst size is not published; see `slack_emulator_limits`).
-      None turns posting limits off. `workspace_rate_limit`: a bucket shared by every
-      channel's posts (Slack has one but publishes no figure; off by default).
-      `method_limits`: workspace-wide buckets for other methods, e.g. chat.update's Tier 3.
+      None turns the per-channel limit off. `workspace_rate_limit`: the posting cap shared by
+      every channel's posts (Slack has one but publishes no figure; default 300/minute, burst
+      20; None: off). `method_limits`: merged over every other method's tier bucket (Slack's
+      Tier 1-4, enforced by default, per workspace): a `RateLimit` replaces one, None removes
+      it, `NO_TIERS` removes them all. `rate_limited_by_method()` counts the 429s served.
     - `seed`: seeds the choice of Socket Mode connection per envelope (random, as on Slack);
       `max_connections`: Slack's 10 open connections per app.
     - `clock`: monotonic seconds for rate limits and trigger expiry; pass a fake to step time.
@@ -81,8 +89,8 @@ class SlackEmulator(People, Inspection):
         port: int = 0,
         web_ui: bool = False,
         rate_limit: RateLimit | None = POSTING_LIMIT,
-        workspace_rate_limit: RateLimit | None = None,
-        method_limits: Mapping[str, RateLimit] | None = None,
+        workspace_rate_limit: RateLimit | None = WORKSPACE_POSTING_LIMIT,
+        method_limits: Mapping[str, RateLimit | None] | None = None,
         seed: int | None = None,
         max_connections: int = 10,
         clock: Callable[[], float] = time.monotonic,

@@ -23,7 +23,7 @@ from bridge.devtools.slack_emulator_apibase import check_text
 from bridge.devtools.slack_emulator_events import changed_event, deleted_event, join_channel
 from bridge.devtools.slack_emulator_files import FilesApi
 from bridge.devtools.slack_emulator_interactive import InteractiveApi, add_ephemeral
-from bridge.devtools.slack_emulator_limits import Limiter
+from bridge.devtools.slack_emulator_limits import NO_TIERS, Limiter
 from bridge.devtools.slack_emulator_model import (
     ApiError,
     Fault,
@@ -60,7 +60,9 @@ class WebApi(FilesApi, InteractiveApi, ViewsApi):
         limiter: Limiter | None = None,
     ):
         super().__init__(state, hub, echo_bot_messages)
-        self.limiter = limiter or Limiter(state.clock, per_channel=None)
+        self.limiter = limiter or Limiter(
+            state.clock, per_channel=None, workspace=None, method_limits=NO_TIERS
+        )
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/api/{method}", self.handle)

@@ -112,9 +112,17 @@ class Inspection:
 
     def rate_limits(self) -> list[Json]:
         """Each 429 served: {method, channel, scope, retry_after}; scope is "channel",
-        "workspace", "method" (a `method_limits` bucket) or "injected" (`inject`)."""
+        "workspace", "method" (its tier's bucket) or "injected" (`inject`)."""
         with self.state.lock:
             return copy.deepcopy(self.state.rate_limited)
+
+    def rate_limited_by_method(self) -> dict[str, int]:
+        """How many 429s each method was answered (every scope, injected ones included)."""
+        with self.state.lock:
+            counts: dict[str, int] = {}
+            for record in self.state.rate_limited:
+                counts[record["method"]] = counts.get(record["method"], 0) + 1
+            return counts
 
     def wait_for(self, predicate: Callable[[], T], timeout: float = 10.0, what: str = "") -> T:
         """Poll `predicate()` until truthy, waking on every state change (and every 50 ms for

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.chat.protocol import (
     ActionHandler,
@@ -27,9 +26,11 @@ from bridge.chat.protocol import (
     Receipt,
 )
 from bridge.chat.slack import scopes
+from bridge.chat.slack.budget import BudgetedClient, MethodBudget
 from bridge.chat.slack.files import download
 from bridge.chat.slack.pacing import Pace, Pacer
 from bridge.chat.slack.posting import SlackPosting
+from bridge.chat.slack.reactions import Reactions
 
 log = logging.getLogger("agentbridge.slack")
 
@@ -53,13 +54,18 @@ class SlackBackend(SlackPosting):
         lookup_attempts: int = 5,
     ) -> None:
         base = api_url or DEFAULT_API
-        self.client = AsyncWebClient(
-            token=bot_token, base_url=base if base.endswith("/") else base + "/", retry_handlers=[]
-        )
-        self.app_token = app_token
         if pace is None:  # min_interval=0 (tests): no pacing at all; else Slack's limits
             pace = Pace(per_second=0, workspace_per_second=0) if min_interval == 0 else Pace()
         self.pacer = Pacer(pace)
+        self.budget = MethodBudget(enabled=self.pacer.enabled)  # every method's tier
+        self.client = BudgetedClient(
+            token=bot_token,
+            base_url=base if base.endswith("/") else base + "/",
+            retry_handlers=[],
+            budget=self.budget,
+        )
+        self.reactions = Reactions(self._react_now, self.budget)
+        self.app_token = app_token
         self.attempts = attempts
         self.lookup_attempts = lookup_attempts
         self.channels: dict[str, str] = {}
@@ -71,6 +77,7 @@ class SlackBackend(SlackPosting):
         self.accepting = True
         self.receipts: set[Receipt] = set()
         self._names: dict[str, str] = {}
+        self._name_locks: dict[str, asyncio.Lock] = {}
         self._members: dict[str, tuple[float, int]] = {}
         self._transport: Any = None
 
@@ -92,6 +99,7 @@ class SlackBackend(SlackPosting):
             )
         self._transport = SocketModeTransport(self.client, self.app_token)
         register(self._transport, self)
+        _prime_authorization(getattr(self._transport, "app", None), auth)
         await self._transport.connect()
 
     async def close(self) -> None:
@@ -103,13 +111,20 @@ class SlackBackend(SlackPosting):
             item = self.incoming.get_nowait()
             if item.receipt is not None:
                 item.receipt.refuse(NotKept("the runner is stopping"))
+        await self.reactions.close()
         if self._transport is not None:
             await self._transport.close()
             self._transport = None
 
     async def figures(self) -> ChatFigures:
         connected = await self._transport.connected() if self._transport is not None else False
-        return ChatFigures({"chat.postMessage": self.rate_limited}, connected)
+        return ChatFigures(dict(self.budget.rate_limited), connected)  # 429s by method
+
+    def share_among(self, hosts: int) -> None:
+        """``hosts`` live runners share this workspace: budget ``1/hosts`` of every method
+        and of the workspace's posting cap (``docs/adr/0006-shared-slack-budget.md``)."""
+        if self.budget.share(hosts) | self.pacer.share(hosts):
+            log.info("slack: %d hosts share the workspace; budgeting 1/%d of it", hosts, hosts)
 
     async def resolve_channels(self, wanted: Sequence[str]) -> list[str]:
         """Map every ``#name`` to an id (joining public channels when needed); problems out."""
@@ -125,6 +140,8 @@ class SlackBackend(SlackPosting):
             )
             for ch in page.get("channels") or []:
                 found[str(ch["name"])] = ch
+                if "num_members" in ch:  # spares a Tier 3 conversations.info per channel
+                    self._members[str(ch["id"])] = (time.monotonic(), int(ch["num_members"]) - 1)
             cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
             if not cursor:
                 break
@@ -159,10 +176,14 @@ class SlackBackend(SlackPosting):
         await self._call(self.client.views_open, trigger_id=trigger_id, view=dict(view))
 
     async def react(self, channel: str, ref: str, emoji: str) -> None:
+        """At once when ``reactions.add`` has budget, else coalesced (:mod:`.reactions`)."""
+        await self.reactions.add(self.channel_id(channel), ref, emoji)
+
+    async def _react_now(self, channel: str, ref: str, emoji: str) -> None:
         try:
             await self._call(
                 self.client.reactions_add,
-                channel=self.channel_id(channel),
+                channel=channel,
                 timestamp=ref,
                 name=emoji,
             )
@@ -191,18 +212,21 @@ class SlackBackend(SlackPosting):
         return attachment(self, file_id, name, size, source)
 
     async def user_name(self, user: str) -> str:
-        if user not in self._names:
-            try:
-                info = await self._call(self.client.users_info, user=user)
-                profile = (info.get("user") or {}).get("profile") or {}
-                self._names[user] = str(
-                    profile.get("display_name")
-                    or profile.get("real_name")
-                    or (info.get("user") or {}).get("name")
-                    or user
-                )
-            except SlackApiError:
-                self._names[user] = user
+        # one look-up per person however many of their messages arrive at once (a backlog at
+        # start would otherwise be a burst of users.info calls past its tier)
+        async with self._name_locks.setdefault(user, asyncio.Lock()):
+            if user not in self._names:
+                try:
+                    info = await self._call(self.client.users_info, user=user)
+                    profile = (info.get("user") or {}).get("profile") or {}
+                    self._names[user] = str(
+                        profile.get("display_name")
+                        or profile.get("real_name")
+                        or (info.get("user") or {}).get("name")
+                        or user
+                    )
+                except SlackApiError:
+                    self._names[user] = user
         return self._names[user]
 
     async def humans_in(self, channel: str) -> int:
@@ -218,3 +242,17 @@ class SlackBackend(SlackPosting):
             count = 1
         self._members[channel] = (time.monotonic(), count)
         return count
+
+
+def _prime_authorization(app: Any, auth: Any) -> None:
+    """Hand slack_bolt the ``auth.test`` answer the start already has. Its single-team
+    authorization calls ``auth.test`` for every event that arrives before its own first call
+    has answered, on a per-request client outside the budget: a backlog of events at start
+    (a busy fleet's redeliveries) was a burst of ``auth.test`` calls past the method's tier."""
+    from slack_bolt.middleware.authorization.async_single_team_authorization import (
+        AsyncSingleTeamAuthorization,
+    )
+
+    for middleware in getattr(app, "_async_middleware_list", None) or []:
+        if isinstance(middleware, AsyncSingleTeamAuthorization):
+            middleware.auth_test_result = middleware.auth_test_result or auth

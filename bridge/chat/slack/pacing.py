@@ -11,8 +11,10 @@ limits them:
   :data:`MARGIN` slower than the published rate, so the few milliseconds between taking a slot
   here and the post reaching Slack never turn a burst's last message into a 429;
 - per workspace: one more bucket every channel's posts also draw from (default 5/s, burst 20:
-  300 a minute), so fifty busy agents queue here instead of starting a 429 storm. A channel's
-  own slot is taken first, so a channel waiting for its own budget holds none of the workspace's;
+  300 a minute; :data:`WORKSPACE_BURST_SHARE` of the burst is used, and ``1/N`` of it all with
+  N hosts, :meth:`Pacer.share`), so fifty busy agents queue here instead of starting a 429
+  storm. A channel's own slot is taken first, so a channel waiting for its own budget holds none
+  of the workspace's;
 - a 429's ``Retry-After`` overrides both: every post to that channel waits it out (recorded by
   :meth:`Pacer.hold`; the refused call itself is retried by the posting code after the same wait).
 
@@ -23,6 +25,7 @@ first and builds the message only then, so whatever arrived in the meantime join
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass
 
@@ -30,6 +33,10 @@ from aiolimiter import AsyncLimiter
 
 MARGIN = 0.05
 """How much slower than the configured rate the buckets drain (clock and network jitter)."""
+WORKSPACE_BURST_SHARE = 0.8
+"""How much of ``workspace_burst`` is used at once: the workspace bucket's burst is many
+channels' posts in flight together, whose arrival order at Slack jitters; a full burst's last
+post could arrive after the next one's slot (a 429 seen with 20 agents at once)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,16 +59,29 @@ class Pacer:
 
     def __init__(self, pace: Pace) -> None:
         self.pace = pace
+        self.hosts = 1
         self._channels: dict[str, AsyncLimiter] = {}
-        self._workspace = (
-            _bucket(pace.workspace_per_second, pace.workspace_burst)
-            if pace.workspace_per_second > 0
-            else None
-        )
+        self._workspace = self._workspace_bucket()
         self._held: dict[str, int] = {}
         self._hold_until: dict[str, float] = {}
         self.rate_limited = 0
         """429 answers seen (every one is a sign the pace is wrong for this workspace)."""
+
+    def _workspace_bucket(self) -> AsyncLimiter | None:
+        if self.pace.workspace_per_second <= 0:
+            return None
+        burst = max(1, math.floor(self.pace.workspace_burst * WORKSPACE_BURST_SHARE / self.hosts))
+        return _bucket(self.pace.workspace_per_second / self.hosts, burst)
+
+    def share(self, hosts: int) -> bool:
+        """``hosts`` runners post to this workspace: take ``1/hosts`` of its posting cap (the
+        per-channel buckets stay: a channel's agent runs on one host). True when it changed."""
+        hosts = max(1, hosts)
+        if hosts == self.hosts:
+            return False
+        self.hosts = hosts
+        self._workspace = self._workspace_bucket()
+        return True
 
     @property
     def enabled(self) -> bool:

@@ -40,6 +40,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from bridge.chat.protocol import Outgoing, Posted, Undeliverable
+from bridge.chat.slack.budget import MethodBudget
 from bridge.chat.slack.pacing import Pacer
 
 log = logging.getLogger("agentbridge.slack")
@@ -138,6 +139,11 @@ def remedy(code: str, form: Form) -> Form | None:
     return None
 
 
+_POSTING = frozenset({"chat_postMessage", "files_upload_v2"})
+"""The calls whose 429 holds their channel's posts (other methods' 429s hold only their method,
+in :class:`bridge.chat.slack.budget.BudgetedClient`)."""
+
+
 class SlackPosting:
     """Outbound calls; mixed into :class:`bridge.chat.slack.backend.SlackBackend`."""
 
@@ -145,6 +151,7 @@ class SlackPosting:
     attempts: int
     lookup_attempts: int
     pacer: Pacer
+    budget: MethodBudget
 
     def channel_id(self, channel: str) -> str:
         raise NotImplementedError
@@ -156,8 +163,8 @@ class SlackPosting:
 
     @property
     def rate_limited(self) -> int:
-        """429 answers Slack gave this backend so far."""
-        return self.pacer.rate_limited
+        """429 answers Slack gave this backend so far, every method's."""
+        return sum(self.budget.rate_limited.values())
 
     async def _call(
         self,
@@ -186,7 +193,8 @@ class SlackPosting:
                 except BaseException as exc:
                     last = exc
                     after = retry_after(exc)
-                    if after is not None and isinstance(kwargs.get("channel"), str):
+                    posting = getattr(method, "__name__", "") in _POSTING
+                    if after is not None and posting and isinstance(kwargs.get("channel"), str):
                         self.pacer.hold(kwargs["channel"], after)
                     if _retryable(exc):
                         log.warning(
