@@ -27,12 +27,15 @@ class Raw:
     def __init__(self, ws: aiohttp.ClientWebSocketResponse, hello: dict[str, Any], ack: bool):
         self.ws, self.hello, self.ack = ws, hello, ack
         self.got: list[dict[str, Any]] = []
+        self.other: list[dict[str, Any]] = []
+        """Messages without an envelope id (`disconnect`)."""
         self.task = asyncio.get_running_loop().create_task(self._read())
 
     async def _read(self) -> None:
         async for msg in self.ws:
             data = json.loads(msg.data)
             if "envelope_id" not in data:
+                self.other.append(data)
                 continue
             self.got.append(data)
             if self.ack:
