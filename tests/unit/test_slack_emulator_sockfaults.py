@@ -29,6 +29,7 @@ def test_periodic_refresh_requested_then_closed_after_the_grace() -> None:
             sock = await connect(emu, session)
             await closed(sock)
             assert [m.get("reason") for m in sock.other] == ["refresh_requested"]
+            await wait(emu, lambda: emu.connection_history()[0]["closed_seq"], "recorded")
             (record,) = emu.connection_history(emu.app_token)
             assert record["disconnects"] == ["refresh_requested"]
             assert record["closed_seq"] > record["opened_seq"] and record["refused"] is None
