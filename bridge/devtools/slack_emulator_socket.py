@@ -34,8 +34,8 @@ from aiohttp import WSMsgType, web
 
 from bridge.devtools import slack_emulator_scopes as slack_scopes
 from bridge.devtools.slack_emulator_conns import Conn, ConnectionLog, abort_with_reset
-from bridge.devtools.slack_emulator_sockfaults import SocketFaults
 from bridge.devtools.slack_emulator_model import ApiError, Delivery, Json
+from bridge.devtools.slack_emulator_sockfaults import SocketFaults
 from bridge.devtools.slack_emulator_state import WorkspaceState
 
 log = logging.getLogger("bridge.devtools.slack_emulator")
@@ -61,6 +61,7 @@ class SocketHub(SocketFaults):
         self.socket_mode_enabled = True
         """False after `disable`: the app's Socket Mode is off (`link_disabled`)."""
         self.log = ConnectionLog()
+        self._retiring_tasks: set[asyncio.Task[None]] = set()
         self.ack_timeout = ack_timeout
         self.max_retries = max_retries
         self.disconnect_grace = disconnect_grace
@@ -233,7 +234,7 @@ class SocketHub(SocketFaults):
             self.state.touch()
 
     async def _refuse(self, conn: Conn) -> None:
-        message = {"type": "disconnect", "reason": "too_many_websockets"}
+        message: Json = {"type": "disconnect", "reason": "too_many_websockets"}
         message["debug_info"] = {"host": "slack-emulator"}
         try:
             await conn.ws.send_str(json.dumps(message))

@@ -23,12 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import TYPE_CHECKING
 
-from bridge.devtools.slack_emulator_conns import Conn, abort_with_reset
-
-if TYPE_CHECKING:
-    from bridge.devtools.slack_emulator_socket import SocketHub
+from bridge.devtools.slack_emulator_conns import Conn, ConnectionLog, abort_with_reset
+from bridge.devtools.slack_emulator_state import WorkspaceState
 
 DISCONNECT_REASONS = ("refresh_requested", "warning", "link_disabled", "too_many_websockets")
 
@@ -36,8 +33,21 @@ DISCONNECT_REASONS = ("refresh_requested", "warning", "link_disabled", "too_many
 class SocketFaults:
     """The fault half of `SocketHub`; coroutines run on the emulator's loop (`run_soon`)."""
 
+    state: WorkspaceState
+    log: ConnectionLog
+    disconnect_grace: float
+    socket_mode_enabled: bool
+    _conns: list[Conn]
+    _retiring_tasks: set[asyncio.Task[None]]
+
+    def _ended(self, conn: Conn) -> None:
+        raise NotImplementedError
+
+    async def _notify(self) -> None:
+        raise NotImplementedError
+
     async def send_disconnect(
-        self: SocketHub, reason: str, close_after: float | None, conn_id: str | None = None
+        self, reason: str, close_after: float | None, conn_id: str | None = None
     ) -> None:
         """Tell every open connection (or only `conn_id`) to reconnect, then close those
         still open after `close_after` (default `disconnect_grace`) seconds."""
@@ -46,7 +56,7 @@ class SocketFaults:
         victims = [c for c in self._conns if not c.closed and conn_id in (None, c.id)]
         await asyncio.gather(*(self._retire(c, reason, close_after) for c in victims))
 
-    async def _retire(self: SocketHub, conn: Conn, reason: str, close_after: float | None) -> None:
+    async def _retire(self, conn: Conn, reason: str, close_after: float | None) -> None:
         message = {"type": "disconnect", "reason": reason, "debug_info": {"host": "slack-emulator"}}
         with self.state.lock:
             conn.retiring = True
@@ -59,19 +69,21 @@ class SocketFaults:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await conn.ws.close(code=1000, message=reason.encode())
 
-    def _refresh_due(self: SocketHub, conn: Conn) -> None:
+    def _refresh_due(self, conn: Conn) -> None:
         """`refresh_after` elapsed for `conn` (a loop callback)."""
         if not conn.closed and not conn.retiring:
-            asyncio.ensure_future(self._retire(conn, "refresh_requested", None))
+            task = asyncio.ensure_future(self._retire(conn, "refresh_requested", None))
+            self._retiring_tasks.add(task)
+            task.add_done_callback(self._retiring_tasks.discard)
 
-    async def drop_all(self: SocketHub) -> None:
+    async def drop_all(self) -> None:
         """Abrupt loss of every socket: no close frame, TCP reset."""
         for conn in list(self._conns):
             self._ended(conn)
             abort_with_reset(conn.transport)
         await self._notify()
 
-    def deafen(self: SocketHub, conn_id: str | None = None) -> str:
+    def deafen(self, conn_id: str | None = None) -> str:
         """Make `conn_id` (default: the newest open connection) deaf; returns its id."""
         with self.state.lock:
             open_ = [c for c in self._conns if not c.closed and conn_id in (None, c.id)]
@@ -83,12 +95,12 @@ class SocketFaults:
             self.state.touch()
             return conn.id
 
-    async def disable(self: SocketHub, close_after: float | None = None) -> None:
+    async def disable(self, close_after: float | None = None) -> None:
         """Turn the app's Socket Mode off: `link_disabled` to every connection, then closed."""
         self.socket_mode_enabled = False
         await self.send_disconnect("link_disabled", close_after)
 
-    def enable(self: SocketHub) -> None:
+    def enable(self) -> None:
         """Turn Socket Mode back on: `apps.connections.open` works again."""
         with self.state.lock:
             self.socket_mode_enabled = True

@@ -62,7 +62,9 @@ def test_link_disabled_closes_everything_and_holds_events_until_enabled() -> Non
 
         async def scenario(session: aiohttp.ClientSession) -> None:
             sock = await connect(emu, session)
-            url = (await asyncio.to_thread(web.apps_connections_open, app_token=emu.app_token))["url"]
+            url = (await asyncio.to_thread(web.apps_connections_open, app_token=emu.app_token))[
+                "url"
+            ]
             emu.disable_socket_mode()
             await closed(sock)
             assert [m.get("reason") for m in sock.other] == ["link_disabled"]

@@ -26,6 +26,7 @@ from bridge.chat.protocol import (
     Receipt,
 )
 from bridge.chat.slack import scopes
+from bridge.chat.slack.adapter.deafness import DEFAULT_INTERVAL_S
 from bridge.chat.slack.files import download
 from bridge.chat.slack.pacing import Pace, Pacer
 from bridge.chat.slack.posting import SlackPosting
@@ -50,6 +51,7 @@ class SlackBackend(SlackPosting):
         pace: Pace | None = None,
         attempts: int = 8,
         lookup_attempts: int = 5,
+        deaf_probe: float | None = None,
     ) -> None:
         base = api_url or DEFAULT_API
         self.client = AsyncWebClient(
@@ -72,6 +74,9 @@ class SlackBackend(SlackPosting):
         self._names: dict[str, str] = {}
         self._members: dict[str, tuple[float, int]] = {}
         self._transport: Any = None
+        self.deaf_probe = deaf_probe
+        """Seconds between deaf-connection checks (0: none; None: the default), see
+        :mod:`bridge.chat.slack.adapter.deafness`."""
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -92,6 +97,12 @@ class SlackBackend(SlackPosting):
         self._transport = SocketModeTransport(self.client, self.app_token)
         register(self._transport, self)
         await self._transport.connect()
+        self._transport.watch(
+            self._recent,
+            lambda: list(self.channels.values()),
+            lambda: self.bot_user_id,
+            DEFAULT_INTERVAL_S if self.deaf_probe is None else self.deaf_probe,
+        )
 
     async def close(self) -> None:
         # Messages not yet kept are not acked: Slack delivers them again to the next runner.
@@ -144,6 +155,13 @@ class SlackBackend(SlackPosting):
                 await self._call(self.client.conversations_join, channel=info["id"])
                 log.info("slack: joined %s", channel)
         return problems
+
+    async def _recent(self, channel: str, oldest: str) -> list[dict[str, Any]]:
+        """A channel's newest messages since ``oldest`` (the deaf-connection check's look)."""
+        page = await self._call(
+            self.client.conversations_history, channel=channel, oldest=oldest, limit=20
+        )
+        return list(page.get("messages") or [])
 
     def channel_id(self, channel: str) -> str:
         return self.channels.get(channel, channel)
