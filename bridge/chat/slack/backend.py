@@ -156,10 +156,15 @@ class SlackBackend(SlackPosting):
                 log.info("slack: joined %s", channel)
         return problems
 
-    async def _recent(self, channel: str, oldest: str) -> list[dict[str, Any]]:
-        """A channel's newest messages since ``oldest`` (the deaf-connection check's look)."""
+    async def _recent(self, channel: str, oldest: str, latest: str) -> list[dict[str, Any]]:
+        """A channel's newest messages between ``oldest`` and ``latest`` (the deaf-connection
+        check's look)."""
         page = await self._call(
-            self.client.conversations_history, channel=channel, oldest=oldest, limit=20
+            self.client.conversations_history,
+            channel=channel,
+            oldest=oldest,
+            latest=latest,
+            limit=20,
         )
         return list(page.get("messages") or [])
 

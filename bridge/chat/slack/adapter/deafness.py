@@ -35,8 +35,10 @@ GRACE_S = 10.0
 """How old an undelivered message must be before it counts: time for Slack's first delivery,
 a reconnect, and the emulator's or Slack's first retry."""
 
-History = Callable[[str, str], Awaitable[Sequence[dict[str, Any]]]]
-"""``(channel id, oldest ts) -> messages`` (``conversations.history``, paced by the backend)."""
+History = Callable[[str, str, str], Awaitable[Sequence[dict[str, Any]]]]
+"""``(channel id, oldest ts, latest ts) -> the newest messages between`` (``conversations.history``,
+paced by the backend). Asking only up to :data:`GRACE_S` ago matters in a busy channel: the
+newest page would otherwise hold only messages too fresh to count."""
 
 
 class DeafWatch:
@@ -77,7 +79,10 @@ class DeafWatch:
             return False
         channel = channels[self._turn % len(channels)]
         self._turn += 1
-        missed = self.missed(channel, await self.history(channel, f"{self.since:.6f}"))
+        latest = max(self.since, time.time() - GRACE_S)  # busy channels: only the settled past
+        missed = self.missed(
+            channel, await self.history(channel, f"{self.since:.6f}", f"{latest:.6f}")
+        )
         if not missed:
             return False
         self._accounted.update((channel, ts) for ts in missed)
