@@ -258,6 +258,12 @@ class SlackEmulator(People, Inspection):
         """Make a connection (default: the newest) deaf: open, answering pings, no envelopes."""
         return self.hub.deafen(conn_id)
 
+    def lose_acks(self, count: int) -> None:
+        """The next `count` acks of Events API envelopes are lost on the way to Slack: those
+        envelopes come again after the ack timeout (`retry_attempt` + 1, reason `timeout`)."""
+        with self.state.lock:
+            self.hub.acks_to_lose += count
+
     def limit_connections(self, most: int) -> None:
         """Change the app's connection limit (10 on Slack), e.g. to stand for connections
         Slack still counts for the app (python-slack-sdk #1940's "ghost registrations")."""

@@ -62,6 +62,7 @@ class SocketHub(SocketFaults):
         """False after `disable`: the app's Socket Mode is off (`link_disabled`)."""
         self.log = ConnectionLog()
         self._retiring_tasks: set[asyncio.Task[None]] = set()
+        self.acks_to_lose = 0
         self.ack_timeout = ack_timeout
         self.max_retries = max_retries
         self.disconnect_grace = disconnect_grace
@@ -259,6 +260,8 @@ class SocketHub(SocketFaults):
         envelope_id = message.get("envelope_id") if isinstance(message, dict) else None
         if not isinstance(envelope_id, str):
             log.warning("slack emulator: socket message without envelope_id %r", data[:200])
+            return
+        if self.lose_ack(envelope_id):
             return
         payload = message.get("payload")
         delivery = self.state.record_ack(

@@ -15,6 +15,8 @@
   are recorded as sent (on that connection) and never written, so their ack times out and
   Slack's retry sends them to whichever connection it picks next (maybe the deaf one again; if
   it is the only one, they pile up as retries until `max_retries`).
+- `lose_acks`: the next acks of Events API envelopes never reach Slack (lost on the way), so
+  Slack sends those envelopes again after the ack timeout, as for an ack never sent.
 - `drop_all`: every socket lost at once, TCP reset, no close frame.
 """
 
@@ -39,6 +41,7 @@ class SocketFaults:
     socket_mode_enabled: bool
     _conns: list[Conn]
     _retiring_tasks: set[asyncio.Task[None]]
+    acks_to_lose: int
 
     def _ended(self, conn: Conn) -> None:
         raise NotImplementedError
@@ -82,6 +85,17 @@ class SocketFaults:
             self._ended(conn)
             abort_with_reset(conn.transport)
         await self._notify()
+
+    def lose_ack(self, envelope_id: str) -> bool:
+        """Whether the ack of `envelope_id` is lost (one of `acks_to_lose`, events only)."""
+        with self.state.lock:
+            key = self.state.envelope_index.get(envelope_id)
+            d = self.state.deliveries.get(key) if key is not None else None
+            if self.acks_to_lose <= 0 or d is None or d.kind != "events_api" or d.acked:
+                return False
+            self.acks_to_lose -= 1
+            self.state.touch()
+            return True
 
     def deafen(self, conn_id: str | None = None) -> str:
         """Make `conn_id` (default: the newest open connection) deaf; returns its id."""

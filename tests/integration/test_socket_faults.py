@@ -141,20 +141,22 @@ def test_too_many_websockets(fleet: Fleet, emulator: SlackEmulator) -> None:
 
 
 def test_unacked_envelopes_redelivered(fleet: Fleet) -> None:
-    """Slack's retry comes while the first delivery is still being kept (a tiny ack timeout),
-    and acked envelopes come again too (a lost ack), some on a new connection."""
+    """Acks lost on the way, so Slack sends those envelopes again (`retry_attempt` 1,
+    `timeout`), some on a new connection; acked envelopes sent again too."""
     with SlackEmulator(
-        max_retries=10_000, ack_timeout=0.2, disconnect_grace=0.5, rate_limit=None
+        max_retries=10_000, ack_timeout=0.5, disconnect_grace=0.5, rate_limit=None
     ) as slack:
 
         def retried() -> int:
             return sum(1 for d in slack.deliveries("events_api") if d["attempts"] > 1)
 
         def fault(traffic: Traffic) -> None:
-            wait_until(lambda: retried() >= 5, 120, "envelopes redelivered")
+            slack.lose_acks(8)
+            wait_until(lambda: slack.hub.acks_to_lose == 0, 120, "eight acks lost")
+            slack.disconnect("refresh_requested")  # their retries mostly land on the next one
+            wait_until(lambda: retried() >= 8, 120, "envelopes redelivered")
             for _ in range(3):
                 slack.redeliver_last()
-            slack.disconnect("refresh_requested")
             wait_until(lambda: len(slack.connection_history()) >= 2, 60, "a new connection")
             slack.redeliver_last()
 

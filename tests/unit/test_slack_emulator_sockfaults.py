@@ -168,3 +168,23 @@ def test_history_tells_sequential_connections_from_overlapping_ones() -> None:
             await c.ws.close()
 
         run(emu, scenario)
+
+
+def test_a_lost_ack_means_the_envelope_comes_again() -> None:
+    with SlackEmulator(ack_timeout=0.1, rate_limit=None) as emu:
+        alice = emu.add_user("alice")
+        general = emu.add_channel("general", [alice])
+
+        async def scenario(session: aiohttp.ClientSession) -> None:
+            sock = await connect(emu, session)
+            emu.lose_acks(1)
+            emu.post_as_user(alice, general, "once")
+            emu.post_as_user(alice, general, "twice")
+            await wait(emu, lambda: all(d["acked"] for d in emu.deliveries()), "acked")
+            assert [d["attempts"] for d in emu.deliveries()] == [2, 1]
+            assert [(e["retry_attempt"], e["retry_reason"]) for e in sock.got] == [
+                (0, ""), (0, ""), (1, "timeout")
+            ]  # fmt: skip
+            await sock.ws.close()
+
+        run(emu, scenario)
