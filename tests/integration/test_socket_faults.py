@@ -124,7 +124,9 @@ def test_link_disabled_then_enabled(fleet: Fleet, emulator: SlackEmulator) -> No
 
 def test_too_many_websockets(fleet: Fleet, emulator: SlackEmulator) -> None:
     """The app is at its limit (connections Slack still counts for it, python-slack-sdk
-    #1940's ghosts): the runner's reconnects are turned away until a slot frees up."""
+    #1940's ghosts): the runner's reconnects are turned away until a slot frees up, and it
+    backs off between them (at least the first backoff, 0.5 s: a lower bound its own wait
+    guarantees, not a deadline) instead of hammering apps.connections.open."""
     slack = emulator
 
     def refused() -> int:
@@ -138,6 +140,9 @@ def test_too_many_websockets(fleet: Fleet, emulator: SlackEmulator) -> None:
         wait_until(lambda: slack.connection_count() == 1, 120, "reconnected once a slot freed")
 
     run_with_fault(fleet, slack, "tm", fault)
+    times = [r["opened_at"] for r in slack.connection_history() if r["refused"]]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert all(g >= 0.5 for g in gaps), f"reconnected at once, again and again: {gaps}"
 
 
 def test_unacked_envelopes_redelivered(fleet: Fleet) -> None:
@@ -177,4 +182,6 @@ def test_a_deaf_connection_is_noticed_and_replaced(fleet: Fleet, emulator: Slack
 
     run_with_fault(fleet, slack, "dc", fault)
     assert "deaf" in fleet.log_text()
+    moved = [d for d in slack.deliveries("events_api") if len(set(d["connections"])) > 1]
+    assert any(deaf[0] in d["connections"] for d in moved), "no retry reached the new one"
     assert [r["deaf"] for r in slack.connection_history()].count(True) == 1
