@@ -11,6 +11,7 @@ traffic's rate, not a wait; every wait in the tests is on a condition.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -141,7 +142,7 @@ def test_too_many_websockets(fleet: Fleet, emulator: SlackEmulator) -> None:
 
     run_with_fault(fleet, slack, "tm", fault)
     times = [r["opened_at"] for r in slack.connection_history() if r["refused"]]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(g >= 0.5 for g in gaps), f"reconnected at once, again and again: {gaps}"
 
 

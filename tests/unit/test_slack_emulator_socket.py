@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
-import pytest
 from slack_sdk import WebClient
 
 from bridge.devtools.slack_emulator import SlackEmulator
