@@ -49,12 +49,14 @@ class DeafWatch:
         channels: Callable[[], Sequence[str]],
         bot_user_id: Callable[[], str],
         interval: float = DEFAULT_INTERVAL_S,
+        grace: float = GRACE_S,
     ) -> None:
         self.client = client
         self.history = history
         self.channels = channels
         self.bot_user_id = bot_user_id
         self.interval = interval
+        self.grace = grace
         self.since = time.time()
         self.replaced = 0
         self._accounted: set[tuple[str, str]] = set()
@@ -79,7 +81,7 @@ class DeafWatch:
             return False
         channel = channels[self._turn % len(channels)]
         self._turn += 1
-        latest = max(self.since, time.time() - GRACE_S)  # busy channels: only the settled past
+        latest = max(self.since, time.time() - self.grace)  # busy channels: only the settled past
         missed = self.missed(
             channel, await self.history(channel, f"{self.since:.6f}", f"{latest:.6f}")
         )
@@ -99,7 +101,7 @@ class DeafWatch:
 
     def missed(self, channel: str, messages: Sequence[dict[str, Any]]) -> list[str]:
         """The ts of each message of someone else's, old enough, never delivered."""
-        bot, cutoff = self.bot_user_id(), time.time() - GRACE_S
+        bot, cutoff = self.bot_user_id(), time.time() - self.grace
         found: list[str] = []
         for m in messages:
             ts = str(m.get("ts") or "")
