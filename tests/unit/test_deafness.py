@@ -61,8 +61,10 @@ def test_a_deaf_connection_is_replaced_once_per_missed_message() -> None:
             watch.since -= 1  # a message posted right after the watch started counts
             deaf = emu.deafen()
             await rig.bot.chat_postMessage(channel=channel, text="the bot's own: not evidence")
+            heard = emu.post_as_user(alice, channel, "heard by another host's runner")
+            await rig.bot.reactions_add(channel=channel, timestamp=heard, name="eyes")
             rig.client.last_envelope -= 1  # quiet for longer than the interval
-            assert not await watch.check()
+            assert not await watch.check()  # neither the bot's post nor one it reacted to
             emu.post_as_user(alice, channel, "never heard")
             assert await watch.check()
             await until(emu, lambda: emu.connection_count() == 1 and emu.connections()[0]["id"]

@@ -11,7 +11,10 @@ watch started and more than :data:`GRACE_S` ago, whose event never arrived, mean
 is deaf: it is replaced (closed, then a new one opened; see
 :mod:`bridge.chat.slack.adapter.socket_client`), and Slack's retries of the events routed to
 the deaf one reach the new one. Each such message counts once: one Slack gave up on does not
-make the watch reconnect forever.
+make the watch reconnect forever. With several hosts on one app, Slack routes each event to one
+of their connections, so a message in this runner's channel may have been heard by another
+host: a message that carries a reaction of our bot (the receipt every queued message gets) was
+heard by someone and does not count.
 
 ``interval`` is ``AGENTBRIDGE_SLACK_DEAF_PROBE_SECONDS`` (default 30 s; 0 turns the watch off):
 with N channels a deaf connection is noticed within about N × interval of a message in the
@@ -107,6 +110,8 @@ class DeafWatch:
             ts = str(m.get("ts") or "")
             if not ts or m.get("bot_id") or (bot and m.get("user") == bot):
                 continue
+            if bot and any(bot in (r.get("users") or []) for r in m.get("reactions") or []):
+                continue  # our receipt reaction: a runner (maybe another host's) heard it
             if float(ts) <= self.since or float(ts) > cutoff:
                 continue
             key = (channel, ts)
