@@ -259,8 +259,8 @@ class SlackEmulator(People, Inspection):
         return self.hub.deafen(conn_id)
 
     def lose_acks(self, count: int) -> None:
-        """The next `count` acks of Events API envelopes are lost on the way to Slack: those
-        envelopes come again after the ack timeout (`retry_attempt` + 1, reason `timeout`)."""
+        """The acks of the next `count` Events API deliveries are lost on the way to Slack (one
+        each): those come again after the ack timeout (`retry_attempt` + 1, `timeout`)."""
         with self.state.lock:
             self.hub.acks_to_lose += count
 

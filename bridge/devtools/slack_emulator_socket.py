@@ -63,6 +63,7 @@ class SocketHub(SocketFaults):
         self.log = ConnectionLog()
         self._retiring_tasks: set[asyncio.Task[None]] = set()
         self.acks_to_lose = 0
+        self.lost_ack_keys: set[int] = set()
         self.ack_timeout = ack_timeout
         self.max_retries = max_retries
         self.disconnect_grace = disconnect_grace

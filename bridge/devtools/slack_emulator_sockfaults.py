@@ -15,8 +15,8 @@
   are recorded as sent (on that connection) and never written, so their ack times out and
   Slack's retry sends them to whichever connection it picks next (maybe the deaf one again; if
   it is the only one, they pile up as retries until `max_retries`).
-- `lose_acks`: the next acks of Events API envelopes never reach Slack (lost on the way), so
-  Slack sends those envelopes again after the ack timeout, as for an ack never sent.
+- `lose_acks`: the acks of the next N Events API deliveries never reach Slack (lost on the way,
+  once per delivery), so Slack sends each again after the ack timeout, as for an ack never sent.
 - `drop_all`: every socket lost at once, TCP reset, no close frame.
 """
 
@@ -42,6 +42,7 @@ class SocketFaults:
     _conns: list[Conn]
     _retiring_tasks: set[asyncio.Task[None]]
     acks_to_lose: int
+    lost_ack_keys: set[int]
 
     def _ended(self, conn: Conn) -> None:
         raise NotImplementedError
@@ -93,6 +94,9 @@ class SocketFaults:
             d = self.state.deliveries.get(key) if key is not None else None
             if self.acks_to_lose <= 0 or d is None or d.kind != "events_api" or d.acked:
                 return False
+            if d.key in self.lost_ack_keys:
+                return False  # one lost ack per delivery: each of them comes back once more
+            self.lost_ack_keys.add(d.key)
             self.acks_to_lose -= 1
             self.state.touch()
             return True
