@@ -17,6 +17,21 @@ from bridge.chat.redacting import RedactingBackend
 
 log = logging.getLogger("agentbridge")
 
+DEAF_PROBE_ENV = "AGENTBRIDGE_SLACK_DEAF_PROBE_SECONDS"
+"""Seconds between checks for a deaf Socket Mode connection (default 30; 0 turns them off)."""
+
+
+def _seconds(environ: dict[str, str], name: str) -> float | None:
+    raw = environ.get(name)
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        log.warning("runner: %s=%r is not a number of seconds; using the default", name, raw)
+        return None
+    return max(0.0, value)
+
 
 def make_backend(
     state_dir: Path, environ: dict[str, str], pace: Mapping[str, float] | None = None
@@ -42,7 +57,10 @@ def _raw_backend(
                 workspace_per_second=float(pace["workspace_per_second"]),
                 workspace_burst=int(pace["workspace_burst"]),
             )
-        return SlackBackend(bot, app, environ.get("SLACK_API_URL") or None, pace=limits)
+        return SlackBackend(
+            bot, app, environ.get("SLACK_API_URL") or None, pace=limits,
+            deaf_probe=_seconds(environ, DEAF_PROBE_ENV),
+        )  # fmt: skip
     if bot or app:
         log.warning(
             "runner: only one of SLACK_BOT_TOKEN / SLACK_APP_TOKEN is set; using the "

@@ -67,7 +67,8 @@ class SlackEmulator(People, Inspection):
       Tier 1-4, enforced by default, per workspace): a `RateLimit` replaces one, None removes
       it, `NO_TIERS` removes them all. `rate_limited_by_method()` counts the 429s served.
     - `seed`: seeds the choice of Socket Mode connection per envelope (random, as on Slack);
-      `max_connections`: Slack's 10 open connections per app.
+      `max_connections`: Slack's 10 open connections per app; `refresh_after`: send each
+      connection `refresh_requested` once it has been open that long (Slack: every few hours).
     - `clock`: monotonic seconds for rate limits and trigger expiry; pass a fake to step time.
     - `bot_scopes`: what the bot token was granted; by default the scopes of
       `deploy/slack-app-manifest.yaml`, as a workspace that installed it grants. A call
@@ -95,12 +96,14 @@ class SlackEmulator(People, Inspection):
         max_connections: int = 10,
         clock: Callable[[], float] = time.monotonic,
         bot_scopes: Iterable[str] | None = None,
+        refresh_after: float | None = None,
     ) -> None:
         scopes = manifest_scopes() if bot_scopes is None else bot_scopes
         self.state = WorkspaceState(team_name, bot_name, clock, scopes)
         self.hub = SocketHub(
-            self.state, ack_timeout, max_retries, disconnect_grace, seed, max_connections
-        )
+            self.state, ack_timeout, max_retries, disconnect_grace, seed, max_connections,
+            refresh_after,
+        )  # fmt: skip
         self.hub.ack_listeners.append(lambda d, ack: on_view_ack(self.state, d, ack))
         limiter = Limiter(clock, rate_limit, workspace_rate_limit, method_limits)
         self.api = WebApi(self.state, self.hub, echo_bot_messages, limiter)
@@ -242,10 +245,37 @@ class SlackEmulator(People, Inspection):
         return str(last.event_id)
 
     def disconnect(
-        self, reason: str = "refresh_requested", close_after: float | None = None
+        self,
+        reason: str = "refresh_requested",
+        close_after: float | None = None,
+        conn_id: str | None = None,
     ) -> None:
-        """Send `{"type": "disconnect", "reason": …}` to every socket, close them later."""
-        self.hub.run_soon(self.hub.send_disconnect(reason, close_after))
+        """Send `{"type": "disconnect", "reason": …}` to every socket (or only `conn_id`),
+        close them later. For `link_disabled` use `disable_socket_mode`."""
+        self.hub.run_soon(self.hub.send_disconnect(reason, close_after, conn_id))
+
+    def disable_socket_mode(self) -> None:
+        """The app's Socket Mode turned off: `link_disabled`, and no new connection until
+        `enable_socket_mode` (see `slack_emulator_sockfaults`)."""
+        self.hub.run_soon(self.hub.disable())
+
+    def enable_socket_mode(self) -> None:
+        self.hub.enable()
+
+    def deafen(self, conn_id: str | None = None) -> str:
+        """Make a connection (default: the newest) deaf: open, answering pings, no envelopes."""
+        return self.hub.deafen(conn_id)
+
+    def lose_acks(self, count: int) -> None:
+        """The acks of the next `count` Events API deliveries are lost on the way to Slack (one
+        each): those come again after the ack timeout (`retry_attempt` + 1, `timeout`)."""
+        with self.state.lock:
+            self.hub.acks_to_lose += count
+
+    def limit_connections(self, most: int) -> None:
+        """Change the app's connection limit (10 on Slack), e.g. to stand for connections
+        Slack still counts for the app (python-slack-sdk #1940's "ghost registrations")."""
+        self.hub.max_connections = most
 
     def drop_sockets(self) -> None:
         """Kill every Socket Mode connection abruptly (TCP reset, no close frame)."""

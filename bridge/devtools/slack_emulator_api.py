@@ -20,6 +20,7 @@ from aiohttp import web
 
 from bridge.devtools import slack_emulator_scopes as slack_scopes
 from bridge.devtools.slack_emulator_apibase import check_text
+from bridge.devtools.slack_emulator_conns import abort_with_reset
 from bridge.devtools.slack_emulator_events import changed_event, deleted_event, join_channel
 from bridge.devtools.slack_emulator_files import FilesApi
 from bridge.devtools.slack_emulator_interactive import InteractiveApi, add_ephemeral
@@ -37,7 +38,7 @@ from bridge.devtools.slack_emulator_model import (
     top_level,
     ts_key,
 )
-from bridge.devtools.slack_emulator_socket import SocketHub, abort_with_reset
+from bridge.devtools.slack_emulator_socket import SocketHub
 from bridge.devtools.slack_emulator_state import WorkspaceState
 from bridge.devtools.slack_emulator_views import ViewsApi
 

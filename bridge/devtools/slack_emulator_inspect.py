@@ -101,6 +101,18 @@ class Inspection:
         """Open Socket Mode connections: {id, retiring, sent (envelopes sent on it)}."""
         return self.hub.connections()
 
+    def connection_history(self, token: str | None = None) -> list[Json]:
+        """Every Socket Mode connection ever opened with `token` (all when None), oldest first:
+        id, opened/closed sequence numbers and monotonic times, `refused` (the reason it was
+        turned away, never live), the `disconnect` reasons it was sent, whether it went deaf.
+        What "live" means: :mod:`bridge.devtools.slack_emulator_conns`."""
+        return self.hub.history(token)
+
+    def live_overlaps(self, token: str | None = None) -> list[tuple[str, str]]:
+        """Pairs of connections of `token` that were live at the same moment (a runner should
+        have none)."""
+        return self.hub.overlaps(token)
+
     def connection_count(self) -> int:
         return self.hub.open_count()
 

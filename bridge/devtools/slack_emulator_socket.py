@@ -11,69 +11,37 @@ reach the client in the order the test produced them, and wait while no socket i
 An app may hold up to 10 connections at once ("Slack allows no more than 10 open WebSocket
 connections per app at the same time"); each envelope goes to exactly one of them, picked at
 random (seedable), and a retry goes to any open one, not necessarily the first's. A connection
-Slack asked to reconnect (`disconnect`) only gets envelopes when no other is open. Slack does
-not say what an 11th connection gets; the emulator refuses its handshake with HTTP 409
-`too_many_websockets`.
+Slack asked to reconnect (`disconnect`) only gets envelopes when no other is open. An 11th
+connection gets `disconnect` / `too_many_websockets` instead of `hello` and is closed. The faults
+(disconnect reasons, Socket Mode turned off, a deaf connection) are in
+`slack_emulator_sockfaults`; each connection's record and what "live" means, in
+`slack_emulator_conns`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import logging
 import random
-import socket
-import struct
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from bridge.devtools import slack_emulator_scopes as slack_scopes
-from bridge.devtools.slack_emulator_model import Delivery, Json
+from bridge.devtools.slack_emulator_conns import Conn, ConnectionLog, abort_with_reset
+from bridge.devtools.slack_emulator_model import ApiError, Delivery, Json
+from bridge.devtools.slack_emulator_sockfaults import SocketFaults
 from bridge.devtools.slack_emulator_state import WorkspaceState
 
 log = logging.getLogger("bridge.devtools.slack_emulator")
 
 
-def abort_with_reset(transport: asyncio.BaseTransport | None) -> None:
-    """Close a TCP connection with RST instead of FIN, like a dropped network path.
-
-    slack_sdk's builtin client only notices an orderly FIN on its next ping (several seconds),
-    but an RST fails its blocking `recv` at once, which is what a real outage looks like.
-    """
-    if transport is None:
-        return
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    if isinstance(transport, asyncio.Transport):
-        transport.abort()
-    else:
-        transport.close()
-
-
-_conn_ids = itertools.count(1)
-
-
-@dataclass(eq=False)
-class _Conn:
-    ws: web.WebSocketResponse
-    transport: asyncio.BaseTransport | None
-    ticket: str
-    retiring: bool = False
-    closed: bool = False
-    id: str = field(default_factory=lambda: f"conn-{next(_conn_ids)}")
-    sent: int = 0
-
-
-class SocketHub:
+class SocketHub(SocketFaults):
     """Owns the websocket connections and the delivery queue; lives on the emulator's loop."""
 
     def __init__(
@@ -84,8 +52,18 @@ class SocketHub:
         disconnect_grace: float = 1.0,
         seed: int | None = None,
         max_connections: int = 10,
+        refresh_after: float | None = None,
     ) -> None:
         self.state = state
+        self.refresh_after = refresh_after
+        """Send each connection `refresh_requested` once it has been open this long (Slack
+        does every few hours); None: never on its own."""
+        self.socket_mode_enabled = True
+        """False after `disable`: the app's Socket Mode is off (`link_disabled`)."""
+        self.log = ConnectionLog()
+        self._retiring_tasks: set[asyncio.Task[None]] = set()
+        self.acks_to_lose = 0
+        self.lost_ack_keys: set[int] = set()
         self.ack_timeout = ack_timeout
         self.max_retries = max_retries
         self.disconnect_grace = disconnect_grace
@@ -99,7 +77,7 @@ class SocketHub:
         self._queue: asyncio.Queue[tuple[int, bool]] | None = None
         self._cond: asyncio.Condition | None = None
         self._pump_task: asyncio.Task[None] | None = None
-        self._conns: list[_Conn] = []
+        self._conns: list[Conn] = []
         self._tickets: set[str] = set()
 
     # -- lifecycle (on the loop) ---------------------------------------------------------
@@ -118,7 +96,7 @@ class SocketHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump_task
         for conn in list(self._conns):
-            conn.closed = True
+            self._ended(conn)
             abort_with_reset(conn.transport)
         self._conns.clear()
 
@@ -126,6 +104,8 @@ class SocketHub:
 
     def issue_url(self) -> str:
         """A fresh `apps.connections.open` URL; the ticket is checked on connect."""
+        if not self.socket_mode_enabled:
+            raise ApiError("access_denied")  # Socket Mode is off: no URL (see sockfaults)
         ticket = uuid.uuid4().hex
         with self.state.lock:
             self._tickets.add(ticket)
@@ -171,6 +151,16 @@ class SocketHub:
             raise RuntimeError("the Slack emulator is not running")
         asyncio.run_coroutine_threadsafe(coro, self.loop)
 
+    def history(self, token: str | None = None) -> list[Json]:
+        """Every connection's record (see :mod:`bridge.devtools.slack_emulator_conns`)."""
+        with self.state.lock:
+            return self.log.history(token)
+
+    def overlaps(self, token: str | None = None) -> list[tuple[str, str]]:
+        """Pairs of `token`'s connections that were live at the same time (none is right)."""
+        with self.state.lock:
+            return self.log.overlaps(token)
+
     def open_count(self) -> int:
         with self.state.lock:
             return sum(1 for c in self._conns if not c.closed)
@@ -179,60 +169,49 @@ class SocketHub:
         """Open connections: id, whether Slack asked it to reconnect, envelopes sent on it."""
         with self.state.lock:
             return [
-                {"id": c.id, "retiring": c.retiring, "sent": c.sent}
+                {"id": c.id, "retiring": c.retiring, "sent": c.sent, "deaf": c.deaf}
                 for c in self._conns
                 if not c.closed
             ]
 
-    # -- server-initiated disconnects (coroutines; schedule with run_soon) ----------------
-
-    async def send_disconnect(self, reason: str, close_after: float | None) -> None:
-        """Tell every client to reconnect, then close the old sockets after a grace period,
-        as Slack does when it rotates the backend behind a connection."""
-        victims = [c for c in self._conns if not c.closed]
-        message = json.dumps(
-            {"type": "disconnect", "reason": reason, "debug_info": {"host": "slack-emulator"}}
-        )
-        for conn in victims:
-            conn.retiring = True
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await conn.ws.send_str(message)
-        await asyncio.sleep(self.disconnect_grace if close_after is None else close_after)
-        for conn in victims:
-            if not conn.closed:
-                with contextlib.suppress(ConnectionError, RuntimeError):
-                    await conn.ws.close(code=1000, message=reason.encode())
-
-    async def drop_all(self) -> None:
-        """Abrupt loss of every socket: no close frame, TCP reset."""
-        for conn in list(self._conns):
-            conn.closed = True
-            abort_with_reset(conn.transport)
-        await self._notify()
-
     # -- websocket endpoint --------------------------------------------------------------
 
     async def handle_ws(self, request: web.Request) -> web.StreamResponse:
+        """One Socket Mode connection. A connection past the app's limit is accepted and then
+        told `disconnect` / `too_many_websockets` instead of `hello`, and closed: that is what
+        Slack's clients see (python-slack-sdk #1940's wire logs), not a refused handshake."""
         ticket = request.query.get("ticket", "")
         if ticket not in self._tickets:
             return web.json_response({"ok": False, "error": "invalid_ticket"}, status=401)
-        if self.open_count() >= self.max_connections:
-            return web.json_response({"ok": False, "error": "too_many_websockets"}, status=409)
+        if not self.socket_mode_enabled:
+            return web.json_response({"ok": False, "error": "link_disabled"}, status=403)
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
-        conn = _Conn(ws, request.transport, ticket)
+        conn = Conn(ws, request.transport, ticket, self.state.app_token)
         with self.state.lock:
-            self._conns.append(conn)
+            full = self.open_count() >= self.max_connections
+            self.log.opened(conn, refused="too_many_websockets" if full else None)
+            if not full:
+                self._conns.append(conn)
             self.state.touch()
+        if full:
+            self.log.told(conn, "too_many_websockets")
+            await self._refuse(conn)
+            return ws
         hello = {
             "type": "hello",
             "num_connections": self.open_count(),
             "debug_info": {"host": "slack-emulator", "approximate_connection_time": 18060},
             "connection_info": {"app_id": self.state.app_id},
         }
+        refresh = None
         try:
             await ws.send_str(json.dumps(hello))
             await self._notify()
+            if self.refresh_after is not None:
+                refresh = asyncio.get_running_loop().call_later(
+                    self.refresh_after, self._refresh_due, conn
+                )
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
                     self._on_text(msg.data)
@@ -241,12 +220,37 @@ class SocketHub:
         except ConnectionError:
             pass
         finally:
-            conn.closed = True
+            if refresh is not None:
+                refresh.cancel()
+            self._ended(conn)
             with self.state.lock, contextlib.suppress(ValueError):
                 self._conns.remove(conn)
                 self.state.touch()
             await self._notify()
         return ws
+
+    def _ended(self, conn: Conn) -> None:
+        with self.state.lock:
+            conn.closed = True
+            self.log.closed(conn)
+            self.state.touch()
+
+    async def _refuse(self, conn: Conn) -> None:
+        message: Json = {"type": "disconnect", "reason": "too_many_websockets"}
+        message["debug_info"] = {"host": "slack-emulator"}
+        try:
+            await conn.ws.send_str(json.dumps(message))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.disconnect_grace):
+                    async for _ in conn.ws:
+                        pass  # anything it sends is ignored: it was never given hello
+        except ConnectionError:
+            pass
+        finally:
+            if not conn.ws.closed:
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await conn.ws.close(code=1000, message=b"too_many_websockets")
+            self._ended(conn)
 
     def _on_text(self, data: str) -> None:
         try:
@@ -257,6 +261,8 @@ class SocketHub:
         envelope_id = message.get("envelope_id") if isinstance(message, dict) else None
         if not isinstance(envelope_id, str):
             log.warning("slack emulator: socket message without envelope_id %r", data[:200])
+            return
+        if self.lose_ack(envelope_id):
             return
         payload = message.get("payload")
         delivery = self.state.record_ack(
@@ -284,7 +290,7 @@ class SocketHub:
             async with self._cond:
                 self._cond.notify_all()
 
-    def _pick(self) -> _Conn | None:
+    def _pick(self) -> Conn | None:
         """One open connection at random, preferring those not asked to reconnect."""
         open_ = [c for c in self._conns if not c.closed and not c.ws.closed]
         fresh = [c for c in open_ if not c.retiring]
@@ -321,7 +327,8 @@ class SocketHub:
             self.state.envelope_index[envelope_id] = key
             self.state.touch()
         try:
-            await conn.ws.send_str(json.dumps(envelope))
+            if not conn.deaf:  # a deaf one "gets" it: nothing is written, the ack times out
+                await conn.ws.send_str(json.dumps(envelope))
         except (ConnectionError, RuntimeError):
             conn.closed = True
             with self.state.lock:

@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
-import pytest
 from slack_sdk import WebClient
 
 from bridge.devtools.slack_emulator import SlackEmulator
@@ -27,12 +26,15 @@ class Raw:
     def __init__(self, ws: aiohttp.ClientWebSocketResponse, hello: dict[str, Any], ack: bool):
         self.ws, self.hello, self.ack = ws, hello, ack
         self.got: list[dict[str, Any]] = []
+        self.other: list[dict[str, Any]] = []
+        """Messages without an envelope id (`disconnect`)."""
         self.task = asyncio.get_running_loop().create_task(self._read())
 
     async def _read(self) -> None:
         async for msg in self.ws:
             data = json.loads(msg.data)
             if "envelope_id" not in data:
+                self.other.append(data)
                 continue
             self.got.append(data)
             if self.ack:
@@ -145,9 +147,15 @@ def test_at_most_ten_connections() -> None:
         async def scenario(session: aiohttp.ClientSession) -> None:
             socks = [await connect(emu, session) for _ in range(10)]
             assert socks[-1].hello["num_connections"] == 10
-            with pytest.raises(aiohttp.WSServerHandshakeError) as err:
-                await connect(emu, session)
-            assert err.value.status == 409
+            extra = await connect(emu, session)  # accepted, then told and closed: no hello
+            assert extra.hello["type"] == "disconnect"
+            assert extra.hello["reason"] == "too_many_websockets"
+            await extra.task
+            assert extra.ws.closed and not extra.got
+            assert emu.connection_count() == 10
+            await wait(emu, lambda: emu.connection_history()[-1]["closed_seq"], "it ended")
+            assert emu.connection_history()[-1]["refused"] == "too_many_websockets"
+            assert emu.live_overlaps() != []  # ten raw sockets of one token: ten live at once
             await socks[0].ws.close()
             await wait(emu, lambda: emu.connection_count() == 9, "one closed")
             socks[0] = await connect(emu, session)

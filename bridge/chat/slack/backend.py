@@ -26,6 +26,7 @@ from bridge.chat.protocol import (
     Receipt,
 )
 from bridge.chat.slack import scopes
+from bridge.chat.slack.adapter.deafness import DEFAULT_INTERVAL_S
 from bridge.chat.slack.budget import BudgetedClient, MethodBudget
 from bridge.chat.slack.files import download
 from bridge.chat.slack.pacing import Pace, Pacer
@@ -52,6 +53,7 @@ class SlackBackend(SlackPosting):
         pace: Pace | None = None,
         attempts: int = 8,
         lookup_attempts: int = 5,
+        deaf_probe: float | None = None,
     ) -> None:
         base = api_url or DEFAULT_API
         if pace is None:  # min_interval=0 (tests): no pacing at all; else Slack's limits
@@ -80,6 +82,9 @@ class SlackBackend(SlackPosting):
         self._name_locks: dict[str, asyncio.Lock] = {}
         self._members: dict[str, tuple[float, int]] = {}
         self._transport: Any = None
+        self.deaf_probe = deaf_probe
+        """Seconds between deaf-connection checks (0: none; None: the default), see
+        :mod:`bridge.chat.slack.adapter.deafness`."""
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -101,6 +106,12 @@ class SlackBackend(SlackPosting):
         register(self._transport, self)
         _prime_authorization(getattr(self._transport, "app", None), auth)
         await self._transport.connect()
+        self._transport.watch(
+            self._recent,
+            lambda: list(self.channels.values()),
+            lambda: self.bot_user_id,
+            DEFAULT_INTERVAL_S if self.deaf_probe is None else self.deaf_probe,
+        )
 
     async def close(self) -> None:
         # Messages not yet kept are not acked: Slack delivers them again to the next runner.
@@ -166,6 +177,18 @@ class SlackBackend(SlackPosting):
                 await self._call(self.client.conversations_join, channel=info["id"])
                 log.info("slack: joined %s", channel)
         return problems
+
+    async def _recent(self, channel: str, oldest: str, latest: str) -> list[dict[str, Any]]:
+        """A channel's newest messages between ``oldest`` and ``latest`` (the deaf-connection
+        check's look)."""
+        page = await self._call(
+            self.client.conversations_history,
+            channel=channel,
+            oldest=oldest,
+            latest=latest,
+            limit=20,
+        )
+        return list(page.get("messages") or [])
 
     def channel_id(self, channel: str) -> str:
         return self.channels.get(channel, channel)

@@ -9,6 +9,11 @@ envelope, acks only if the listener returned, and answers nothing (500) if it ra
 redelivers an Events API envelope that was not acked (about 3 s, up to three retries), so the
 message listener can make the ack mean "kept" (see :mod:`bridge.chat.slack.listeners`). With the
 default (False), Bolt acks every event before its listener even starts.
+
+The websocket client is :class:`~bridge.chat.slack.adapter.socket_client.GuardedSocketModeClient`
+(slack_sdk's, with reconnects serialized and backed off), watched for deafness by
+:class:`~bridge.chat.slack.adapter.deafness.DeafWatch` once :meth:`SocketModeTransport.watch` is
+called.
 """
 
 from __future__ import annotations
@@ -16,11 +21,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
+
+from bridge.chat.slack.adapter.deafness import DeafWatch, History
+from bridge.chat.slack.adapter.socket_client import GuardedSocketModeClient
 
 log = logging.getLogger("agentbridge.slack")
 
@@ -36,9 +45,10 @@ class SocketModeTransport:
             raise_error_for_unhandled_request=False,
             process_before_response=True,
         )
-        self.handler = AsyncSocketModeHandler(
-            self.app, app_token, web_client=client, ping_interval=ping_interval
-        )
+        self.handler = _Handler(self.app, app_token, client, ping_interval)
+        self.client: GuardedSocketModeClient = self.handler.client
+        self.deaf_watch: DeafWatch | None = None
+        self._watch_task: asyncio.Task[None] | None = None
 
     def on_event(self, name: str, listener: Any) -> None:
         self.app.event(name)(listener)
@@ -62,12 +72,45 @@ class SocketModeTransport:
         """The websocket is open and its pings are answered (slack_sdk's own view)."""
         return bool(await self.handler.client.is_connected())
 
+    def watch(
+        self,
+        history: History,
+        channels: Callable[[], Sequence[str]],
+        bot_user_id: Callable[[], str],
+        interval: float,
+    ) -> None:
+        """Start the deaf-connection watch (``interval`` 0: none)."""
+        if interval <= 0:
+            return
+        self.deaf_watch = DeafWatch(self.client, history, channels, bot_user_id, interval)
+        self._watch_task = asyncio.get_running_loop().create_task(self.deaf_watch.run())
+
     async def close(self) -> None:
         """Disconnect, for at most :data:`CLOSE_S`: slack_sdk's aiohttp client can wedge in
         ``close()`` when a (re)connect is in flight (python-slack-sdk #1913), and a runner
         asked to stop must stop. Nothing unacknowledged is lost by leaving early: Slack sends
         it again to the next connection."""
+        if self._watch_task is not None:
+            self._watch_task.cancel()
         try:
             await asyncio.wait_for(self.handler.close_async(), CLOSE_S)  # type: ignore[no-untyped-call]
         except TimeoutError:
             log.warning("slack: the Socket Mode client did not close within %.0fs; left", CLOSE_S)
+
+
+class _Handler(AsyncSocketModeHandler):
+    """Bolt's handler on :class:`GuardedSocketModeClient` (its own constructor hard-codes
+    slack_sdk's client; this is that constructor with the client swapped)."""
+
+    client: GuardedSocketModeClient
+
+    def __init__(
+        self, app: AsyncApp, app_token: str, web_client: AsyncWebClient, ping_interval: float
+    ) -> None:
+        self.app = app
+        self.app_token = app_token
+        self.client = GuardedSocketModeClient(
+            app_token=app_token, logger=app.logger, web_client=web_client,
+            ping_interval=ping_interval,
+        )  # fmt: skip
+        self.client.socket_mode_request_listeners.append(self.handle)  # type: ignore[arg-type]
