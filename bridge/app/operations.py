@@ -24,7 +24,7 @@ from bridge.mirror.fleet import Mirrors
 from bridge.ops.metrics import AgentNow, FleetCollector, LoopFigures, MetricsServer, StoredAgent
 from bridge.ops.systemd import Notifier, watchdog
 from bridge.store.db import Store
-from bridge.store.retention import keep_bounded
+from bridge.store.retention import FIRST_S, keep_bounded
 
 log = logging.getLogger("agentbridge")
 
@@ -73,7 +73,12 @@ class Operations:
             await asyncio.gather(
                 watchdog(self.notifier, healthy, stop),
                 self._copy(stop),
-                keep_bounded(self.store, lambda: self.config.retention.model_dump(), stop),
+                keep_bounded(
+                    self.store,
+                    lambda: self.config.retention.model_dump(),
+                    stop,
+                    first=min(FIRST_S, self.config.retention.every_minutes * 60),
+                ),
                 stop.wait(),
             )
         finally:
