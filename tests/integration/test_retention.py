@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from bridge.store.db import Store
 from bridge.store.retention import BATCH, DAY, RULES, cutoffs, keep_bounded, prune_batch
+from tests.integration.test_store_engines import store
 from tests.pg import pg_cluster, pg_url
 
-__all__ = ["pg_cluster", "pg_url"]
+__all__ = ["pg_cluster", "pg_url", "store"]  # the store fixture: one per engine
 
 HORIZONS = {
     "ledger_days": 90.0,
@@ -25,20 +23,6 @@ HORIZONS = {
     "audit_days": 365.0,
     "launches_days": 90.0,
 }
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        s = Store(tmp_path / "state.db")
-    else:
-        from bridge.store.pg import PgStore
-
-        s = PgStore(request.getfixturevalue("pg_url"))
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def seed(store: Store, at: float, tag: str, n: int = 1, keepers: bool = True) -> None:
