@@ -247,12 +247,11 @@ class RoutedBackend(DelegatingBackend):
         event_id = f"{key}:{msg.channel}:{msg.ref}"
         await self._inner.post(Outgoing("", msg.channel, text, event_id, msg.thread or msg.ref))
 
-    async def _expired(self, msg: Incoming) -> str:
+    async def _expired(self, msg: Incoming) -> None:
         limit = self._config.routed_max_wait_minutes or 0
         why = f"its host `{self._host}` was away for longer than `routed_max_wait_minutes`"
-        await self._not_delivered(msg, f"{why} ({limit:g} min)", "expired")
         log.info("route: message %s in %s waited too long; not delivered", msg.ref, msg.channel)
-        return "expired"
+        await self._not_delivered(msg, f"{why} ({limit:g} min)", "expired")
 
     async def _gave_up(self, kind: str, payload: dict[str, Any], error: str) -> None:
         """Tell the sender of a message that could not be queued (commands and clicks: the
@@ -301,7 +300,7 @@ class RoutedBackend(DelegatingBackend):
                     )
                     with joined:
                         if kind == "message" and self._too_old(claim.received_at):
-                            outcome = await self._expired(rebuild(Incoming, payload, self._inner))
+                            outcome = "expired"  # the sender is told once the row is done
                         elif kind == "message":
                             # Done only once the consumer kept it (its prompt queued in this
                             # transaction, or deliberately ignored): an error in the consumer's
@@ -335,6 +334,13 @@ class RoutedBackend(DelegatingBackend):
                     )
                 settled = await asyncio.to_thread(self._rows.finish, claim, outcome, error)
                 log.info("route: %s %s drained (%s)", kind, claim.event_id, settled)
+                if settled == "done" and outcome == "expired" and error is None:
+                    try:  # after the commit: a retried attempt never tells twice
+                        await self._expired(rebuild(Incoming, payload, self._inner))
+                    except Exception as err:
+                        log.warning(
+                            "route: could not tell the sender of %s: %s", claim.event_id, err
+                        )
                 if settled == "gave up":
                     try:
                         await self._gave_up(kind, payload, error or "failed")

@@ -138,15 +138,26 @@ class PromptQueue:
         return [_item(r) for r in self.store.query(sql + " ORDER BY id", params)]
 
     def _set(self, item_id: int, status: str, outcome: str | None, column: str | None) -> None:
+        """A confirmed row is final: the runtime may echo a prompt before its paste is
+        recorded as done (it writes the line the instant Enter lands), and that confirmation
+        must not be undone by the ``delivered`` that follows (only its time is kept)."""
+        final = "" if status == "confirmed" else " AND status <> 'confirmed'"
         with self.store.tx() as db:
             if column:
-                db.execute(
-                    f"UPDATE prompt_queue SET status = ?, outcome = ?, {column} = ? WHERE id = ?",
+                cur = db.execute(
+                    f"UPDATE prompt_queue SET status = ?, outcome = ?, {column} = ?"
+                    f" WHERE id = ?{final}",
                     (status, outcome, time.time(), item_id),
                 )
+                if not cur.rowcount and column == "delivered_at":
+                    db.execute(
+                        "UPDATE prompt_queue SET delivered_at = COALESCE(delivered_at, ?)"
+                        " WHERE id = ?",
+                        (time.time(), item_id),
+                    )
             else:
                 db.execute(
-                    "UPDATE prompt_queue SET status = ?, outcome = ? WHERE id = ?",
+                    f"UPDATE prompt_queue SET status = ?, outcome = ? WHERE id = ?{final}",
                     (status, outcome, item_id),
                 )
 
@@ -177,8 +188,8 @@ class PromptQueue:
     def confirm(self, slug: str, text: str) -> QueueItem | None:
         """Match a prompt the runtime reported back to the oldest unconfirmed delivery."""
         wanted = normalized(text)
-        rows = self.store.query(
-            """SELECT * FROM prompt_queue WHERE slug = ? AND status = 'delivered'
+        rows = self.store.query(  # 'delivering': echoed before its paste was recorded done
+            """SELECT * FROM prompt_queue WHERE slug = ? AND status IN ('delivering', 'delivered')
                AND confirmed_at IS NULL ORDER BY id""",
             (slug,),
         )

@@ -135,6 +135,18 @@ class LateAnswers:
 
 
 @pytest.fixture
+def slack() -> Iterator[Any]:
+    """The emulator, with one of Slack's tiers lifted: the storm starts the runner 15 times in a
+    few minutes, each start opening a Socket Mode connection, and ``apps.connections.open`` is
+    Tier 1 (a handful a minute; the runner then waits out Retry-After, about a minute each).
+    This test is about exactly-once across kills, not tiers (test_slack_tiers_fleet.py is)."""
+    from bridge.devtools.slack_emulator import SlackEmulator
+
+    with SlackEmulator(method_limits={"apps.connections.open": None}) as emulator:
+        yield emulator
+
+
+@pytest.fixture
 def late(slack: Any) -> Iterator[LateAnswers]:
     proxy = LateAnswers(slack.api_url).start()
     yield proxy

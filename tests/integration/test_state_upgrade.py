@@ -1,4 +1,4 @@
-"""State databases made by earlier releases (tests/fixtures/state-db/, each written by that
+"""State databases made by earlier releases (tests/upgrades/, each written by that
 release's own code, see make.py there) open in this one and converge: migrated to the latest
 schema, nothing they held lost, and exactly-once holds on: the posted event stays posted, the
 pending intent is still there to be settled, the queued prompt is still queued, the prompt a dead
@@ -23,7 +23,7 @@ from tests.pg import pg_cluster, pg_url
 
 __all__ = ["pg_cluster", "pg_url"]
 
-FIXTURES = sorted((Path(__file__).parents[1] / "fixtures" / "state-db").glob("schema-*.db"))
+FIXTURES = sorted((Path(__file__).parents[1] / "upgrades").glob("schema-*.db"))
 
 
 def test_there_are_earlier_releases_to_open() -> None:

@@ -120,6 +120,26 @@ def test_queue_lifecycle_dedupe_confirm_and_recover(store: Store) -> None:
     assert recovered is not None and recovered.status == "failed"
 
 
+def test_a_prompt_echoed_before_its_paste_is_recorded_is_confirmed_and_stays_so(
+    store: Store,
+) -> None:
+    """The CLI writes the prompt's line the instant Enter lands, before the deliverer records
+    the paste: the echo still finds its row (CI saw `agentbridge send` shown as typed in the
+    terminal), and the ``delivered`` that follows does not undo the confirmation."""
+    q = PromptQueue(store)
+    item = q.enqueue("a", Kind.STEER, "RUN: echo tool", source={"via": "cli"})
+    assert item is not None and q.begin(item)
+    confirmed = q.confirm("a", "RUN: echo tool")
+    assert confirmed is not None and confirmed.id == item
+    q.delivered(item)
+    after = q.get(item)
+    assert after is not None and after.status == "confirmed"
+    stamped = store.query("SELECT delivered_at FROM prompt_queue WHERE id = ?", (item,))
+    assert stamped[0][0] is not None, "the paste's time is kept"
+    q.failed(item, "a late error")
+    assert q.recover() == [] and (q.get(item) or after).status == "confirmed"
+
+
 @pytest.mark.parametrize(
     "kind,state,ok",
     [
