@@ -33,9 +33,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bridge.store.schema import MIGRATIONS
+
+if TYPE_CHECKING:
+    from bridge.store.fence import Fence
 
 
 class Cursor(Protocol):
@@ -116,6 +119,8 @@ class Store:
     engine = "sqlite"
     shared = False
     """Whether several runners (hosts) share this store (Postgres) or it is this runner's own."""
+    fence: Fence | None = None
+    """Armed by a runner on a shared store: the placement check of :mod:`bridge.store.fence`."""
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path

@@ -33,6 +33,7 @@ from enum import StrEnum
 from typing import Any
 
 from bridge.store.db import Store
+from bridge.store.fence import guard_item
 
 
 class Kind(StrEnum):
@@ -137,8 +138,12 @@ class PromptQueue:
             sql, params = self._scoped(sql, params)
         return [_item(r) for r in self.store.query(sql + " ORDER BY id", params)]
 
-    def _set(self, item_id: int, status: str, outcome: str | None, column: str | None) -> None:
+    def _set(
+        self, item_id: int, status: str, outcome: str | None, column: str | None, fenced: bool
+    ) -> None:
         with self.store.tx() as db:
+            if fenced:
+                guard_item(self.store, db, item_id)
             if column:
                 db.execute(
                     f"UPDATE prompt_queue SET status = ?, outcome = ?, {column} = ? WHERE id = ?",
@@ -153,6 +158,7 @@ class PromptQueue:
     def begin(self, item_id: int) -> bool:
         """Claim an item for delivery; False if someone else already did."""
         with self.store.tx() as db:
+            guard_item(self.store, db, item_id)
             cur = db.execute(
                 "UPDATE prompt_queue SET status = 'delivering' WHERE id = ? AND status = 'queued'",
                 (item_id,),
@@ -160,19 +166,19 @@ class PromptQueue:
             return cur.rowcount == 1
 
     def delivered(self, item_id: int, outcome: str = "pasted") -> None:
-        self._set(item_id, "delivered", outcome, "delivered_at")
+        self._set(item_id, "delivered", outcome, "delivered_at", True)
 
     def failed(self, item_id: int, reason: str) -> None:
-        self._set(item_id, "failed", reason, "delivered_at")
+        self._set(item_id, "failed", reason, "delivered_at", True)
 
     def dropped(self, item_id: int, reason: str) -> None:
-        self._set(item_id, "dropped", reason, None)
+        self._set(item_id, "dropped", reason, None, False)
 
     def settle(self, item_id: int, status: str, outcome: str) -> None:
         """The outcome of a claimed (``delivering``) row: ``delivered`` or ``failed``."""
         if status not in ("delivered", "failed"):
             raise ValueError(f"a claimed row ends delivered or failed, not {status!r}")
-        self._set(item_id, status, outcome, "delivered_at")
+        self._set(item_id, status, outcome, "delivered_at", True)
 
     def confirm(self, slug: str, text: str) -> QueueItem | None:
         """Match a prompt the runtime reported back to the oldest unconfirmed delivery."""
@@ -185,7 +191,7 @@ class PromptQueue:
         for row in rows:
             item = _item(row)
             if echoes(normalized(item.source.get("pasted", item.text)), wanted):
-                self._set(item.id, "confirmed", "confirmed by the runtime", "confirmed_at")
+                self._set(item.id, "confirmed", "confirmed by the runtime", "confirmed_at", True)
                 return item
         return None
 
