@@ -12,8 +12,9 @@ can neither post (its intent is refused before the chat call) nor paste (its cla
 before the paste) for an agent that moved while it was away.
 
 The fence is the store's (``store.fence``), armed only by a runner on a shared store; on
-SQLite (one box, no moves) there is none and no check. An agent the runner never took is not
-its to write: the check fails for it too.
+SQLite (one box, no moves) there is none and no check. An agent the runner has not taken yet
+(placed here by a config reload since its last look) is taken at the epoch its row has, when the
+row names this host; otherwise the check fails for it too.
 """
 
 from __future__ import annotations
@@ -68,6 +69,15 @@ class Fence:
                 (slug, self.host, epoch),
             ).fetchall()
             if rows:
+                return
+        else:  # placed here since the last look (a config reload): the row says whose it is
+            rows = db.execute(
+                "SELECT epoch FROM placements WHERE slug = ? AND host = ? FOR SHARE",
+                (slug, self.host),
+            ).fetchall()
+            if rows:
+                with self._lock:
+                    self._held[slug] = int(rows[0][0])
                 return
         self.release(slug)
         log.warning("%s: placement lost (moved away); refusing the write", slug)
