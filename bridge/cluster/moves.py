@@ -9,7 +9,8 @@ local fleet the way a config reload does: :meth:`Moves.effective` rewrites each 
 mirrors, the lifecycle and the inbound router, so routing follows the effective placement too.
 
 A move, seen from the old host (the row names it and has ``moving_to``): no more pastes for the
-agent (the queue's scope), its CLI stopped (its row keeps its session id for the new host), a
+agent (the queue's scope), the prompts already pasted echoed back by the CLI (at most
+:data:`DRAIN_S`), its CLI stopped (its row keeps its session id for the new host), a
 final settle and pump of its mirror (everything the CLI wrote is mirrored here, once), then the
 commit ``host = new, epoch + 1``. Should the final pump fail (chat or store away), the commit
 waits for the next poll. The new host takes the agent once the row names it; should the old
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -42,6 +44,10 @@ log = logging.getLogger("agentbridge.cluster")
 
 POLL_S = 2.0
 """How often a runner reads the placements (a move takes about this long to be noticed)."""
+
+DRAIN_S = 30.0
+"""How long the old host waits for the prompts it pasted to be echoed back by the CLI (taken
+to the model) before it stops the CLI anyway (one still unconfirmed then is logged)."""
 
 
 class Stopper(Protocol):
@@ -69,6 +75,7 @@ class Moves:
         self._applied: dict[str, str | None] = {}
         self._reload: Callable[[Config], None] | None = None
         self._parts: tuple[Stopper, FinalPump, Scoped] | None = None
+        self._draining: dict[str, float] = {}
 
     async def start(self, config: Config) -> Config:
         """Place the config's agents, read the placements, arm the fence: the fleet as it is."""
@@ -164,6 +171,13 @@ class Moves:
         slug = row.slug
         local = local_fleet(self.effective(raw, {slug: row.moving_to}), self.host, shared=True)
         queue.scope = frozenset(a.slug for a in local.agents)  # nothing more is pasted here
+        since = self._draining.setdefault(slug, time.monotonic())
+        waiting = await asyncio.to_thread(self.book.in_flight, slug)
+        if waiting and time.monotonic() - since < DRAIN_S:
+            return False  # the next poll looks again
+        if waiting:
+            log.warning("%s: %d pasted prompts not echoed back; stopping it anyway", slug, waiting)
+        self._draining.pop(slug, None)
         await asyncio.to_thread(stopper.hand_over, slug, local)
         try:
             await pump.hand_over(slug)

@@ -69,6 +69,16 @@ class MoveBook:
             )
         return now
 
+    def in_flight(self, slug: str) -> int:
+        """Prompts pasted (or being pasted) that the CLI has not echoed back yet: stopping it
+        now could lose one it holds in its own input queue."""
+        rows = self.store.query(
+            "SELECT COUNT(*) FROM prompt_queue WHERE slug = ?"
+            " AND status IN ('delivering', 'delivered')",
+            (slug,),
+        )
+        return int(rows[0][0])
+
     def hand_over(self, slug: str, me: str, epoch: int) -> bool:
         """The old host's commit (its CLI and mirror stopped): the agent is ``moving_to``'s."""
         with self.store.tx() as db:
