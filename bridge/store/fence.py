@@ -2,9 +2,10 @@
 
 With a shared store an agent can move (``agentbridge move``, :mod:`bridge.store.moves`). Each
 placement carries an epoch, bumped by every move; a runner remembers the epoch it took each of
-its agents at (:meth:`Fence.hold`). Every write that exactly-once rests on (the ledger's intents,
-commits and offsets, the queue's claim and outcomes) calls :meth:`Fence.check` inside its own
-transaction: ``SELECT ... FROM placements WHERE slug = ? AND host = ? AND epoch = ? FOR SHARE``.
+its agents at (:meth:`Fence.hold`). Every write that exactly-once rests on (the ledger's
+intents, commits and offsets, the queue's claim and outcomes, the agent's row and its launches)
+calls :meth:`Fence.check` inside its own transaction:
+``SELECT ... FROM placements WHERE slug = ? AND host = ? AND epoch = ? FOR SHARE``.
 On Postgres that row lock serializes with the move's ``UPDATE`` of the same row: a move waits
 for a fenced transaction in flight, and a fenced transaction after the move finds no row and
 raises :class:`Fenced`, so it commits nothing. A partitioned old host that comes back therefore
@@ -85,9 +86,10 @@ class Fence:
             self.on_lost(slug)
         raise Fenced(slug, self.host, epoch)
 
-    def check_item(self, db: Conn, item_id: int) -> None:
-        """:meth:`check` for the agent of queue row ``item_id``."""
-        rows = db.execute("SELECT slug FROM prompt_queue WHERE id = ?", (item_id,)).fetchall()
+    def check_row(self, db: Conn, table: str, row_id: int) -> None:
+        """:meth:`check` for the agent of row ``row_id`` of ``table`` (``prompt_queue``,
+        ``launches``: tables with an ``id`` and a ``slug``)."""
+        rows = db.execute(f"SELECT slug FROM {table} WHERE id = ?", (row_id,)).fetchall()
         if rows:
             self.check(db, str(rows[0][0]))
 
@@ -102,4 +104,4 @@ def guard(store: Store, db: Conn, slug: str) -> None:
 def guard_item(store: Store, db: Conn, item_id: int) -> None:
     fence = store.fence
     if fence is not None:
-        fence.check_item(db, item_id)
+        fence.check_row(db, "prompt_queue", item_id)

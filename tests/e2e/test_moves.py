@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
 
 from bridge.devtools.tcpcut import Relay
@@ -173,12 +174,13 @@ def test_a_partitioned_old_host_writes_nothing_for_the_moved_agent(
     ts = hosts.slack.post_as_user(alice, channel, "before the cut")
     wait_until(lambda: hosts.model_read("before the cut"), 60, "a1 at work on a")
     wait_until(lambda: any("before the cut" in t for t in _bot_texts(hosts, channel)), 60, "reply")
-    hosts.sql(AUDIT)
-    for table in AUDITED:
-        hosts.sql(
-            f"CREATE TRIGGER audit_{table} AFTER INSERT OR UPDATE OR DELETE ON {table}"
-            " FOR EACH ROW EXECUTE FUNCTION audit_row()"
-        )
+    with psycopg.connect(hosts.url, autocommit=True) as conn:
+        conn.execute(AUDIT.encode())
+        for table in AUDITED:
+            conn.execute(
+                f"CREATE TRIGGER audit_{table} AFTER INSERT OR UPDATE OR DELETE ON {table}"
+                " FOR EACH ROW EXECUTE FUNCTION audit_row()".encode()
+            )
     relay.cut()
     assert "moving from a to b" in _move(hosts, "b")
     wait_until(lambda: _placed(hosts, "a1") == ("b", 2), 90, "a1 taken over by b")

@@ -31,6 +31,7 @@ from tests.pg import pg_cluster, pg_url
 __all__ = ["pg_cluster", "pg_url"]
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+AT = Position(9, 1, 0)
 
 
 @pytest.fixture
@@ -56,6 +57,8 @@ def _rows(store: PgStore) -> list[tuple[Any, ...]]:
             "SELECT 'ledger', event_id, status, chat_ref FROM ledger UNION ALL"
             " SELECT 'queue', CAST(id AS TEXT), status, outcome FROM prompt_queue UNION ALL"
             " SELECT 'transcript', path, CAST(\"offset\" AS TEXT), session_id FROM transcripts"
+            " UNION ALL SELECT 'agent', slug, state, runtime_session_id FROM agents UNION ALL"
+            " SELECT 'launch', CAST(id AS TEXT), CAST(pid AS TEXT), exit_reason FROM launches"
             " ORDER BY 1, 2"
         )
     ]
@@ -72,6 +75,8 @@ def test_after_a_move_commits_the_old_hosts_ledger_and_queue_writes_are_refused(
     second = queue.enqueue("x", Kind.STEER, "two")
     assert first is not None and second is not None
     assert queue.begin(first)
+    a.upsert_agent("x", "claude", "id", "h")
+    launch = a.record_launch("x", 1, "s1", False, "claude")
 
     MoveBook(b).request("x", "b")
     assert MoveBook(a).hand_over("x", "a", 1)
@@ -79,16 +84,25 @@ def test_after_a_move_commits_the_old_hosts_ledger_and_queue_writes_are_refused(
 
     refused = [
         lambda: ledger.record_intents("x", ("e2",), "#x"),
-        lambda: ledger.commit_posts("x", ("e1",), "ts1", path="/t.jsonl", position=Position(9, 1, 0)),
+        lambda: ledger.commit_posts("x", ("e1",), "ts1", path="/t.jsonl", position=AT),
         lambda: ledger.commit_and_intend("x", [(("e1",), "ts1")], "/t.jsonl", None, [], "#x"),
         lambda: ledger.skip_posts("x", ("e1",), "gone"),
         lambda: ledger.settle("x", {"e1": "ts1"}, []),
-        lambda: ledger.advance("x", "/t.jsonl", Position(9, 1, 0)),
+        lambda: ledger.advance("x", "/t.jsonl", AT),
         lambda: ledger.follow("x", "/t2.jsonl", "s2"),
         lambda: queue.begin(second),
         lambda: queue.delivered(first),
         lambda: queue.settle(first, "failed", "x"),
         lambda: queue.failed(first, "x"),
+        lambda: a.upsert_agent("x", "claude", "id", "h"),
+        lambda: a.set_state("x", "running"),
+        lambda: a.set_activity("x", "idle", None, None),
+        lambda: a.set_runtime_session("x", "s9"),
+        lambda: a.count_restart("x"),
+        lambda: a.record_launch("x", 1, "s9", False, "claude"),
+        lambda: a.update_launch(launch, pid=2),
+        lambda: a.end_launch("x", "stopped"),
+        lambda: a.forget_agent("x"),
     ]
     for write in refused:
         with pytest.raises(Fenced):
@@ -98,7 +112,7 @@ def test_after_a_move_commits_the_old_hosts_ledger_and_queue_writes_are_refused(
 
     b.fence.hold({"x": 2})
     assert PromptQueue(b).begin(second)
-    Ledger(b).commit_posts("x", ("e1",), "ts1", path="/t.jsonl", position=Position(9, 1, 0))
+    Ledger(b).commit_posts("x", ("e1",), "ts1", path="/t.jsonl", position=AT)
     assert dict(b.query("SELECT event_id, status FROM ledger")) == {"e1": "posted"}
 
 
@@ -110,7 +124,8 @@ def test_a_move_waits_for_a_fenced_transaction_in_flight(hosts: tuple[PgStore, P
     with a.tx() as db:
         guard(a, db, "x")  # the placement row is share-locked until this commits
         db.execute(
-            "INSERT INTO ledger (slug, event_id, status, created_at) VALUES ('x', 'e1', 'pending', 0)"
+            "INSERT INTO ledger (slug, event_id, status, created_at)"
+            " VALUES ('x', 'e1', 'pending', 0)"
         )
         mover.start()
         wait_until(lambda: _waiting_on_a_lock(b), 30, "the move to wait for the fenced write")
