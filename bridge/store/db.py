@@ -33,12 +33,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from bridge.store.schema import MIGRATIONS
-
-if TYPE_CHECKING:
-    from bridge.store.fence import Fence
 
 
 class Cursor(Protocol):
@@ -83,6 +80,15 @@ def execute_unless_taken(db: Conn, sql: str, parameters: Sequence[Any]) -> Curso
     return cursor
 
 
+class PlacementCheck(Protocol):
+    """What the store asks of :class:`bridge.store.fence.Fence` (kept a protocol here, so the
+    fence may import this module)."""
+
+    def check(self, db: Conn, slug: str) -> None: ...
+
+    def check_row(self, db: Conn, table: str, row_id: int) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class AgentRow:
     slug: str
@@ -119,7 +125,7 @@ class Store:
     engine = "sqlite"
     shared = False
     """Whether several runners (hosts) share this store (Postgres) or it is this runner's own."""
-    fence: Fence | None = None
+    fence: PlacementCheck | None = None
     """Armed by a runner on a shared store: the placement check of :mod:`bridge.store.fence`."""
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:

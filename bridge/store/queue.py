@@ -138,11 +138,9 @@ class PromptQueue:
             sql, params = self._scoped(sql, params)
         return [_item(r) for r in self.store.query(sql + " ORDER BY id", params)]
 
-    def _set(
-        self, item_id: int, status: str, outcome: str | None, column: str | None, fenced: bool
-    ) -> None:
+    def _set(self, item_id: int, status: str, outcome: str | None, column: str | None) -> None:
         with self.store.tx() as db:
-            if fenced:
+            if status != "dropped":  # an outcome of a paste: the placement's holder's alone
                 guard_item(self.store, db, item_id)
             if column:
                 db.execute(
@@ -166,19 +164,19 @@ class PromptQueue:
             return cur.rowcount == 1
 
     def delivered(self, item_id: int, outcome: str = "pasted") -> None:
-        self._set(item_id, "delivered", outcome, "delivered_at", True)
+        self._set(item_id, "delivered", outcome, "delivered_at")
 
     def failed(self, item_id: int, reason: str) -> None:
-        self._set(item_id, "failed", reason, "delivered_at", True)
+        self._set(item_id, "failed", reason, "delivered_at")
 
     def dropped(self, item_id: int, reason: str) -> None:
-        self._set(item_id, "dropped", reason, None, False)
+        self._set(item_id, "dropped", reason, None)
 
     def settle(self, item_id: int, status: str, outcome: str) -> None:
         """The outcome of a claimed (``delivering``) row: ``delivered`` or ``failed``."""
         if status not in ("delivered", "failed"):
             raise ValueError(f"a claimed row ends delivered or failed, not {status!r}")
-        self._set(item_id, status, outcome, "delivered_at", True)
+        self._set(item_id, status, outcome, "delivered_at")
 
     def confirm(self, slug: str, text: str) -> QueueItem | None:
         """Match a prompt the runtime reported back to the oldest unconfirmed delivery."""
@@ -191,7 +189,7 @@ class PromptQueue:
         for row in rows:
             item = _item(row)
             if echoes(normalized(item.source.get("pasted", item.text)), wanted):
-                self._set(item.id, "confirmed", "confirmed by the runtime", "confirmed_at", True)
+                self._set(item.id, "confirmed", "confirmed by the runtime", "confirmed_at")
                 return item
         return None
 
