@@ -338,7 +338,10 @@ def cmd_state(args: argparse.Namespace) -> int:
 def cmd_move(args: argparse.Namespace) -> int:
     from bridge.app.move_cmd import cmd_move as run
 
-    return run(args, _state_dir(args), lambda: _load(args).store)
+    def configured() -> str | None:  # the config's ``store:``, when there is a config
+        return _load(args).store if _config_path(args).is_file() else None
+
+    return run(args, _state_dir(args), configured)
 
 
 def cmd_hook(args: argparse.Namespace) -> int:

@@ -69,13 +69,14 @@ class MoveBook:
             )
         return now
 
-    def in_flight(self, slug: str) -> int:
-        """Prompts pasted (or being pasted) that the CLI has not echoed back yet: stopping it
-        now could lose one it holds in its own input queue."""
+    def in_flight(self, slug: str, within: float = 120.0) -> int:
+        """Prompts being pasted, or pasted in the last ``within`` seconds and not echoed back
+        by the CLI yet: stopping it now could lose one it holds in its own input queue. (An
+        older unconfirmed row is history, not a reason to hold a move up.)"""
         rows = self.store.query(
-            "SELECT COUNT(*) FROM prompt_queue WHERE slug = ?"
-            " AND status IN ('delivering', 'delivered')",
-            (slug,),
+            "SELECT COUNT(*) FROM prompt_queue WHERE slug = ? AND (status = 'delivering'"
+            " OR (status = 'delivered' AND delivered_at >= ?))",
+            (slug, time.time() - within),
         )
         return int(rows[0][0])
 
