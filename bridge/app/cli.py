@@ -335,6 +335,15 @@ def cmd_state(args: argparse.Namespace) -> int:
     return run(args, _state_dir(args), configured)
 
 
+def cmd_move(args: argparse.Namespace) -> int:
+    from bridge.app.move_cmd import cmd_move as run
+
+    def configured() -> str | None:  # the config's ``store:``, when there is a config
+        return _load(args).store if _config_path(args).is_file() else None
+
+    return run(args, _state_dir(args), configured)
+
+
 def cmd_hook(args: argparse.Namespace) -> int:
     """Reached only through argparse (``main`` takes the fast path for real hooks)."""
     from bridge.hooks.client import main as hook_main
@@ -354,6 +363,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "doctor": cmd_doctor,
     "demo": cmd_demo,
     "state": cmd_state,
+    "move": cmd_move,
     "hook": cmd_hook,
 }
 

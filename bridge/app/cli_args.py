@@ -135,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=("export", "import"), help="which way")
     p.add_argument("file", help="the JSON-lines file ('-': stdout or stdin)")
 
+    p = add("move", "move an agent to another host's runner (shared Postgres store only)")
+    p.add_argument("slug", help="the agent")
+    p.add_argument("--to", required=True, help="the new host (its AGENTBRIDGE_HOST)")
+    p.add_argument(
+        "--wait", type=float, default=0, help="seconds to wait for the handover (default: none)"
+    )
+
     p = add("hook", "relay one CLI hook to the runner (agents run this, not people)", False)
     p.add_argument("event", help="the hook event (SessionStart, Stop, statusline, ...)")
     return parser

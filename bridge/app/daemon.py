@@ -30,6 +30,7 @@ from bridge.channel.chatbridge import ChatBridge
 from bridge.chat.factory import make_backend
 from bridge.chat.protocol import ChatBackend, Outgoing
 from bridge.cluster.heartbeat import heartbeat
+from bridge.cluster.moves import Moves
 from bridge.cluster.placement import local_fleet, warn_unplaced
 from bridge.config import access, paths
 from bridge.config.lastgood import load_and_remember, load_at_start
@@ -48,7 +49,6 @@ from bridge.mirror.fleet import Mirrors
 from bridge.review.service import ReviewService
 from bridge.store.db import Store
 from bridge.store.engine import open_store
-from bridge.store.hosts import HostBook
 from runtimes import Runtime
 
 log = logging.getLogger("agentbridge")
@@ -115,11 +115,10 @@ class Daemon:
         faults = store_faults.from_env(store, os.environ)
         host = runner_host()
         shared = store.shared
-        fleet = config  # every host's agents: channels, routing, notes
+        moves = Moves(store, host)  # every host's agents, as placed: channels, routing, notes
+        fleet = await moves.start(config)
         config = local_fleet(fleet, host, shared=shared)  # this host's: supervised here
         warn_unplaced(fleet, shared=shared)
-        hosts = HostBook(store)
-        await asyncio.to_thread(hosts.place, host, [a.slug for a in config.agents])
         tmux = TmuxServer(socket)
         kind = "slack" if access.slack_configured(secrets) else "console"  # as make_backend
         write_runner_info(self.state_dir, self.config_path, socket, kind)
@@ -208,21 +207,22 @@ class Daemon:
         lifecycle.on_events.append(by_keys.on_event)
         if chat.status is not None:
             tracker = lifecycle.tracker
-            chat.status.waiting_of = lambda slug: (
-                tracker.get(slug).waiting_for,
-                tracker.get(slug).waiting_link,
+            chat.status.waiting_of = lambda s: (
+                tracker.get(s).waiting_for,
+                tracker.get(s).waiting_link,
             )
 
         ops = Operations(config, store, tmux, lifecycle.tracker, mirrors, backend)
 
         def reload(new: Config) -> None:
+            new = moves.effective(new)
             channels.update(new.channels())  # a removed agent's last notes still find it
             current[0] = new
             local = local_fleet(new, host, shared=shared)
             if shared:
                 lifecycle.queue.scope = frozenset(a.slug for a in local.agents)
                 self._background.spawn(
-                    asyncio.to_thread(hosts.place, host, [a.slug for a in local.agents])
+                    asyncio.to_thread(moves.hosts.place, host, [a.slug for a in local.agents])
                 )
             if router is not None:
                 router.update_config(new)
@@ -235,6 +235,7 @@ class Daemon:
             loop.run_in_executor(None, self._respawned, store, reconciler)
             answers.update_config(new)
 
+        moves.attach(reload, reconciler, mirrors, lifecycle.queue)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
         log.info(
@@ -259,6 +260,7 @@ class Daemon:
                 name="heartbeat",
             ),
             asyncio.create_task(watch_lag(self.stop), name="loop-lag"),
+            asyncio.create_task(moves.run(self.stop), name="moves"),
             asyncio.create_task(
                 watch_config(
                     self.config_path,
@@ -294,9 +296,7 @@ class Daemon:
             await asyncio.wait_for(lifecycle.later.idle(), STOP_GRACE_S / 4)
         await backend.close()
         store.close()
-        log.info(
-            "runner: stopped; agents left running" if not self.stop_agents else "runner: stopped"
-        )
+        log.info("runner: stopped%s", "" if self.stop_agents else "; agents left running")
         return 1 if self.failed else 0
 
     def _respawned(self, store: Store, reconciler: Reconciler) -> None:

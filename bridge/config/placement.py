@@ -74,6 +74,16 @@ class FleetPlacement(BaseModel):
             "once, in each of its agents' channels (shared store only)."
         ),
     )
+    move_takeover_after_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description=(
+            "`agentbridge move`: when the agent's old host has not written its heartbeat for "
+            "this long, the new host takes the agent without the old host's handover, bumping "
+            "its epoch so the old host, should it come back, writes nothing more for it "
+            "(shared store only)."
+        ),
+    )
 
     routed_max_wait_minutes: float | None = Field(
         default=None,

@@ -335,6 +335,22 @@ class Reconciler:
         log.info("%s: %s", slug, "task done; stopped" if state == "done" else "stopped on request")
         return f"{slug}: stopped (until restarted)"
 
+    def hand_over(self, slug: str, config: Config, *, record: bool = True) -> None:
+        """A move: stop ``slug``'s CLI (its row keeps its state and session for the new host)
+        and take ``config``, which no longer has it, so no pass relaunches or forgets it.
+        ``record=False`` (the agent was taken from this host while it was away): nothing is
+        written, the rows are the new host's."""
+        with self._lock:
+            self.update_config(config)
+            self._take_config()
+            pane = self.tmux.snapshot().get(slug)
+            if pane is not None and pane.mark == self.mark:
+                self.tmux.kill_session(slug)
+                log.info("%s: stopped here (moved to another host)", slug)
+            if record:
+                self.store.end_launch(slug, "moved to another host")
+            self.tracks.pop(slug, None)
+
     def _kill(self, slug: str, reason: str) -> None:
         pane = self.tmux.snapshot().get(slug)
         if pane is not None and pane.mark == self.mark:

@@ -29,6 +29,7 @@ from bridge.aio import wait_event
 from bridge.fleet.tmux import SUBMIT_PAUSE_S, PasteResult, TmuxError, TmuxServer
 from bridge.lifecycle.activity import Activity, ActivityTracker
 from bridge.lifecycle.steer import EmptyPrompt, lock_file_for, steer
+from bridge.store.fence import Fenced
 from bridge.store.queue import WHILE_WORKING, Kind, PromptQueue, QueueItem
 from bridge.store.retry import retrying
 from runtimes import Runtime
@@ -209,6 +210,8 @@ class Deliverer:
         for item_id, (status, reason) in list(self._unsettled.items()):
             try:
                 await asyncio.to_thread(self.queue.settle, item_id, status, reason)
+            except Fenced as err:  # moved away: the row is the new host's now
+                log.warning("queue #%d: %s recorded by nobody: %s", item_id, status, err)
             except Exception as err:
                 log.error("queue #%d: cannot record %s yet (%s); retrying", item_id, status, err)
                 return

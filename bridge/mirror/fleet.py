@@ -38,6 +38,7 @@ from bridge.fleet.launch import launch_context
 from bridge.mirror.agent import AgentMirror, Listener
 from bridge.mirror.routing import Router
 from bridge.store.db import Store
+from bridge.store.fence import Fenced
 from bridge.store.ledger import Ledger
 from runtimes import LaunchContext, get_runtime
 
@@ -74,6 +75,7 @@ class Mirrors:
         self._wake: dict[str, asyncio.Event] = {}
         self._refresh: set[str] = set()
         self._workers: dict[str, asyncio.Task[None]] = {}
+        self._leaving: set[str] = set()
         self._roots_changed = asyncio.Event()
         self._config: Config | None = None
         self._realpaths: dict[str, str] = {}
@@ -140,6 +142,32 @@ class Mirrors:
             self.wake(slug, refresh=True)
         self._roots_changed.set()
 
+    async def hand_over(self, slug: str) -> None:
+        """A move: stop ``slug``'s worker, settle and pump once more (what the CLI wrote is
+        mirrored here, once), then drop the mirror. Raises if the final pump fails (the move
+        then waits for the next try)."""
+        self._leaving.add(slug)  # the run loop starts no worker for it meanwhile
+        task = self._workers.pop(slug, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        mirror = self.mirrors.get(slug)
+        if mirror is None:
+            return
+        try:
+            await mirror.settle()
+            await mirror.refresh()
+            await mirror.pump()
+        except BaseException:
+            self.wake(slug)  # the worker comes back at the next run pass
+            raise
+        else:
+            self.mirrors.pop(slug, None)
+            self._wake.pop(slug, None)
+        finally:
+            self._leaving.discard(slug)
+
     def wake(self, slug: str, *, refresh: bool = False) -> None:
         if refresh:
             self._refresh.add(slug)
@@ -157,6 +185,8 @@ class Mirrors:
         try:
             while not stop.is_set():
                 for slug in self.mirrors:
+                    if slug in self._leaving:
+                        continue
                     task = self._workers.get(slug)
                     if task is None or task.done():
                         self._workers[slug] = asyncio.create_task(self._worker(slug, stop))
@@ -213,6 +243,9 @@ class Mirrors:
                     self._refresh.discard(slug)
                     await mirror.refresh()
                 await mirror.pump()
+            except Fenced as err:  # moved away: no retry, the runner drops the agent
+                log.warning("%s", err)
+                return
             except Exception:  # a chat outage must not kill the agent's mirror for good
                 log.exception("%s: mirroring failed; will retry", slug)
                 await asyncio.sleep(2)

@@ -80,6 +80,15 @@ def execute_unless_taken(db: Conn, sql: str, parameters: Sequence[Any]) -> Curso
     return cursor
 
 
+class PlacementCheck(Protocol):
+    """What the store asks of :class:`bridge.store.fence.Fence` (kept a protocol here, so the
+    fence may import this module)."""
+
+    def check(self, db: Conn, slug: str) -> None: ...
+
+    def check_row(self, db: Conn, table: str, row_id: int) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class AgentRow:
     slug: str
@@ -116,6 +125,8 @@ class Store:
     engine = "sqlite"
     shared = False
     """Whether several runners (hosts) share this store (Postgres) or it is this runner's own."""
+    fence: PlacementCheck | None = None
+    """Armed by a runner on a shared store: the placement check of :mod:`bridge.store.fence`."""
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
@@ -170,10 +181,21 @@ class Store:
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 self._db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
 
+    def _fenced(self, db: Conn, slug: str | tuple[str, int]) -> None:
+        """The placement check of :mod:`bridge.store.fence` (a runner on a shared store), for
+        an agent by slug or by one of its rows (table, id)."""
+        if self.fence is None:
+            return
+        if isinstance(slug, tuple):
+            self.fence.check_row(db, *slug)
+        else:
+            self.fence.check(db, slug)
+
     # -- agents --------------------------------------------------------------------------
 
     def upsert_agent(self, slug: str, runtime: str, agent_id: str, spec_hash: str) -> None:
         with self.tx() as db:
+            self._fenced(db, slug)
             db.execute(
                 """INSERT INTO agents (slug, runtime, agent_id, spec_hash, updated_at)
                    VALUES (?, ?, ?, ?, ?)
@@ -191,6 +213,7 @@ class Store:
 
     def set_state(self, slug: str, state: str, *, crash_loop_since: float | None = None) -> None:
         with self.tx() as db:
+            self._fenced(db, slug)
             db.execute(
                 "UPDATE agents SET state = ?, crash_loop_since = ?, updated_at = ? WHERE slug = ?",
                 (state, crash_loop_since, time.time(), slug),
@@ -198,6 +221,7 @@ class Store:
 
     def set_runtime_session(self, slug: str, session_id: str | None) -> None:
         with self.tx() as db:
+            self._fenced(db, slug)
             db.execute(
                 "UPDATE agents SET runtime_session_id = ?, updated_at = ? WHERE slug = ?",
                 (session_id, time.time(), slug),
@@ -205,12 +229,14 @@ class Store:
 
     def count_restart(self, slug: str) -> None:
         with self.tx() as db:
+            self._fenced(db, slug)
             db.execute("UPDATE agents SET restarts = restarts + 1 WHERE slug = ?", (slug,))
 
     def set_activity(
         self, slug: str, activity: str, context_tokens: int | None, context_window: int | None
     ) -> None:
         with self.tx() as db:
+            self._fenced(db, slug)
             db.execute(
                 """UPDATE agents SET activity = ?, activity_since = ?,
                        context_tokens = COALESCE(?, context_tokens),
@@ -220,6 +246,7 @@ class Store:
 
     def forget_agent(self, slug: str) -> None:
         with self.tx() as db:
+            self._fenced(db, slug)
             db.execute(
                 "UPDATE agents SET state = 'removed', updated_at = ? WHERE slug = ?",
                 (time.time(), slug),
@@ -231,6 +258,7 @@ class Store:
         self, slug: str, pid: int | None, session_id: str | None, resumed: bool, argv: str
     ) -> int:
         with self.tx() as db:
+            self._fenced(db, slug)
             cur = db.execute(
                 """INSERT INTO launches (slug, pid, session_id, resumed, argv, started_at)
                    VALUES (?, ?, ?, ?, ?, ?)""",
@@ -242,6 +270,7 @@ class Store:
         self, launch_id: int, *, pid: int | None = None, session_id: str | None = None
     ) -> None:
         with self.tx() as db:
+            self._fenced(db, ("launches", launch_id))
             if pid is not None:
                 db.execute("UPDATE launches SET pid = ? WHERE id = ?", (pid, launch_id))
             if session_id is not None:
@@ -252,6 +281,7 @@ class Store:
     def end_launch(self, slug: str, reason: str) -> None:
         """Close the open launch of an agent, if any (idempotent)."""
         with self.tx() as db:
+            self._fenced(db, slug)
             db.execute(
                 """UPDATE launches SET exited_at = ?, exit_reason = ?
                    WHERE slug = ? AND exited_at IS NULL""",

@@ -79,13 +79,16 @@ class HostBook:
         ]
 
     def place(self, host: str, slugs: Collection[str]) -> None:
-        """Record that ``host`` runs ``slugs`` (for views on other hosts; epoch unchanged)."""
+        """Record that the config places ``slugs`` on ``host``. A config re-pin bumps the epoch
+        (fencing the previous host); a row a move wrote (``moved``) is left alone: after a move
+        the row, not ``host:``, is the placement (:mod:`bridge.store.moves`)."""
         now = time.time()
         with self.store.tx() as db:
             db.executemany(
                 """INSERT INTO placements (slug, host, updated_at) VALUES (?, ?, ?)
                    ON CONFLICT(slug) DO UPDATE SET host = excluded.host,
-                       updated_at = excluded.updated_at""",
+                       epoch = placements.epoch + 1, updated_at = excluded.updated_at
+                   WHERE placements.moved = 0 AND placements.host <> excluded.host""",
                 [(slug, host, now) for slug in sorted(slugs)],
             )
 

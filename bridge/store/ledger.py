@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass
 
 from bridge.store.db import Conn, Store
+from bridge.store.fence import guard
 from bridge.store.position import Position
 
 
@@ -74,6 +75,7 @@ class Ledger:
     ) -> None:
         """``channel``/``thread`` say where to look for the post when settling after a crash."""
         with self.store.tx() as db:
+            guard(self.store, db, slug)
             _intend(db, slug, event_ids, channel, thread)
 
     def done_among(self, slug: str, event_ids: list[str]) -> set[str]:
@@ -109,6 +111,7 @@ class Ledger:
             return
         now = time.time()
         with self.store.tx() as db:
+            guard(self.store, db, slug)
             for event_ids, ref in posted:
                 _mark_posted(db, slug, event_ids, ref, now)
             if posted and allowed is not None:
@@ -129,6 +132,7 @@ class Ledger:
         """Record the post of these events and, in the same transaction, the offset it allows."""
         now = time.time()
         with self.store.tx() as db:
+            guard(self.store, db, slug)
             _mark_posted(db, slug, event_ids, ref, now)
             if path is not None and position is not None:
                 _save_position(db, slug, path, position, bad)
@@ -166,6 +170,7 @@ class Ledger:
         """Record events the chat service refused for good, and the offset that allows."""
         now = time.time()
         with self.store.tx() as db:
+            guard(self.store, db, slug)
             db.executemany(
                 """INSERT INTO ledger (slug, event_id, status, payload, created_at, posted_at)
                    VALUES (?, ?, 'skipped', ?, ?, ?)
@@ -188,6 +193,7 @@ class Ledger:
         make a crash's 64 intents 64 commits, any of which a flaky database can fail."""
         now = time.time()
         with self.store.tx() as db:
+            guard(self.store, db, slug)
             for event_id, ref in arrived.items():
                 _mark_posted(db, slug, (event_id,), ref, now)
             db.executemany(
@@ -229,6 +235,7 @@ class Ledger:
     def follow(self, slug: str, path: str, session_id: str | None) -> TranscriptState:
         """Start (or keep) following ``path``; any other file of the agent is finished."""
         with self.store.tx() as db:
+            guard(self.store, db, slug)
             db.execute(
                 """INSERT INTO transcripts (slug, path, session_id, updated_at)
                    VALUES (?, ?, ?, ?)
@@ -246,6 +253,7 @@ class Ledger:
 
     def advance(self, slug: str, path: str, position: Position, bad: int = 0) -> None:
         with self.store.tx() as db:
+            guard(self.store, db, slug)
             _save_position(db, slug, path, position, bad)
 
     def bad_lines(self, slug: str) -> int:

@@ -33,6 +33,7 @@ from enum import StrEnum
 from typing import Any
 
 from bridge.store.db import Store
+from bridge.store.fence import guard_item
 
 
 class Kind(StrEnum):
@@ -143,6 +144,8 @@ class PromptQueue:
         must not be undone by the ``delivered`` that follows (only its time is kept)."""
         final = "" if status == "confirmed" else " AND status <> 'confirmed'"
         with self.store.tx() as db:
+            if status != "dropped":  # an outcome of a paste: the placement's holder's alone
+                guard_item(self.store, db, item_id)
             if column:
                 cur = db.execute(
                     f"UPDATE prompt_queue SET status = ?, outcome = ?, {column} = ?"
@@ -164,6 +167,7 @@ class PromptQueue:
     def begin(self, item_id: int) -> bool:
         """Claim an item for delivery; False if someone else already did."""
         with self.store.tx() as db:
+            guard_item(self.store, db, item_id)
             cur = db.execute(
                 "UPDATE prompt_queue SET status = 'delivering' WHERE id = ? AND status = 'queued'",
                 (item_id,),

@@ -29,6 +29,7 @@ from tenacity import (
 )
 
 from bridge.aio import wait_event
+from bridge.store.fence import Fenced
 
 log = logging.getLogger("agentbridge.store")
 
@@ -42,10 +43,12 @@ BACKOFF_MAX_S = 3.0
 
 def is_store_error(err: BaseException) -> bool:
     """A database that is unreachable, restarting or busy: worth another try later (either
-    engine). A statement the database refuses (a constraint, a syntax error) is not: retrying
-    would only hide a bug."""
-    if isinstance(err, sqlite3.OperationalError):
-        return True
+        engine). A statement the database refuses (a constraint, a syntax error) is not: retrying
+        would only hide a bug. A write the placement fence refused (:mod:`bridge.store.fence`)
+    counts: the refusal has the runner re-read the placements at once and the agent leaves its
+    fleet, so the loop that tried it goes on with its other agents instead of ending."""
+    if isinstance(err, sqlite3.OperationalError | Fenced):
+        return True  # Fenced: retried only until the runner has dropped the agent (moved)
     psycopg = sys.modules.get("psycopg")
     return psycopg is not None and isinstance(
         err, psycopg.OperationalError | psycopg.InterfaceError

@@ -223,4 +223,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX asks_created ON asks(created_at);
     CREATE INDEX launches_started ON launches(started_at);
     """,
+    # 11: moves between hosts (bridge/store/moves.py): a requested move, and whether the row
+    # (not the config's host:) is the agent's placement now
+    """
+    ALTER TABLE placements ADD COLUMN moving_to TEXT;
+    ALTER TABLE placements ADD COLUMN move_requested_at REAL;
+    ALTER TABLE placements ADD COLUMN moved INTEGER NOT NULL DEFAULT 0;
+    """,
 )
