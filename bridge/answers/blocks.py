@@ -38,7 +38,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bridge.render.fit import cut
+from bridge.render.fit import cut, fit_total
 from runtimes.asks import Ask, Question
 
 PREFIX = "q:"
@@ -189,9 +189,10 @@ def approval_blocks(slug: str, ask_id: int, ask: Ask) -> list[Block]:
 
 
 def ask_blocks(slug: str, ask_id: int, ask: Ask) -> list[Block]:
+    """The ask's message, all of its texts within Slack's total (:func:`fit_total`)."""
     if ask.kind == "question":
-        return question_blocks(slug, ask_id, ask)
-    return approval_blocks(slug, ask_id, ask)
+        return fit_total(question_blocks(slug, ask_id, ask))
+    return fit_total(approval_blocks(slug, ask_id, ask))
 
 
 def fallback_text(slug: str, ask: Ask) -> str:
@@ -222,7 +223,7 @@ def closed_blocks(slug: str, ask: Ask, outcome: str) -> list[Block]:
         blocks = [_section(_intro(intro, len(ask.questions), len(shown)))]
         blocks += [_section(_question_title(q, i, len(shown))) for i, q in enumerate(shown)]
     blocks.append(ContextBlock(elements=[_md(outcome, 2000)]).to_dict())
-    return blocks
+    return fit_total(blocks)
 
 
 def modal(callback_id: str, title: str, label: str, metadata: str, optional: bool) -> Block:

@@ -71,7 +71,7 @@ def check_view(value: Any) -> Json:
         )
     blocks: list[Json] = []
     try:
-        blocks = validate_blocks(spec.get("blocks", []), VIEW_BLOCKS)
+        blocks = validate_blocks(spec.get("blocks", []), VIEW_BLOCKS, message=False)
     except ApiError as err:
         problems += list(err.extra.get("errors") or [err.error])
     if any(b.get("type") == "input" for b in blocks) and "submit" not in spec:

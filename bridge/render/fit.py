@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 from bridge.render.redact import redact
 
@@ -68,3 +69,46 @@ def cut_tail(text: str, limit: int) -> str:
         return f"({len(text) - len(kept):,} earlier characters) …\n" + kept
 
     return _settled(text, limit, tail)
+
+
+MESSAGE_TEXT_BUDGET = 12_000
+"""All the texts of one message's blocks together. Slack refuses a message whose blocks hold
+about 13,200 characters or more in all with ``msg_blocks_too_long``, a limit it does not
+document (measured at 13,172 to 13,297: https://github.com/slackapi/bolt-js/issues/2509), even
+when every block keeps its own limit; a question of many long options reaches it."""
+
+
+def _text_slots(value: Any, out: list[tuple[dict[str, Any], int]]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "text" and isinstance(item, str):
+                out.append((value, len(item)))
+            else:
+                _text_slots(item, out)
+    elif isinstance(value, list):
+        for item in value:
+            _text_slots(item, out)
+
+
+def fit_total(
+    blocks: list[dict[str, Any]], budget: int = MESSAGE_TEXT_BUDGET
+) -> list[dict[str, Any]]:
+    """``blocks`` with their longest texts cut (each saying so) until all of them together fit
+    ``budget``: the shortest texts (labels, titles) stay whole, and every cut one keeps the
+    same share (the largest cap ``C`` with ``sum(min(len, C)) <= budget``)."""
+    slots: list[tuple[dict[str, Any], int]] = []
+    _text_slots(blocks, slots)
+    lengths = sorted(n for _, n in slots)
+    if sum(lengths) <= budget:
+        return blocks
+    cap, used = 0, 0
+    for i, n in enumerate(lengths):  # water-filling: the texts under the cap stay whole
+        left = len(lengths) - i
+        if used + n * left > budget:
+            cap = (budget - used) // left
+            break
+        used += n
+    for holder, n in slots:
+        if n > cap:
+            holder["text"] = cut(holder["text"], max(cap, 1)) or "…"
+    return blocks

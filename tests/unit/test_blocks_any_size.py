@@ -9,6 +9,7 @@ pass the Slack emulator's own checks (:func:`validate_blocks`, :func:`check_view
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -20,11 +21,11 @@ from bridge.answers.blocks import ask_blocks, closed_blocks, closed_text, fallba
 from bridge.channel.alerts import alert_text, stuck_blocks
 from bridge.chat.redacting import redact_tree
 from bridge.devtools.slack_emulator_apibase import check_text
-from bridge.devtools.slack_emulator_blocks import validate_blocks
+from bridge.devtools.slack_emulator_blocks import text_total, validate_blocks
 from bridge.devtools.slack_emulator_model import ApiError
 from bridge.devtools.slack_emulator_views import check_view
 from bridge.lifecycle.notice import Alert
-from bridge.render.fit import cut, cut_tail
+from bridge.render.fit import MESSAGE_TEXT_BUDGET, cut, cut_tail
 from bridge.render.redact import redact
 from runtimes.asks import Ask, Option, Question
 
@@ -73,7 +74,7 @@ def assert_valid(blocks: Any, limit: int = 50) -> None:
     """Slack's rules twice over: the emulator's checks and slack_sdk's validators."""
     blocks = redact_tree(list(blocks))  # as the outbound chokepoint sends them
     try:
-        validate_blocks(blocks, limit)
+        validate_blocks(blocks, limit, message=limit == 50)
     except ApiError as err:
         pytest.fail(f"emulator refused: {err.error} {err.extra.get('errors')}")
     for block in blocks:
@@ -158,3 +159,19 @@ def test_a_huge_pane_keeps_its_last_lines_and_says_so() -> None:
     assert "earlier characters) …" in text and "Do you want to proceed?" in text
     assert text.endswith("\n```")
     assert_valid(stuck_blocks(text, "web", "a1", "t1"))
+
+
+def test_a_question_of_many_long_options_keeps_within_slacks_total() -> None:
+    """Each block within its own limit is not enough: Slack refuses a message whose texts
+    total about 13,200 characters (``msg_blocks_too_long``); the longest texts are cut, each
+    saying so, the short ones (labels, titles) stay whole."""
+    long = "x" * 2500
+    options = tuple(Option(f"opt {i}", long) for i in range(10))
+    questions = tuple(Question(f"question {q}?", f"H{q}", options, False) for q in range(3))
+    blocks = ask_blocks("web", 7, Ask("question", "k", "PreToolUse", questions))
+    assert text_total(blocks) <= MESSAGE_TEXT_BUDGET
+    assert_valid(blocks)
+    texts = json.dumps(blocks)
+    assert "more characters)" in texts and "question 2?" in texts and "opt 9" in texts
+    with pytest.raises(ApiError, match="msg_blocks_too_long"):
+        validate_blocks([{"type": "section", "text": {"type": "mrkdwn", "text": long}}] * 5)

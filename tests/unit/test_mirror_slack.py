@@ -175,6 +175,16 @@ def test_invalid_blocks_is_posted_as_plain_text(tmp_path: Path, emu: SlackEmulat
     assert str(emu.calls("chat.postMessage")[-1][1].get("mrkdwn")).lower() in ("false", "0")
 
 
+def test_msg_blocks_too_long_is_posted_as_plain_text(tmp_path: Path, emu: SlackEmulator) -> None:
+    """Slack's undocumented total of a message's block texts: the words still go out."""
+    channel = emu.add_channel("agent-mx")
+    emu.inject("chat.postMessage", status=200, error="msg_blocks_too_long")
+    h = Harness(tmp_path, backend(emu), channel)
+    h.append(assistant(1, "plain words"))
+    run(h, lambda: h.mirror.pump())
+    assert [m["text"] for m in bot_messages(emu, channel)] == ["plain words"]
+
+
 def test_msg_too_long_is_uploaded_as_a_file_with_its_identity(
     tmp_path: Path, emu: SlackEmulator
 ) -> None:

@@ -15,7 +15,8 @@ Rules, and why:
   metadata) carries :func:`file_token` of its first event id in its file name
   (``output.ab1f2e3d4c5b6a.txt``), found again in the ``files`` of ``conversations.history``;
 - ``ok: false`` answers are definite (nothing was posted) and classified by :func:`remedy`:
-  ``not_in_channel`` joins a public channel and posts again; ``invalid_blocks`` posts plain text;
+  ``not_in_channel`` joins a public channel and posts again; ``invalid_blocks`` (or
+  ``msg_blocks_too_long``) posts plain text;
   ``msg_too_long`` uploads the text as a file; a channel that is gone, archived or closed to the
   bot, or content still refused after the degraded form, raises :class:`Undeliverable` (the
   mirror skips it with a record, a counter and one alert). Any other code is raised as is: the
@@ -63,7 +64,8 @@ CHANNEL_GONE = frozenset(
 )
 """The channel does not take our posts, and no other form would help."""
 CONTENT_REFUSED = frozenset(
-    {"invalid_blocks", "invalid_blocks_format", "msg_too_long", "no_text", "file_too_large"}
+    {"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long", "msg_too_long"}
+    | {"no_text", "file_too_large"}
 )
 """This message is refused (even in its degraded form); the channel itself is fine."""
 
@@ -132,7 +134,8 @@ class Form:
 
 def remedy(code: str, form: Form) -> Form | None:
     """The degraded form to try after ``code``, or None when there is none left."""
-    if code in ("invalid_blocks", "invalid_blocks_format") and not form.plain and not form.as_file:
+    blocks_refused = ("invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long")
+    if code in blocks_refused and not form.plain and not form.as_file:
         return replace(form, plain=True)
     if code == "msg_too_long" and not form.as_file:
         return Form(as_file=True)
