@@ -39,6 +39,19 @@ def wait(predicate: Callable[[], Any], timeout: float, what: str, interval: floa
     raise SystemExit(f"timed out waiting for {what}")
 
 
+def runner_env(root: Path, socket: str, slack: SlackEmulator) -> dict[str, str]:
+    """The environment a benchmark's ``agentbridge run`` gets: its own state dir and tmux
+    socket, and the emulator's tokens and URL."""
+    return dict(
+        os.environ,
+        AGENTBRIDGE_HOME=str(root / "state"),
+        AGENTBRIDGE_TMUX_SOCKET=socket,
+        SLACK_BOT_TOKEN=slack.bot_token,
+        SLACK_APP_TOKEN=slack.app_token,
+        SLACK_API_URL=slack.api_url,
+    )
+
+
 @dataclass
 class Bench:
     root: Path
@@ -81,14 +94,7 @@ def claude_over_slack(prefix: str) -> Iterator[Bench]:
         }
         config = {"launch_stagger_seconds": 0, "agents": [agent]}
         (root / "agents.yaml").write_text(yaml.safe_dump(config))
-        env = dict(
-            os.environ,
-            AGENTBRIDGE_HOME=str(root / "state"),
-            AGENTBRIDGE_TMUX_SOCKET=socket,
-            SLACK_BOT_TOKEN=slack.bot_token,
-            SLACK_APP_TOKEN=slack.app_token,
-            SLACK_API_URL=slack.api_url,
-        )
+        env = runner_env(root, socket, slack)
         log = (root / "runner.log").open("wb")
         runner = subprocess.Popen(
             [sys.executable, "-m", "bridge", "run", "--config", str(root / "agents.yaml")],

@@ -51,6 +51,7 @@ from typing import Any, TypeVar
 
 import yaml
 from _common import emit, note, percentile
+from _slack_claude import runner_env
 
 from bridge.devtools import clis
 from bridge.devtools.fake_anthropic import FakeAnthropic
@@ -283,14 +284,7 @@ def main() -> int:
     ):
         bench = Bench(root, slack, {"anthropic": anthropic, "openai": openai})
         (root / "agents.yaml").write_text(yaml.safe_dump(bench.config()))
-        env = dict(
-            os.environ,
-            AGENTBRIDGE_HOME=str(root / "state"),
-            AGENTBRIDGE_TMUX_SOCKET=socket,
-            SLACK_BOT_TOKEN=slack.bot_token,
-            SLACK_APP_TOKEN=slack.app_token,
-            SLACK_API_URL=slack.api_url,
-        )
+        env = runner_env(root, socket, slack)
         watches = {rt: Transcripts(bench.homes[rt]) for rt in ("claude", "codex")}
         for w in watches.values():
             w.start()

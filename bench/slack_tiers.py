@@ -29,7 +29,7 @@ import uuid
 from pathlib import Path
 
 import yaml
-from _slack_claude import wait
+from _slack_claude import runner_env, wait
 
 from bridge.devtools import clis
 from bridge.devtools.fake_anthropic import FakeAnthropic
@@ -87,14 +87,7 @@ def main() -> int:
             )
         config = {"launch_stagger_seconds": 0.2, "agents": agents}
         (root / "agents.yaml").write_text(yaml.safe_dump(config))
-        env = dict(
-            os.environ,
-            AGENTBRIDGE_HOME=str(root / "state"),
-            AGENTBRIDGE_TMUX_SOCKET=socket,
-            SLACK_BOT_TOKEN=slack.bot_token,
-            SLACK_APP_TOKEN=slack.app_token,
-            SLACK_API_URL=slack.api_url,
-        )
+        env = runner_env(root, socket, slack)
         log_path = root / "runner.log"
         runner = subprocess.Popen(
             [sys.executable, "-m", "bridge", "run", "--config", str(root / "agents.yaml")],
